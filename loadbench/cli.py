@@ -1,0 +1,316 @@
+"""Command line: parses, calls, maps errors to exit codes. No measuring logic lives here."""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loadbench import __version__
+from loadbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, BadInput, LoadbenchError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Load-test HTTP services and compare client models with honest percentiles.\n\n"
+    "Exit codes: 0 ok, 1 threshold or regression failed, 2 bad input, "
+    "3 target unavailable, 4 invalid run (--strict), 130 interrupted.",
+)
+
+
+def _errors_to_exit(func):
+    """Turn LoadbenchError into one line on stderr and its exit code; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except LoadbenchError as exc:
+            typer.echo(f"loadbench: error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("loadbench: interrupted", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"loadbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Load-test HTTP services and compare client models."""
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM gets the same orderly stop as Ctrl-C: targets stopped, partial result saved."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _console(quiet: bool = False, stderr: bool = False):
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 160  # tables stay readable in logs and CI
+    return Console(stderr=stderr, quiet=quiet, highlight=False, width=width)
+
+
+@app.command()
+@_errors_to_exit
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for result files.")] = Path(
+        "results"),
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a scenario key before validation, e.g. "
+        "runs.gather.concurrency=100 (repeatable).")] = None,
+    duration: Annotated[str | None, typer.Option(help="Override the duration, e.g. 10s.")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No live view.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    report: Annotated[str, typer.Option(help="Report written next to the JSON: md or none.")
+                      ] = "md",
+    fail_on_threshold: Annotated[bool, typer.Option(
+        "--fail-on-threshold/--no-fail-on-threshold",
+        help="Exit 1 when a threshold fails.")] = True,
+    junit: Annotated[Path | None, typer.Option(
+        "--junit", help="Write thresholds as JUnit XML to FILE.")] = None,
+) -> None:
+    """Run a scenario file and save its result under results/."""
+    from loadbench.report.console import LiveProgress, print_summary
+    from loadbench.runner import run_scenario
+    from loadbench.scenario import load_scenario
+    from loadbench.thresholds import parse_all
+
+    if report not in ("md", "none"):
+        raise BadInput(f"--report {report!r}: use md or none")
+    loaded, sha = load_scenario(scenario, overrides=set_ or [], duration=duration)
+    parse_all(loaded.thresholds, [r.name for r in loaded.runs], source=str(scenario))
+    console = _console(quiet)
+    _sigterm_as_interrupt()
+    with LiveProgress(console, enabled=not no_progress and not quiet) as progress:
+        result = run_scenario(loaded, sha, progress)
+    result = _apply_thresholds(loaded, result)
+    json_path, md_path = _save(result, out, report)
+    if junit is not None:
+        from loadbench.junit import thresholds_junit
+        from loadbench.result import write_atomic
+
+        write_atomic(junit, thresholds_junit(result))
+    print_summary(console, result)
+    console.print(f"[dim]saved {json_path}" + (f" and {md_path}" if md_path else "") + "[/dim]")
+    if result.interrupted:
+        typer.echo("loadbench: interrupted; partial result saved", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if not result.passed and fail_on_threshold:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _apply_thresholds(scenario, result):
+    if not scenario.thresholds:
+        return result
+    from loadbench.thresholds import evaluate_all
+
+    outcomes = evaluate_all(scenario.thresholds, result.runs)
+    return result.model_copy(update={"thresholds": outcomes,
+                                     "passed": all(o.passed for o in outcomes)})
+
+
+def _save(result, out: Path, report: str) -> tuple[Path, Path | None]:
+    from loadbench.result import to_json, write_atomic
+
+    stamp = result.environment.started_at.replace(":", "").replace("-", "")
+    base = out / f"{result.scenario.name}-{stamp}"
+    json_path = write_atomic(base.with_suffix(".json"), to_json(result))
+    md_path = None
+    if report == "md":
+        from loadbench.report.markdown import render
+
+        md_path = write_atomic(base.with_suffix(".md"), render(result))
+    return json_path, md_path
+
+
+@app.command()
+@_errors_to_exit
+def bench(
+    url: Annotated[str, typer.Argument(help="http(s)://host:port/path to load.")],
+    connections: Annotated[int, typer.Option("-c", "--connections", min=1,
+                                             help="Virtual users (per process).")] = 50,
+    duration: Annotated[str | None, typer.Option("-d", "--duration", help="e.g. 10s")] = None,
+    requests: Annotated[int | None, typer.Option("-n", "--requests", min=1,
+                                                 help="Stop after N requests.")] = None,
+    rate: Annotated[str | None, typer.Option(help="Open-loop rate, e.g. 1000/s.")] = None,
+    client: Annotated[str, typer.Option(help="gather, sequential or multiprocess.")] = "gather",
+    processes: Annotated[int, typer.Option("-p", "--processes", min=1)] = 2,
+    engine: Annotated[str, typer.Option(help="fast or httpx.")] = "fast",
+    timeout: Annotated[str, typer.Option(help="Per-request timeout.")] = "5s",
+    method: Annotated[str, typer.Option("-m", "--method")] = "GET",
+    header: Annotated[list[str] | None, typer.Option("-H", "--header",
+                                                     help="'Name: value' (repeatable).")] = None,
+    body: Annotated[str | None, typer.Option(help="Request body: text or @file.")] = None,
+    warmup: Annotated[str, typer.Option(help="Warm-up excluded from statistics.")] = "0s",
+    insecure: Annotated[bool, typer.Option("--insecure", "-k",
+                                           help="Do not verify TLS certificates.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one RunResult as JSON only.")
+                       ] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Save the result to FILE.")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+) -> None:
+    """Load one URL without a scenario file (like wrk)."""
+    from loadbench.bench import bench_scenario
+    from loadbench.report.console import LiveProgress, print_summary
+    from loadbench.result import to_json, write_atomic
+    from loadbench.runner import run_scenario
+
+    scenario = bench_scenario(url, connections=connections, duration=duration,
+                              requests=requests, rate=rate, client=client, processes=processes,
+                              engine=engine, timeout=timeout, method=method,
+                              headers=header or [], body=body, warmup=warmup,
+                              verify_tls=not insecure)
+    console = _console(quiet=as_json)
+    _sigterm_as_interrupt()
+    if as_json:
+        from loadbench.runner import NullProgress
+
+        result = run_scenario(scenario, "", NullProgress())
+    else:
+        with LiveProgress(_console(stderr=True), enabled=not no_progress) as progress:
+            result = run_scenario(scenario, "", progress)
+    if out is not None:
+        write_atomic(out, to_json(result))
+    if as_json:
+        sys.stdout.write(to_json(result.runs[0]) if result.runs else "{}\n")
+    else:
+        print_summary(console, result)
+    if result.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@app.command()
+@_errors_to_exit
+def report(
+    result_file: Annotated[Path, typer.Argument(help="A saved result JSON.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="md, json, csv, hgrm or html.")
+                      ] = "md",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
+) -> None:
+    """Render a saved result; the same text that `run` produced."""
+    from loadbench.report import load_reporter
+    from loadbench.result import load_result, write_atomic
+
+    render = load_reporter(format)
+    text = render(load_result(result_file))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomic(output, text)
+
+
+@app.command()
+@_errors_to_exit
+def compare(
+    baseline: Annotated[Path, typer.Argument(help="Baseline result JSON.")],
+    current: Annotated[Path, typer.Argument(help="Current result JSON.")],
+    max_regression: Annotated[str, typer.Option(
+        help="Tolerance before a change counts, e.g. 10%.")] = "10%",
+    metric: Annotated[str, typer.Option(help="Metrics to compare, e.g. rps,p99.")] = "rps,p99",
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Write markdown (or JSON for *.json) to FILE.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")
+                       ] = False,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML to FILE.")
+                     ] = None,
+) -> None:
+    """Compare two results run by run; exit 1 on any regression."""
+    from loadbench.compare import (
+        compare_files,
+        parse_metrics,
+        parse_tolerance,
+        render_console,
+        render_json,
+        render_markdown,
+    )
+    from loadbench.result import write_atomic
+
+    comparison = compare_files(baseline, current, metrics=parse_metrics(metric),
+                               max_regression=parse_tolerance(max_regression))
+    if as_json:
+        sys.stdout.write(render_json(comparison))
+    else:
+        _console().print(render_console(comparison))
+    if output is not None:
+        text = render_json(comparison) if output.suffix == ".json" else render_markdown(
+            comparison)
+        write_atomic(output, text)
+    if junit is not None:
+        from loadbench.junit import comparison_junit
+
+        write_atomic(junit, comparison_junit(comparison))
+    if comparison.has_regression:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+@_errors_to_exit
+def target(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+    loop: Annotated[str, typer.Option(help="uvloop or asyncio.")] = "uvloop",
+) -> None:
+    """Serve the sample FastAPI target in the foreground (Ctrl-C stops it)."""
+    from loadbench.target import serve_foreground
+
+    if loop not in ("uvloop", "asyncio"):
+        raise BadInput(f"--loop {loop!r}: use uvloop or asyncio")
+    raise typer.Exit(serve_foreground(host, port, workers, loop))
+
+
+@app.command()
+@_errors_to_exit
+def validate(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario files.")],
+) -> None:
+    """Check scenario files without running them."""
+    from loadbench.scenario import load_scenario
+
+    for path in scenarios:
+        scenario, _ = load_scenario(path)
+        if scenario.thresholds:
+            from loadbench.thresholds import parse_all
+
+            parse_all(scenario.thresholds, [run.name for run in scenario.runs], source=str(path))
+        typer.echo(f"{path}: ok ({len(scenario.runs)} runs)")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the scenario format."""
+    import json
+
+    from loadbench.scenario import scenario_schema
+
+    typer.echo(json.dumps(scenario_schema(), indent=2))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

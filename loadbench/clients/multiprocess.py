@@ -1,0 +1,161 @@
+"""P spawned processes, each running the gather model; all start on one wall-clock instant.
+
+Children send per-second ticks (with encoded interval histograms) and, at the end, their
+encoded totals over a queue; the parent merges them exactly. A child that dies becomes a
+`ShardFailure`; the others' figures are kept.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_module
+import signal
+import threading
+import time
+from dataclasses import replace
+
+from loadbench.clients import ShardFailure
+from loadbench.load import LoadPlan
+from loadbench.shard import ShardResult, run_shard
+
+READY_TIMEOUT_S = 60.0
+START_DELAY_S = 0.3
+
+
+def split_plan(plan: LoadPlan, shards: int) -> list[LoadPlan]:
+    """Shard k gets the same users, 1/shards of the rate (phase-shifted) and of the budget."""
+    plans = []
+    for index in range(shards):
+        budget = None
+        if plan.max_requests is not None:
+            budget = plan.max_requests // shards + (1 if index < plan.max_requests % shards else 0)
+        plans.append(
+            replace(
+                plan,
+                source=index,
+                schedule=plan.schedule.scaled(1.0 / shards) if plan.schedule else None,
+                phase=index / shards if plan.schedule else 0.0,
+                max_requests=budget,
+            )
+        )
+    return plans
+
+
+def _child_main(plan, messages, start_event, start_at, stop_event) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it sets stop_event
+    messages.put(("ready", plan.source, None))
+    if not start_event.wait(READY_TIMEOUT_S) or stop_event.is_set():
+        return
+    result = run_shard(
+        replace(plan, start_at=start_at.value),
+        on_tick=lambda tick: messages.put(("tick", plan.source, tick)),
+        stop_event=stop_event,
+        handle_signals=False,
+    )
+    messages.put(("done", plan.source, result))
+
+
+def run_multiprocess(plan, processes, on_tick, stop_event):
+    processes = max(processes or 1, 1)
+    ctx = mp.get_context("spawn")
+    messages = ctx.Queue()
+    start_event, child_stop = ctx.Event(), ctx.Event()
+    start_at = ctx.Value("d", 0.0)
+    children = {
+        shard.source: ctx.Process(
+            target=_child_main,
+            args=(shard, messages, start_event, start_at, child_stop),
+            name=f"loadbench-shard-{shard.source}",
+            daemon=True,
+        )
+        for shard in split_plan(plan, processes)
+    }
+    results: dict[int, ShardResult | ShardFailure] = {}
+    interrupted = threading.Event()
+
+    def on_signal(*_args) -> None:
+        interrupted.set()
+        child_stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, on_signal)
+    try:
+        for child in children.values():
+            child.start()
+        ready: set[int] = set()
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while len(ready | set(results)) < len(children) and not interrupted.is_set():
+            if time.monotonic() > deadline:
+                raise RuntimeError("worker processes did not start in time")
+            _collect(messages, children, results, ready, on_tick)
+        start_at.value = time.time() + START_DELAY_S
+        start_event.set()
+        grace_deadline = None
+        while len(results) < len(children):
+            if (stop_event is not None and stop_event.is_set()) or interrupted.is_set():
+                child_stop.set()
+                grace_deadline = grace_deadline or time.monotonic() + plan.timeout_s + 5.0
+            if grace_deadline is not None and time.monotonic() > grace_deadline:
+                break
+            _collect(messages, children, results, ready, on_tick)
+    finally:
+        child_stop.set()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _reap(children)
+    for source in children:
+        results.setdefault(source, ShardFailure(source, "worker stopped before reporting"))
+    ordered = [results[source] for source in sorted(results)]
+    if interrupted.is_set():
+        for item in ordered:
+            if isinstance(item, ShardResult):
+                item.interrupted = True
+    return ordered
+
+
+def _collect(messages, children, results, ready, on_tick) -> None:
+    try:
+        kind, source, payload = messages.get(timeout=0.1)
+    except queue_module.Empty:
+        for source, child in children.items():
+            if source not in results and child.exitcode is not None:
+                # drain anything it sent before dying, then mark it failed
+                _drain(messages, results, ready, on_tick)
+                if source not in results:
+                    results[source] = ShardFailure(
+                        source, f"worker process exited with code {child.exitcode}")
+        return
+    _handle(kind, source, payload, results, ready, on_tick)
+
+
+def _drain(messages, results, ready, on_tick) -> None:
+    while True:
+        try:
+            kind, source, payload = messages.get(timeout=0.05)
+        except queue_module.Empty:
+            return
+        _handle(kind, source, payload, results, ready, on_tick)
+
+
+def _handle(kind, source, payload, results, ready, on_tick) -> None:
+    if kind == "ready":
+        ready.add(source)
+    elif kind == "tick" and on_tick is not None:
+        on_tick(payload)
+    elif kind == "done":
+        results[source] = payload
+
+
+def _reap(children) -> None:
+    deadline = time.monotonic() + 3.0
+    for child in children.values():
+        child.join(max(deadline - time.monotonic(), 0.05))
+    for child in children.values():
+        if child.is_alive():
+            child.terminate()
+            child.join(2.0)
+        if child.is_alive():
+            child.kill()
+            child.join(1.0)

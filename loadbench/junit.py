@@ -1,0 +1,70 @@
+"""JUnit XML for CI dashboards: one testcase per threshold outcome or per compared metric.
+
+Output is deterministic (no timestamps, host names or timings) so it can be diffed and
+tested byte for byte.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from loadbench.compare import Comparison
+from loadbench.result import Result
+
+__all__ = ["comparison_junit", "thresholds_junit"]
+
+
+def thresholds_junit(result: Result) -> str:
+    """One testcase per threshold outcome (a `*` threshold gives one per run)."""
+    classname = f"loadbench.thresholds.{result.scenario.name}"
+    suite = _suite(f"thresholds: {result.scenario.name}")
+    failures = 0
+    for outcome in result.thresholds:
+        case = ET.SubElement(suite, "testcase", {"classname": classname, "name": outcome.expr})
+        if not outcome.passed:
+            failures += 1
+            message = outcome.detail or "threshold failed"
+            failure = ET.SubElement(case, "failure", {"message": message, "type": "threshold"})
+            failure.text = f"{outcome.expr}: {message}"
+        elif outcome.detail:
+            ET.SubElement(case, "system-out").text = outcome.detail
+    return _document(suite, tests=len(result.thresholds), failures=failures, skipped=0)
+
+
+def comparison_junit(comparison: Comparison) -> str:
+    """One testcase per run and metric; regressions and runs missing in current fail."""
+    classname = f"loadbench.compare.{comparison.scenario}"
+    suite = _suite(f"compare: {comparison.scenario}")
+    failures = skipped = 0
+    for row in comparison.rows:
+        case = ET.SubElement(suite, "testcase",
+                             {"classname": classname, "name": f"{row.run}.{row.metric}"})
+        if row.is_regression:
+            failures += 1
+            failure = ET.SubElement(case, "failure", {"message": f"{row.verdict}: {row.reason}",
+                                                      "type": row.verdict})
+            failure.text = (f"{row.run}.{row.metric}: baseline {_number(row.baseline)}, "
+                            f"current {_number(row.current)}; {row.reason}")
+        elif row.verdict == "new in current":
+            skipped += 1
+            ET.SubElement(case, "skipped", {"message": row.reason})
+        else:
+            ET.SubElement(case, "system-out").text = f"{row.verdict}: {row.reason}"
+    return _document(suite, tests=len(comparison.rows), failures=failures, skipped=skipped)
+
+
+def _suite(name: str) -> ET.Element:
+    return ET.Element("testsuite", {"name": name})
+
+
+def _document(suite: ET.Element, tests: int, failures: int, skipped: int) -> str:
+    counts = {"tests": str(tests), "failures": str(failures), "errors": "0"}
+    suite.attrib.update({**counts, "skipped": str(skipped)})
+    root = ET.Element("testsuites", {"name": "loadbench", **counts})
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _number(value: float | None) -> str:
+    return "missing" if value is None else f"{value:g}"

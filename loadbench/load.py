@@ -1,0 +1,98 @@
+"""What one shard executes (`LoadPlan`) and the state its virtual users share.
+
+A shard is one event loop (in this process, a child process or a Dask worker). Plans are
+plain, frozen and picklable so every executor can ship them; engines read only this.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from loadbench.pacing import RateSchedule
+from loadbench.stats import Recorder
+
+
+@dataclass(frozen=True)
+class RequestTemplate:
+    """One request of a scenario, resolved to an absolute URL with its body as bytes."""
+
+    name: str
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """Everything one shard needs; nothing here refers to YAML or the CLI."""
+
+    templates: tuple[RequestTemplate, ...]
+    engine: str = "fast"
+    concurrency: int = 1
+    duration_s: float | None = 10.0
+    max_requests: int | None = None
+    warmup_s: float = 0.0
+    timeout_s: float = 5.0
+    schedule: RateSchedule | None = None
+    phase: float = 0.0
+    start_at: float = 0.0  # wall-clock epoch seconds; 0 means "now"
+    loop: str = "uvloop"
+    http2: bool = False
+    verify_tls: bool = True
+    sync: bool = False  # sequential model: a blocking client where the engine has one
+    source: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class LoadState:
+    """Shared by the users of one shard: hands out request slots and decides when to stop.
+
+    `next_slot` is the single place that applies the duration, the request budget and the
+    open-loop schedule, so every engine stops and paces the same way.
+    """
+
+    def __init__(self, plan: LoadPlan, start: float | None = None) -> None:
+        self.plan = plan
+        self.start = time.perf_counter() if start is None else start
+        self.measure_start = self.start + plan.warmup_s
+        self.deadline = (
+            self.measure_start + plan.duration_s if plan.duration_s is not None else float("inf")
+        )
+        self.recorder = Recorder(self.measure_start, plan.schedule is not None, plan.source)
+        self.stopping = False
+        self.ticker: Callable[[], None] | None = None  # set for blocking (loop-less) users
+        self._budget = plan.max_requests
+        self._issued_measured = 0
+        self._offsets = (
+            plan.schedule.intended_offsets(plan.phase) if plan.schedule is not None else None
+        )
+        weighted = [t for t in plan.templates for _ in range(max(t.weight, 0))] or list(
+            plan.templates)
+        self._templates = itertools.cycle(weighted)
+        self.next_template = self._templates.__next__
+
+    def next_slot(self) -> float | None:
+        """Intended start of the next request, or None when the shard is done."""
+        if self.stopping:
+            return None
+        if self._offsets is None:
+            intended = time.perf_counter()
+        else:
+            intended = self.start + next(self._offsets)
+        if intended >= self.deadline:
+            self.stopping = True
+            return None
+        if self._budget is not None and intended >= self.measure_start:
+            if self._issued_measured >= self._budget:
+                self.stopping = True
+                return None
+            self._issued_measured += 1
+        return intended
+
+    def stop(self) -> None:
+        self.stopping = True

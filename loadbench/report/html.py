@@ -1,0 +1,398 @@
+"""HTML report: one self-contained page (inline CSS and SVG, no scripts, no fetches).
+
+Charts are drawn here as SVG so the page opens offline, diffs cleanly and renders the
+same bytes for the same Result. Every piece of text from the result is escaped.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+from loadbench.report.format import ms, pct, rate, speedup
+from loadbench.report.hgrm import ReferencePercentileIterator
+from loadbench.report.markdown import SPECTRUM
+from loadbench.result import Result, RunResult
+from loadbench.stats import decode_histogram
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+           "#17becf")
+WIDTH = 720
+PLOT_HEIGHT = 240
+MARGIN_LEFT = 64
+MARGIN_RIGHT = 24
+MARGIN_BOTTOM = 44
+LEGEND_ROW = 18
+CHAR_WIDTH = 7  # rough width of one 12px character, for laying out labels
+MAX_DECADES = 4  # spectrum x axis: 0% .. 99.99%
+PERCENTILE_LABELS = ("0%", "90%", "99%", "99.9%", "99.99%")
+
+STYLE = """\
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
+       max-width: 980px; margin: 2em auto; padding: 0 1em; line-height: 1.4; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+blockquote { margin: 1em 0; padding: 0.4em 1em; border-left: 4px solid #1f77b4;
+             background: #f4f8fb; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f5f5f5; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.pass { color: #1a7f37; }
+.fail { color: #c62828; font-weight: bold; }
+.note { color: #666; }
+figure { margin: 1em 0; }
+figcaption { color: #555; font-size: 0.9em; }
+svg { max-width: 100%; height: auto; font-family: system-ui, sans-serif; }
+svg text { font-size: 12px; fill: #333; }
+svg .grid { stroke: #e5e5e5; stroke-width: 1; }
+svg .axis { stroke: #888; stroke-width: 1; }
+svg .series { fill: none; stroke-width: 2; stroke-linejoin: round; }
+"""
+
+
+def render(result: Result) -> str:
+    scenario = result.scenario
+    title = f"loadbench: {scenario.name}"
+    body = [f"<h1>{escape(title)}</h1>"]
+    if scenario.description:
+        body.append(f"<p>{escape(scenario.description)}</p>")
+    if scenario.claim:
+        body.append(f"<blockquote><strong>Claim:</strong> {escape(scenario.claim)}</blockquote>")
+    if result.interrupted:
+        body.append("<p class=\"fail\">Interrupted: partial result.</p>")
+    body += _environment(result) + _runs(result.runs) + _pacing(result.runs)
+    body += _latency(result.runs) + _throughput(result.runs) + _thresholds(result)
+    body += _warnings(result.runs)
+    body.append(f"<p class=\"note\">loadbench {escape(result.loadbench_version)}, result schema "
+                f"{result.schema_version}.</p>")
+    head = [
+        "<!DOCTYPE html>",
+        "<html lang=\"en\">",
+        "<head>",
+        "<meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        f"<meta name=\"generator\" content=\"loadbench {escape(result.loadbench_version)}\">",
+        f"<title>{escape(title)}</title>",
+        f"<style>\n{STYLE}</style>",
+        "</head>",
+        "<body>",
+    ]
+    return "\n".join(head + body + ["</body>", "</html>"]) + "\n"
+
+
+# Tables ---------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
+    """Cells are escaped here; columns in `numeric` are right-aligned."""
+
+    def cell(tag: str, index: int, text: str) -> str:
+        css = " class=\"num\"" if index in numeric else ""
+        return f"<{tag}{css}>{escape(text)}</{tag}>"
+
+    out = ["<table>", "<thead>",
+           "<tr>" + "".join(cell("th", i, text) for i, text in enumerate(header)) + "</tr>",
+           "</thead>", "<tbody>"]
+    out += ["<tr>" + "".join(cell("td", i, text) for i, text in enumerate(row)) + "</tr>"
+            for row in rows]
+    return out + ["</tbody>", "</table>"]
+
+
+def _environment(result: Result) -> list[str]:
+    env = result.environment
+    rows = [
+        ("loadbench", result.loadbench_version),
+        ("python", env.python),
+        ("platform", env.platform),
+        ("cpu", f"{env.cpu_count} x {env.cpu_model}" if env.cpu_model else str(env.cpu_count)),
+        ("loop", env.loop),
+        ("engine", env.engine),
+        ("git commit", env.git_commit or "-"),
+        ("started", env.started_at),
+    ]
+    out = ["<h2>Environment</h2>", "<table>", "<tbody>"]
+    out += [f"<tr><th>{escape(key)}</th><td>{escape(value)}</td></tr>" for key, value in rows]
+    return out + ["</tbody>", "</table>"]
+
+
+def _runs(runs: list[RunResult]) -> list[str]:
+    if not runs:
+        return ["<h2>Runs</h2>", "<p class=\"note\">No runs.</p>"]
+    header = ["run", "client", "engine", "users", "procs", "requests", "req/s", "errors",
+              "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "speed-up"]
+    reference = runs[0].rps
+    rows = []
+    for run in runs:
+        lat = run.latency_ms
+        rps = rate(run.rps) + (f" ± {rate(run.rps_spread)}" if run.rps_spread else "")
+        rows.append([run.name, run.client, run.engine, str(run.concurrency), str(run.processes),
+                     str(run.requests), rps, pct(run.error_rate), ms(lat.p50), ms(lat.p90),
+                     ms(lat.p99), ms(lat.p99_9), ms(lat.max), speedup(run.rps, reference)])
+    return ["<h2>Runs</h2>"] + _table(header, rows, set(range(3, len(header))))
+
+
+def _pacing(runs: list[RunResult]) -> list[str]:
+    paced = [run for run in runs if run.pacing is not None]
+    if not paced:
+        return []
+    header = ["run", "target req/s", "achieved req/s", "late", "lag p50 ms", "lag p99 ms",
+              "service p50 ms", "service p99 ms"]
+    rows = []
+    for run in paced:
+        p = run.pacing
+        rows.append([run.name, rate(p.target_rate), rate(p.achieved_rate), str(p.late_requests),
+                     ms(p.schedule_lag_ms.p50), ms(p.schedule_lag_ms.p99),
+                     ms(p.service_time_ms.p50), ms(p.service_time_ms.p99)])
+    intro = ("<p>Latency counts from each request's intended start (coordinated omission "
+             "corrected). Service time is what a closed-loop tool would report.</p>")
+    return ["<h2>Open-loop pacing</h2>", intro] + _table(header, rows, set(range(1, 8)))
+
+
+def _thresholds(result: Result) -> list[str]:
+    if not result.thresholds:
+        return []
+    out = ["<h2>Thresholds</h2>", "<table>", "<thead>",
+           "<tr><th>threshold</th><th class=\"num\">value</th><th>result</th></tr>",
+           "</thead>", "<tbody>"]
+    for item in result.thresholds:
+        value = "-" if item.value is None else f"{item.value:.4g}"
+        verdict = ("<span class=\"pass\">pass</span>" if item.passed
+                   else "<span class=\"fail\">FAIL</span>")
+        out.append(f"<tr><td><code>{escape(item.expr)}</code></td>"
+                   f"<td class=\"num\">{escape(value)}</td><td>{verdict}</td></tr>")
+    verdict = ("<p class=\"pass\">All thresholds passed.</p>" if result.passed
+               else "<p class=\"fail\">Some thresholds failed.</p>")
+    return out + ["</tbody>", "</table>", verdict]
+
+
+def _warnings(runs: list[RunResult]) -> list[str]:
+    items = [(run.name, warning) for run in runs for warning in run.warnings]
+    if not items:
+        return []
+    return (["<h2>Warnings</h2>", "<ul>"]
+            + [f"<li><strong>{escape(name)}</strong>: {escape(text)}</li>" for name, text in items]
+            + ["</ul>"])
+
+
+# Charts ---------------------------------------------------------------------------------
+
+
+def _latency(runs: list[RunResult]) -> list[str]:
+    recorded = [(index, run) for index, run in enumerate(runs) if run.histogram]
+    histograms = [(index, run, decode_histogram(run.histogram)) for index, run in recorded]
+    histograms = [item for item in histograms if item[2].get_total_count()]
+    out = ["<h2>Latency percentiles</h2>"]
+    if not histograms:
+        return out + ["<p class=\"note\">No latency histogram recorded.</p>"]
+    series = [(run.name, _colour(index), _spectrum_points(histogram))
+              for index, run, histogram in histograms]
+    y_max = _axis(_spectrum_scale(series, [histogram for _, _, histogram in histograms]))[1]
+    chart = _line_chart(series, x_max=MAX_DECADES, y_max=y_max,
+                        x_ticks=[(float(i), label) for i, label in enumerate(PERCENTILE_LABELS)],
+                        x_title="percentile (log scale of 1/(1-p))", y_title="latency (ms)",
+                        label="Latency by percentile")
+    caption = ("Full percentile spectrum of successful requests, from the merged HDR "
+               "histogram; the x axis spreads the tail so p99, p99.9 and p99.99 are "
+               "equally far apart.")
+    off_scale = [f"{name} reaches {ms(max(value for _, value in points))} ms"
+                 for name, _, points in series if max(value for _, value in points) > y_max]
+    if off_scale:
+        caption += (" Off scale (drawn along the top edge): " + "; ".join(off_scale)
+                    + ". The table below has the figures.")
+    out += ["<figure>", chart, f"<figcaption>{escape(caption)}</figcaption>", "</figure>"]
+    header = ["percentile"] + [run.name for _, run, _ in histograms]
+    rows = [[f"{percentile:g}"]
+            + [ms(h.get_value_at_percentile(percentile) / 1000.0) for _, _, h in histograms]
+            for percentile in SPECTRUM]
+    return out + _table(header, rows, set(range(1, len(header))))
+
+
+def _spectrum_scale(series: list, histograms: list) -> float:
+    """The y range: everything, unless a far outlier would flatten the other lines; then
+    1.5 x the largest p99.9 and the outlier is clipped (and named in the caption)."""
+    everything = max(value for _, _, points in series for _, value in points)
+    zoom = 1.5 * max(h.get_value_at_percentile(99.9) for h in histograms) / 1000.0
+    return everything if everything <= 2 * zoom else zoom
+
+
+def _spectrum_points(histogram) -> list[tuple[float, float]]:
+    """(log10(1/(1-p)), ms) at the hgrm percentile steps, clipped at 99.99%."""
+    points = []
+    for step in ReferencePercentileIterator(histogram, 5):
+        level = step.percentile_level_iterated_to
+        if level >= 100:
+            break
+        x = math.log10(1 / (1 - level / 100))
+        if x > MAX_DECADES:
+            points.append((float(MAX_DECADES),
+                           histogram.get_value_at_percentile(99.99) / 1000.0))
+            break
+        points.append((x, step.value_iterated_to / 1000.0))
+    return points
+
+
+def _throughput(runs: list[RunResult]) -> list[str]:
+    if not runs:
+        return []
+    out = ["<h2>Throughput</h2>"]
+    timed = [(index, run) for index, run in enumerate(runs) if run.timeline]
+    if timed:
+        series = [(run.name, _colour(index),
+                   [(p.t + p.width_s / 2, p.requests / p.width_s) for p in run.timeline])
+                  for index, run in timed]
+        end = max(p.t + p.width_s for _, run in timed for p in run.timeline)
+        top = max(value for _, _, points in series for _, value in points)
+        step = _nice_step(end)
+        ticks = [(i * step, _tick_label(i * step, step))
+                 for i in range(int(end / step + 1e-9) + 1)]
+        chart = _line_chart(series, x_max=float(end), y_max=top, x_ticks=ticks,
+                            x_title="time since measuring started (s)", y_title="requests/s",
+                            label="Requests per second over time", markers=True)
+        out += ["<figure>", chart,
+                "<figcaption>Completed requests (successes and errors) per second of each "
+                "run.</figcaption>", "</figure>"]
+    out += ["<figure>", _bar_chart(runs),
+            "<figcaption>Mean requests per second of each run.</figcaption>", "</figure>"]
+    return out
+
+
+def _colour(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def _num(value: float) -> str:
+    """SVG coordinates: one decimal, never "-0.0"."""
+    text = f"{value:.1f}"
+    return "0.0" if text == "-0.0" else text
+
+
+def _nice_step(span: float, target_ticks: int = 5) -> float:
+    """A 1/2/2.5/5 x 10^k step giving about `target_ticks` intervals over `span`."""
+    if span <= 0:
+        return 1.0
+    raw = span / target_ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 2.5, 5, 10):
+        if raw <= factor * magnitude:
+            return factor * magnitude
+    return 10 * magnitude
+
+
+def _axis(maximum: float) -> tuple[float, float]:
+    """(tick step, axis top): the top is the first whole step at or above `maximum`."""
+    step = _nice_step(maximum)
+    return step, step * max(1, math.ceil(maximum / step - 1e-9))
+
+
+def _tick_label(value: float, step: float) -> str:
+    """As many decimals as the step needs (2.5 -> 1, 0.25 -> 2), thousands separated."""
+    decimals = next((d for d in range(7) if abs(round(step, d) - step) < 1e-9), 6)
+    return f"{value:,.{decimals}f}"
+
+
+def _legend(names: list[tuple[str, str]], top: int) -> tuple[list[str], int]:
+    """Swatch + name entries left to right, wrapping; returns elements and rows height."""
+    out = []
+    x, y = MARGIN_LEFT, top
+    for name, colour in names:
+        width = 28 + CHAR_WIDTH * len(name) + 16
+        if x + width > WIDTH - MARGIN_RIGHT and x > MARGIN_LEFT:
+            x, y = MARGIN_LEFT, y + LEGEND_ROW
+        out.append(f"<line x1=\"{_num(x)}\" y1=\"{_num(y - 4)}\" x2=\"{_num(x + 20)}\" "
+                   f"y2=\"{_num(y - 4)}\" stroke=\"{colour}\" stroke-width=\"3\"/>")
+        out.append(f"<text x=\"{_num(x + 26)}\" y=\"{_num(y)}\">{escape(name)}</text>")
+        x += width
+    return out, y - top + LEGEND_ROW
+
+
+def _line_chart(series: list[tuple[str, str, list[tuple[float, float]]]], x_max: float,
+                y_max: float, x_ticks: list[tuple[float, str]], x_title: str, y_title: str,
+                label: str, markers: bool = False) -> str:
+    """Polylines on linear axes from 0; x values are already in axis units."""
+    legend, legend_height = _legend([(name, colour) for name, colour, _ in series], 16)
+    top = 16 + legend_height
+    height = top + PLOT_HEIGHT + MARGIN_BOTTOM
+    left, right, bottom = MARGIN_LEFT, WIDTH - MARGIN_RIGHT, top + PLOT_HEIGHT
+    y_step, y_top = _axis(y_max)
+    x_max = x_max or 1.0
+
+    def px(x: float) -> float:
+        return left + (right - left) * x / x_max
+
+    def py(y: float) -> float:
+        return bottom - (bottom - top) * min(y, y_top) / y_top
+
+    out = [f"<svg viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" "
+           f"height=\"{height}\" role=\"img\" aria-label=\"{escape(label)}\">",
+           f"<title>{escape(label)}</title>"]
+    out += legend
+    for index in range(round(y_top / y_step) + 1):
+        value = index * y_step
+        y = py(value)
+        out.append(f"<line class=\"grid\" x1=\"{left}\" y1=\"{_num(y)}\" x2=\"{right}\" "
+                   f"y2=\"{_num(y)}\"/>")
+        out.append(f"<text x=\"{left - 6}\" y=\"{_num(y + 4)}\" text-anchor=\"end\">"
+                   f"{_tick_label(value, y_step)}</text>")
+    for value, text in x_ticks:
+        x = px(value)
+        out.append(f"<line class=\"grid\" x1=\"{_num(x)}\" y1=\"{top}\" x2=\"{_num(x)}\" "
+                   f"y2=\"{bottom}\"/>")
+        out.append(f"<text x=\"{_num(x)}\" y=\"{bottom + 16}\" text-anchor=\"middle\">"
+                   f"{escape(text)}</text>")
+    out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{bottom}\" x2=\"{right}\" "
+               f"y2=\"{bottom}\"/>")
+    out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" "
+               f"y2=\"{bottom}\"/>")
+    out.append(f"<text x=\"{_num((left + right) / 2)}\" y=\"{bottom + 36}\" "
+               f"text-anchor=\"middle\">{escape(x_title)}</text>")
+    middle = (top + bottom) / 2
+    out.append(f"<text x=\"14\" y=\"{_num(middle)}\" text-anchor=\"middle\" "
+               f"transform=\"rotate(-90 14 {_num(middle)})\">{escape(y_title)}</text>")
+    for name, colour, points in series:
+        coords = " ".join(f"{_num(px(x))},{_num(py(y))}" for x, y in points)
+        out.append(f"<polyline class=\"series\" stroke=\"{colour}\" points=\"{coords}\">"
+                   f"<title>{escape(name)}</title></polyline>")
+        if markers or len(points) == 1:
+            out += [f"<circle cx=\"{_num(px(x))}\" cy=\"{_num(py(y))}\" r=\"3\" "
+                    f"fill=\"{colour}\"/>" for x, y in points]
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _bar_chart(runs: list[RunResult]) -> str:
+    """Horizontal bars of mean req/s, one per run, labelled with the figure."""
+    label = "Requests per second by run"
+    bar, gap = 22, 10
+    left = min(240, 16 + CHAR_WIDTH * max(len(run.name) for run in runs))
+    right = WIDTH - MARGIN_RIGHT - 64
+    top = 12
+    height = top + len(runs) * (bar + gap) + 28
+    top_rps = max(run.rps for run in runs)
+    step, scale_top = _axis(top_rps)
+    bottom = top + len(runs) * (bar + gap)
+
+    def px(value: float) -> float:
+        return left + (right - left) * value / scale_top
+
+    out = [f"<svg viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" height=\"{height}\" "
+           f"role=\"img\" aria-label=\"{label}\">", f"<title>{label}</title>"]
+    for index in range(round(scale_top / step) + 1):
+        x = px(index * step)
+        out.append(f"<line class=\"grid\" x1=\"{_num(x)}\" y1=\"{top}\" x2=\"{_num(x)}\" "
+                   f"y2=\"{bottom}\"/>")
+        out.append(f"<text x=\"{_num(x)}\" y=\"{bottom + 16}\" text-anchor=\"middle\">"
+                   f"{_tick_label(index * step, step)}</text>")
+    for index, run in enumerate(runs):
+        y = top + index * (bar + gap) + gap / 2
+        width = px(run.rps) - left
+        out.append(f"<text x=\"{left - 8}\" y=\"{_num(y + bar / 2 + 4)}\" "
+                   f"text-anchor=\"end\">{escape(run.name)}</text>")
+        out.append(f"<rect x=\"{left}\" y=\"{_num(y)}\" width=\"{_num(width)}\" "
+                   f"height=\"{bar}\" fill=\"{_colour(index)}\"/>")
+        out.append(f"<text x=\"{_num(left + width + 6)}\" y=\"{_num(y + bar / 2 + 4)}\">"
+                   f"{escape(rate(run.rps))} req/s</text>")
+    out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" "
+               f"y2=\"{bottom}\"/>")
+    out.append("</svg>")
+    return "\n".join(out)

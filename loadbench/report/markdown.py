@@ -1,0 +1,151 @@
+"""Markdown report: a pure function of a saved Result, ready to paste into a review."""
+
+from __future__ import annotations
+
+from loadbench.report.format import cell, ms, number, pct, rate, speedup
+from loadbench.result import Result, RunResult
+from loadbench.stats import decode_histogram
+
+SPECTRUM = (50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0)
+
+
+def render(result: Result) -> str:
+    scenario = result.scenario
+    lines = [f"# loadbench: {scenario.name}", ""]
+    if scenario.description:
+        lines += [scenario.description, ""]
+    if scenario.claim:
+        lines += [f"> **Claim:** {' '.join(scenario.claim.split())}", ""]
+    if result.interrupted:
+        lines += ["**Interrupted:** partial result.", ""]
+    lines += _environment(result) + _runs_table(result.runs) + _spectrum(result.runs)
+    lines += _pacing(result.runs) + _chart(result.runs) + _thresholds(result) + _warnings(result)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _environment(result: Result) -> list[str]:
+    env = result.environment
+    rows = [
+        ("loadbench", result.loadbench_version),
+        ("python", env.python),
+        ("platform", env.platform),
+        ("cpu", f"{env.cpu_count} x {env.cpu_model}" if env.cpu_model else str(env.cpu_count)),
+        ("client loop", env.loop),
+        ("default engine", env.engine),
+        ("git commit", env.git_commit or "-"),
+        ("started", env.started_at),
+    ]
+    out = ["## Environment", "", "| | |", "|---|---|"]
+    out += [f"| {key} | {cell(value)} |" for key, value in rows]
+    return out + [""]
+
+
+def _runs_table(runs: list[RunResult]) -> list[str]:
+    if not runs:
+        return ["## Runs", "", "No run completed.", ""]
+    out = [
+        "## Runs",
+        "",
+        f"Speed-up is relative to the first run ({cell(runs[0].name)}).",
+        "",
+        "| run | client | engine | users | procs | requests | req/s | errors | p50 ms | "
+        "p90 ms | p99 ms | p99.9 ms | max ms | speed-up |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    reference = runs[0].rps if runs else 0.0
+    for run in runs:
+        lat = run.latency_ms
+        rps = rate(run.rps) + (f" ± {rate(run.rps_spread)}" if run.rps_spread else "")
+        out.append(
+            f"| {cell(run.name)} | {run.client} | {run.engine} | {run.concurrency} "
+            f"| {run.processes} | {run.requests:,} | {rps} | {_errors(run)} | {ms(lat.p50)} "
+            f"| {ms(lat.p90)} "
+            f"| {ms(lat.p99)} | {ms(lat.p99_9)} | {ms(lat.max)} | {speedup(run.rps, reference)} |"
+        )
+    return out + [""]
+
+
+def _errors(run: RunResult) -> str:
+    count = sum(run.errors.values())
+    return f"{count:,} ({pct(run.error_rate)})" if count else "0"
+
+
+def _spectrum(runs: list[RunResult]) -> list[str]:
+    recorded = [run for run in runs if run.histogram]
+    if not recorded:
+        return []
+    histograms = [decode_histogram(run.histogram) for run in recorded]
+    out = [
+        "## Latency percentiles (ms)",
+        "",
+        "| percentile | " + " | ".join(cell(run.name) for run in recorded) + " |",
+        "|---|" + "--:|" * len(recorded),
+    ]
+    for percentile in SPECTRUM:
+        values = [ms(h.get_value_at_percentile(percentile) / 1000.0) for h in histograms]
+        out.append(f"| {percentile:g} | " + " | ".join(values) + " |")
+    return out + [""]
+
+
+def _pacing(runs: list[RunResult]) -> list[str]:
+    paced = [run for run in runs if run.pacing is not None]
+    if not paced:
+        return []
+    out = [
+        "## Open-loop pacing",
+        "",
+        "Latency above counts from each request's intended start (coordinated omission "
+        "corrected). Service time is what a closed-loop tool would report.",
+        "",
+        "| run | target req/s | achieved req/s | late | lag p50 ms | lag p99 ms | "
+        "service p50 ms | service p99 ms |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for run in paced:
+        p = run.pacing
+        out.append(
+            f"| {cell(run.name)} | {rate(p.target_rate)} | {rate(p.achieved_rate)} | "
+            f"{p.late_requests} | {ms(p.schedule_lag_ms.p50)} | {ms(p.schedule_lag_ms.p99)} | "
+            f"{ms(p.service_time_ms.p50)} | {ms(p.service_time_ms.p99)} |"
+        )
+    return out + [""]
+
+
+def _chart(runs: list[RunResult]) -> list[str]:
+    if not runs:
+        return []
+    names = ", ".join('"' + run.name.replace('"', "'") + '"' for run in runs)
+    values = ", ".join(f"{run.rps:.1f}" for run in runs)
+    top = max(run.rps for run in runs) or 1.0
+    return [
+        "## Throughput",
+        "",
+        "```mermaid",
+        "xychart-beta",
+        '    title "Requests per second"',
+        f"    x-axis [{names}]",
+        f'    y-axis "req/s" 0 --> {top * 1.1:.0f}',
+        f"    bar [{values}]",
+        "```",
+        "",
+    ]
+
+
+def _thresholds(result: Result) -> list[str]:
+    if not result.thresholds:
+        return []
+    out = ["## Thresholds", "", "| threshold | value | result |", "|---|--:|---|"]
+    for item in result.thresholds:
+        value = "-" if item.value is None else number(item.value)
+        expr = cell(item.expr).replace("`", "'")
+        out.append(f"| `{expr}` | {value} | {'pass' if item.passed else '**FAIL**'} |")
+    verdict = "all thresholds passed" if result.passed else "**some thresholds failed**"
+    return out + ["", verdict, ""]
+
+
+def _warnings(result: Result) -> list[str]:
+    items = [(run.name, w) for run in result.runs for w in run.warnings]
+    if not items:
+        return []
+    return ["## Warnings", ""] + [f"- **{cell(name)}**: {cell(text)}" for name, text in items] + [
+        ""]

@@ -1,0 +1,424 @@
+"""Runs a scenario: starts targets, executes each run with its client model, builds results.
+
+Nothing here prints: progress leaves through a `ProgressSink`, so the console view, tests
+and (later) remote executors all observe the same events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from loadbench import __version__
+from loadbench.clients import ShardFailure, load_client
+from loadbench.load import LoadPlan, RequestTemplate
+from loadbench.pacing import RateSchedule, Segment
+from loadbench.result import (
+    ClientCpu,
+    Environment,
+    LatencySummary,
+    Pacing,
+    RepeatStat,
+    Result,
+    RunResult,
+    ScenarioInfo,
+    ShardInfo,
+)
+from loadbench.scenario import RequestSpec, RunSpec, Scenario, TargetSpec
+from loadbench.shard import ShardResult
+from loadbench.stats import Aggregator, Tick, latency_summary_ms, merge_encoded
+
+SATURATION_UTILISATION = 0.9
+SATURATION_WARNING = "generator saturated: results measure the client, not the server"
+
+
+class ProgressSink(Protocol):
+    def run_started(self, name: str, index: int, total: int, planned_s: float | None,
+                    planned_requests: int | None) -> None: ...
+
+    def update(self, name: str, aggregator: Aggregator, elapsed_s: float) -> None: ...
+
+    def run_finished(self, run: RunResult) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+class NullProgress:
+    def run_started(self, *args, **kwargs) -> None:
+        pass
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+    def run_finished(self, *args, **kwargs) -> None:
+        pass
+
+    def message(self, *args, **kwargs) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What one run asks for, resolved from scenario defaults and run overrides."""
+
+    name: str
+    client: str
+    engine: str
+    concurrency: int
+    processes: int
+    schedule: RateSchedule | None
+    rate: float | None
+    warmup_s: float = 0.0
+
+
+def resolve_shape(scenario: Scenario, run: RunSpec) -> RunShape:
+    concurrency = 1 if run.client == "sequential" else (run.concurrency or 1)
+    processes = run.processes or (2 if run.client == "multiprocess" else 1)
+    schedule = build_schedule(run.rate, run.stages)
+    return RunShape(run.name, run.client, run.engine or scenario.engine, concurrency, processes,
+                    schedule, run.rate or (run.stages[0].rate if run.stages else None),
+                    scenario.warmup)
+
+
+def build_schedule(rate: float | None, stages=None) -> RateSchedule | None:
+    """Constant `rate`, or stages ramping linearly from `rate` (or the first stage's rate)."""
+    if not stages:
+        return RateSchedule.constant(rate) if rate else None
+    current = rate or stages[0].rate
+    segments = []
+    for stage in stages:
+        segments.append(Segment(stage.duration, current, stage.rate))
+        current = stage.rate
+    return RateSchedule(tuple(segments))
+
+
+def build_templates(base_url: str, requests: list[RequestSpec]) -> tuple[RequestTemplate, ...]:
+    """Resolve paths against the target and encode bodies once (JSON, text or multipart)."""
+    templates = []
+    for spec in requests:
+        url = spec.path if spec.path.startswith(("http://", "https://")) else (
+            base_url.rstrip("/") + spec.path)
+        headers = dict(spec.headers)
+        body: bytes | None = None
+        if spec.files:
+            body, content_type = _multipart(spec)
+            headers.setdefault("Content-Type", content_type)
+        elif isinstance(spec.body, dict | list):
+            body = json.dumps(spec.body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        elif isinstance(spec.body, str):
+            body = spec.body.encode()
+        templates.append(RequestTemplate(spec.name, spec.method, url, tuple(headers.items()),
+                                         body, spec.weight))
+    return tuple(templates)
+
+
+def _multipart(spec: RequestSpec) -> tuple[bytes, str]:
+    import httpx
+
+    files = [(f.field, (f.filename, _payload(f.size), f.content_type)) for f in spec.files or []]
+    request = httpx.Request(spec.method, "http://placeholder/", files=files)
+    return request.read(), request.headers["Content-Type"]
+
+
+def _payload(size: int) -> bytes:
+    pattern = b"loadbench-upload-"
+    return (pattern * (size // len(pattern) + 1))[:size]
+
+
+def environment(loop: str, engine: str) -> Environment:
+    return Environment(
+        python=platform.python_version(),
+        platform=platform.platform(),
+        cpu_count=os.cpu_count() or 1,
+        cpu_model=_cpu_model(),
+        loop=loop,
+        engine=engine,
+        git_commit=_git_commit(),
+        started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        hostname=platform.node(),
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=2, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def execute(plan: LoadPlan, client: str, processes: int, name: str,
+            progress: ProgressSink, stop_event: threading.Event | None = None,
+            ) -> tuple[list[ShardResult | ShardFailure], Aggregator]:
+    """Run one plan with one client model, forwarding merged progress."""
+    aggregator = Aggregator(sources=processes if client == "multiprocess" else 1)
+    lock = threading.Lock()
+
+    def on_tick(tick: Tick) -> None:
+        with lock:
+            aggregator.add(tick)
+            progress.update(name, aggregator, tick.second + 1.0)
+
+    shards = load_client(client)(plan, processes, on_tick, stop_event)
+    return shards, aggregator
+
+
+def build_run_result(
+    shape: RunShape,
+    repeats: list[tuple[list[ShardResult | ShardFailure], Aggregator]],
+    target: dict | None = None,
+) -> RunResult:
+    """Merge shards (exactly) and repeats into one RunResult with warnings."""
+    all_ok: list[ShardResult] = []
+    repeat_stats: list[RepeatStat] = []
+    timeline: list[dict] = []
+    shard_infos: list[ShardInfo] = []
+    warnings: list[str] = []
+    offset = 0
+    for index, (shards, aggregator) in enumerate(repeats):
+        ok = [s for s in shards if isinstance(s, ShardResult)]
+        all_ok.extend(ok)
+        merged = merge_encoded([s.histogram for s in ok])
+        requests = sum(s.requests for s in ok)
+        duration = max((s.duration_s for s in ok), default=0.0)
+        p99 = merged.get_value_at_percentile(99) / 1000.0 if merged.get_total_count() else 0.0
+        repeat_stats.append(RepeatStat(repeat=index, requests=requests,
+                                       duration_s=round(duration, 6),
+                                       rps=round(requests / duration, 3) if duration else 0.0,
+                                       p99=round(p99, 3),
+                                       histogram=merged.encode().decode()
+                                       if merged.get_total_count() else ""))
+        points = aggregator.timeline()
+        for point in points:
+            point["t"] += offset
+        timeline.extend(points)
+        offset = (timeline[-1]["t"] + timeline[-1]["width_s"]) if timeline else offset
+        for shard in shards:
+            if isinstance(shard, ShardFailure):
+                shard_infos.append(ShardInfo(source=shard.source, host=shard.host, failed=True,
+                                             error=shard.error))
+                warnings.append(f"shard {shard.source} failed: {shard.error}")
+            else:
+                shard_infos.append(ShardInfo(source=shard.source, host=shard.host,
+                                             requests=shard.requests,
+                                             cpu_utilisation=round(_utilisation(shard), 3)))
+    merged = merge_encoded([s.histogram for s in all_ok])
+    requests = sum(s.requests for s in all_ok)
+    errors: dict[str, int] = {}
+    status_codes: dict[str, int] = {}
+    for shard in all_ok:
+        for key, value in shard.errors.items():
+            errors[key] = errors.get(key, 0) + value
+        for code, count in shard.status_codes.items():
+            status_codes[str(code)] = status_codes.get(str(code), 0) + count
+    duration = sum(r.duration_s for r in repeat_stats)
+    user = sum(s.cpu_user_s for s in all_ok)
+    system = sum(s.cpu_system_s for s in all_ok)
+    busiest = max((_utilisation(s) for s in all_ok), default=0.0)
+    if busiest >= SATURATION_UTILISATION:
+        warnings.append(SATURATION_WARNING)
+    dropped = sum(s.histogram_dropped for s in all_ok)
+    if dropped:
+        warnings.append(f"{dropped} latencies outside the histogram range (1us..60s) were "
+                        "counted but not recorded")
+    if any(s.interrupted for s in all_ok):
+        warnings.append("interrupted: partial result")
+    error_total = sum(errors.values())
+    rps_values = [r.rps for r in repeat_stats]
+    p99_values = [r.p99 for r in repeat_stats]
+    pacing = None
+    if shape.schedule is not None:
+        pacing = _pacing(shape, all_ok, requests, duration)
+    return RunResult(
+        name=shape.name,
+        client=shape.client,
+        engine=shape.engine,
+        concurrency=shape.concurrency,
+        processes=shape.processes if shape.client == "multiprocess" else 1,
+        rate=shape.rate,
+        duration_s=round(duration, 6),
+        requests=requests,
+        errors=errors,
+        status_codes=dict(sorted(status_codes.items())),
+        rps=round(statistics.fmean(rps_values), 3) if rps_values else 0.0,
+        bytes_received=sum(s.bytes_received for s in all_ok),
+        latency_ms=LatencySummary(**latency_summary_ms(merged)),
+        histogram=merged.encode().decode() if merged.get_total_count() else "",
+        histogram_dropped=dropped,
+        corrected=shape.schedule is not None,
+        timeline=timeline,
+        client_cpu=ClientCpu(user_s=round(user, 3), system_s=round(system, 3),
+                             utilisation=round(busiest, 3)),
+        warnings=warnings,
+        error_rate=round(error_total / requests, 6) if requests else 0.0,
+        reconnects=sum(s.reconnects for s in all_ok),
+        warmup_requests=sum(s.warmup_requests for s in all_ok),
+        target=target or {},
+        pacing=pacing,
+        repeats=repeat_stats,
+        rps_spread=round(statistics.stdev(rps_values), 3) if len(rps_values) > 1 else 0.0,
+        p99_spread=round(statistics.stdev(p99_values), 3) if len(p99_values) > 1 else 0.0,
+        shards=shard_infos,
+        interrupted=any(s.interrupted for s in all_ok),
+    )
+
+
+def _utilisation(shard: ShardResult) -> float:
+    wall = shard.duration_s
+    return (shard.cpu_user_s + shard.cpu_system_s) / wall if wall > 0 else 0.0
+
+
+def _pacing(shape: RunShape, shards: list[ShardResult], requests: int, duration: float) -> Pacing:
+    lag = merge_encoded([s.lag_histogram or "" for s in shards])
+    service = merge_encoded([s.service_histogram or "" for s in shards])
+    due = (shape.schedule.expected_count(shape.warmup_s + duration)
+           - shape.schedule.expected_count(shape.warmup_s))
+    target_rate = due / duration if duration else 0.0
+    return Pacing(
+        target_rate=round(target_rate, 3),
+        achieved_rate=round(requests / duration, 3) if duration else 0.0,
+        late_requests=sum(s.late_requests for s in shards),
+        schedule_lag_ms=LatencySummary(**latency_summary_ms(lag)),
+        service_time_ms=LatencySummary(**latency_summary_ms(service)),
+        lag_histogram=lag.encode().decode() if lag.get_total_count() else "",
+        service_histogram=service.encode().decode() if service.get_total_count() else "",
+    )
+
+
+def effective_target(scenario: Scenario, run: RunSpec) -> TargetSpec:
+    if run.target is None:
+        return scenario.target
+    update = {k: v for k, v in run.target.model_dump().items() if v is not None}
+    if "url" in update:
+        update["app"] = None
+    if "app" in update:
+        update["url"] = None
+    return TargetSpec.model_validate({**scenario.target.model_dump(), **update})
+
+
+def run_scenario(
+    scenario: Scenario,
+    source_sha256: str = "",
+    progress: ProgressSink | None = None,
+    stop_event: threading.Event | None = None,
+) -> Result:
+    """Run every run (x repeat) of a scenario; targets are started once and always stopped.
+
+    A KeyboardInterrupt (or a run that reports an interruption) ends the scenario early;
+    the Result then holds what was measured, with `interrupted` set.
+    """
+    from loadbench.target import TargetProcess
+
+    progress = progress or NullProgress()
+    started = environment(scenario.target.loop, scenario.engine)
+    runs: list[RunResult] = []
+    interrupted = False
+    targets: dict[str, TargetProcess] = {}
+    with ExitStack() as stack:
+        try:
+            for index, run in enumerate(scenario.runs):
+                target_spec = effective_target(scenario, run)
+                base_url = _target_url(target_spec, targets, stack, progress)
+                shape = resolve_shape(scenario, run)
+                plan = LoadPlan(
+                    templates=build_templates(base_url, scenario.requests),
+                    engine=shape.engine,
+                    concurrency=shape.concurrency,
+                    duration_s=scenario.duration,
+                    max_requests=scenario.iterations,
+                    warmup_s=scenario.warmup,
+                    timeout_s=scenario.timeout,
+                    schedule=shape.schedule,
+                    http2=run.http2 if run.http2 is not None else scenario.http2,
+                    verify_tls=scenario.verify_tls,
+                )
+                repeats = []
+                planned = _planned_seconds(scenario, run)
+                for _repeat in range(scenario.repeat):
+                    progress.run_started(run.name, index, len(scenario.runs), planned,
+                                         scenario.iterations)
+                    shards, aggregator = execute(plan, shape.client, shape.processes, run.name,
+                                                 progress, stop_event)
+                    repeats.append((shards, aggregator))
+                    if _was_interrupted(shards):
+                        interrupted = True
+                        break
+                result = build_run_result(shape, repeats, _target_info(target_spec, base_url))
+                runs.append(result)
+                progress.run_finished(result)
+                if interrupted:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+    return Result(
+        loadbench_version=__version__,
+        scenario=ScenarioInfo(
+            name=scenario.name,
+            description=scenario.description,
+            claim=scenario.claim,
+            source_sha256=source_sha256,
+            config=scenario.model_dump(mode="json"),
+        ),
+        environment=started,
+        runs=runs,
+        interrupted=interrupted,
+    )
+
+
+def _planned_seconds(scenario: Scenario, run: RunSpec) -> float | None:
+    if run.stages:
+        return scenario.warmup + sum(stage.duration for stage in run.stages)
+    if scenario.duration is None:
+        return None
+    return scenario.warmup + scenario.duration
+
+
+def _was_interrupted(shards) -> bool:
+    return any(isinstance(s, ShardResult) and s.interrupted for s in shards)
+
+
+def _target_info(spec: TargetSpec, base_url: str) -> dict:
+    info = {"url": base_url}
+    if spec.resolved_app:
+        info.update(app=spec.resolved_app, workers=spec.workers, loop=spec.loop)
+    return info
+
+
+def _target_url(spec: TargetSpec, targets: dict, stack: ExitStack, progress: ProgressSink) -> str:
+    from loadbench.target import TargetProcess
+
+    if spec.url:
+        return spec.url
+    key = spec.model_dump_json()
+    if key not in targets:
+        progress.message(f"starting target {spec.resolved_app} "
+                         f"(workers={spec.workers}, loop={spec.loop})")
+        target = TargetProcess(app=spec.resolved_app, host=spec.host, workers=spec.workers,
+                               loop=spec.loop, env=dict(spec.env))
+        stack.enter_context(target)
+        targets[key] = target
+    return targets[key].url
+
+
+__all__ = ["run_scenario", "build_run_result", "execute", "resolve_shape"]

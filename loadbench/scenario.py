@@ -1,0 +1,358 @@
+"""Scenario files: pydantic models plus YAML loading whose errors name file, line and field.
+
+Overrides (`--set`, `--duration`) are applied to the raw YAML data before validation, so a
+bad override is reported exactly like a bad file and nothing unvalidated reaches a run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from loadbench.errors import ScenarioError
+from loadbench.units import parse_duration, parse_rate, parse_size
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Rate = Annotated[float, BeforeValidator(parse_rate), Field(gt=0)]
+Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+
+CLIENT_MODELS = ("sequential", "gather", "multiprocess")
+ENGINE_NAMES = ("fast", "httpx")
+DEFAULT_APP = "target_app.main:app"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TargetSpec(_Model):
+    """Where the load goes: an app we start (`app`) or a running service (`url`)."""
+
+    app: str | None = None
+    url: str | None = None
+    host: str = "127.0.0.1"
+    workers: int = Field(1, ge=1, le=64)
+    loop: Literal["uvloop", "asyncio"] = "uvloop"
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_of_app_or_url(self) -> TargetSpec:
+        if self.app and self.url:
+            raise ValueError("give either 'app' or 'url', not both")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url {self.url!r} must start with http:// or https://")
+        return self
+
+    @property
+    def resolved_app(self) -> str | None:
+        return None if self.url else (self.app or DEFAULT_APP)
+
+
+class TargetOverride(_Model):
+    """Per-run changes to the target (a matrix such as uvloop vs asyncio)."""
+
+    app: str | None = None
+    url: str | None = None
+    host: str | None = None
+    workers: int | None = Field(None, ge=1, le=64)
+    loop: Literal["uvloop", "asyncio"] | None = None
+    env: dict[str, str] | None = None
+
+
+class FileUpload(_Model):
+    """A multipart file part generated at run time from a size (no fixture files)."""
+
+    field: str = "file"
+    filename: str = "upload.bin"
+    size: Size = 1024
+    content_type: str = "application/octet-stream"
+
+
+class RequestSpec(_Model):
+    name: str = "request"
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    path: str = "/"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | dict | list | None = None
+    files: list[FileUpload] | None = None
+    weight: int = Field(1, ge=1)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith(("/", "http://", "https://")):
+            raise ValueError(f"path {value!r} must start with '/' (or be an absolute http URL)")
+        return value
+
+    @model_validator(mode="after")
+    def _body_or_files(self) -> RequestSpec:
+        if self.body is not None and self.files:
+            raise ValueError("give either 'body' or 'files', not both")
+        return self
+
+
+class Stage(_Model):
+    duration: Duration
+    rate: Rate
+
+
+class RunSpec(_Model):
+    name: str = Field(min_length=1)
+    client: Literal["sequential", "gather", "multiprocess"] = "gather"
+    concurrency: int | None = Field(None, ge=1, le=100_000)
+    processes: int | None = Field(None, ge=1, le=512)
+    rate: Rate | None = None
+    stages: list[Stage] | None = None
+    engine: Literal["fast", "httpx"] | None = None
+    http2: bool | None = None
+    target: TargetOverride | None = None
+
+    @model_validator(mode="after")
+    def _fits_client(self) -> RunSpec:
+        if self.client == "sequential" and (self.concurrency or 1) != 1:
+            raise ValueError("client 'sequential' sends one request at a time: drop 'concurrency'")
+        if self.client != "multiprocess" and self.processes not in (None, 1):
+            raise ValueError(f"'processes' needs client 'multiprocess', not {self.client!r}")
+        if self.stages is not None and not self.stages:
+            raise ValueError("'stages' needs at least one stage")
+        return self
+
+
+class Scenario(_Model):
+    """A validated, frozen scenario: the only input a run accepts."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    claim: str | None = None
+    target: TargetSpec = Field(default_factory=TargetSpec)
+    requests: list[RequestSpec] = Field(min_length=1)
+    warmup: Duration = 0.0
+    duration: Duration | None = Field(None, description="default 10s unless 'iterations' is given")
+    iterations: int | None = Field(None, ge=1)
+    timeout: Duration = 5.0
+    runs: list[RunSpec] = Field(min_length=1)
+    engine: Literal["fast", "httpx"] = "fast"
+    http2: bool = False
+    verify_tls: bool = True
+    repeat: int = Field(1, ge=1, le=100)
+    thresholds: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_duration(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("duration") is None and not data.get("iterations"):
+            data = {**data, "duration": 10.0}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        names = [run.name for run in self.runs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"run names must be unique; repeated: {', '.join(duplicates)}")
+        if self.timeout <= 0:
+            raise ValueError("'timeout' must be > 0")
+        return self
+
+
+def scenario_schema() -> dict:
+    """JSON Schema of the scenario format (`loadbench schema`)."""
+    return Scenario.model_json_schema()
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_scenario(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    duration: str | None = None,
+) -> tuple[Scenario, str]:
+    """Read, override and validate a scenario; return it with the file's sha256."""
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read scenario: {exc.strerror or exc}") from None
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{where}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}:1: a scenario must be a mapping with keys such as "
+                            "name, requests, runs")
+    data.setdefault("name", path.stem)
+    for item in overrides or []:
+        apply_override(data, item)
+    if duration is not None:
+        data["duration"] = duration
+    return validate_scenario(data, source=str(path), root=root), hashlib.sha256(raw).hexdigest()
+
+
+def validate_scenario(data: dict, source: str = "<scenario>", root: Any = None) -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_format_validation_error(exc, source, root)) from None
+
+
+def apply_override(data: dict, item: str) -> None:
+    """Apply `a.b.c=value` in place; list items are addressed by `name` or index."""
+    import yaml
+
+    key, sep, value_text = item.partition("=")
+    if not sep or not key.strip():
+        raise ScenarioError(f"--set {item!r}: use KEY=VALUE, e.g. runs.gather.concurrency=100")
+    try:
+        value = yaml.safe_load(value_text) if value_text.strip() else ""
+    except yaml.YAMLError:
+        value = value_text
+    parts = key.strip().split(".")
+    node: Any = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            index = _list_index(node, part)
+            if index is None:
+                names = [str(x.get("name")) for x in node if isinstance(x, dict) and "name" in x]
+                raise ScenarioError(f"--set {key}: no item {part!r} in {where.rpartition('.')[0]}; "
+                                    f"valid: {', '.join(names) or 'an index'}")
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ScenarioError(f"--set {key}: {where.rpartition('.')[0]} is not a mapping or list")
+
+
+def _list_index(items: list, part: str) -> int | None:
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and str(item.get("name")) == part:
+            return index
+    if part.lstrip("-").isdigit() and -len(items) <= int(part) < len(items):
+        return int(part) % len(items)
+    return None
+
+
+def _format_validation_error(exc: ValidationError, source: str, root: Any) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    loc = tuple(first.get("loc", ()))
+    field = _dotted(loc)
+    line = _line_of(root, loc, key=first.get("type") == "extra_forbidden")
+    where = f"{source}:{line}" if line else source
+    message = _describe(first, loc)
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    prefix = f"{field}: " if field else ""
+    return f"{where}: {prefix}{message}{more}"
+
+
+def _describe(error: dict, loc: tuple) -> str:
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        name = str(loc[-1]) if loc else ""
+        valid = _valid_keys(loc[:-1])
+        guess = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+        hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(valid)}"
+        return f"unknown key{hint}"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"invalid value {error.get('input')!r}; expected {expected}"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def _valid_keys(parent_loc: tuple) -> list[str]:
+    model: Any = Scenario
+    for part in parent_loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        model = _inner_model(field.annotation)
+        if model is None:
+            return []
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _inner_model(annotation: Any) -> Any:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith("function-"):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _line_of(root: Any, loc: tuple, key: bool = False) -> int | None:
+    """1-based line of the YAML node at `loc` (the key's line for unknown keys)."""
+    import yaml
+
+    node = root
+    best = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    best = key_node.start_mark.line + 1
+                    node = value_node if not (key and part == loc[-1]) else key_node
+                    break
+            else:
+                return best
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if 0 <= part < len(node.value):
+                node = node.value[part]
+                best = node.start_mark.line + 1
+            else:
+                return best
+        else:
+            return best
+    return node.start_mark.line + 1 if node is not None else best

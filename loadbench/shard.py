@@ -1,0 +1,194 @@
+"""Run one `LoadPlan` on one event loop and return picklable results.
+
+This is the unit every executor ships: in this process (sequential, gather), in spawned
+child processes (multiprocess) or on Dask workers. Live progress leaves as `Tick`s
+through `on_tick`; the final figures come back as one `ShardResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from loadbench.engines import load_engine
+from loadbench.load import LoadPlan, LoadState
+from loadbench.stats import Tick
+
+TickSink = Callable[[Tick], None]
+
+
+@dataclass
+class ShardResult:
+    source: int
+    histogram: str
+    service_histogram: str | None
+    lag_histogram: str | None
+    requests: int
+    errors: dict[str, int]
+    status_codes: dict[int, int]
+    bytes_received: int
+    histogram_dropped: int
+    warmup_requests: int
+    late_requests: int
+    reconnects: int
+    duration_s: float
+    cpu_user_s: float
+    cpu_system_s: float
+    interrupted: bool = False
+    warnings: list[str] = field(default_factory=list)
+    host: str = ""
+
+
+def _encode(histogram) -> str:
+    return histogram.encode().decode() if histogram.get_total_count() else ""
+
+
+def _new_loop(name: str) -> asyncio.AbstractEventLoop:
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+            return asyncio.new_event_loop()
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def _wall_to_perf(start_at: float) -> float:
+    """Convert a shared wall-clock start instant to this process's perf_counter."""
+    return time.perf_counter() + (start_at - time.time())
+
+
+class _Ticker:
+    """Emits one Tick per elapsed second of measurement, from the loop or a blocking user."""
+
+    def __init__(self, state: LoadState, sink: TickSink | None) -> None:
+        self.state = state
+        self.sink = sink
+        self.next_at = state.measure_start + 1.0
+
+    def __call__(self) -> None:
+        now = time.perf_counter()
+        while now >= self.next_at:
+            self.emit()
+
+    def emit(self) -> None:
+        tick = self.state.recorder.tick()
+        self.next_at += 1.0
+        if self.sink is not None:
+            self.sink(tick)
+
+    def final(self) -> None:
+        now = time.perf_counter()
+        if now > self.state.measure_start:
+            self()
+            self.emit()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.next_at - time.perf_counter(), 0.0))
+            self()
+
+
+def run_shard(
+    plan: LoadPlan,
+    on_tick: TickSink | None = None,
+    stop_event: threading.Event | None = None,
+    handle_signals: bool = True,
+) -> ShardResult:
+    """Run the plan to completion (or until interrupted) and return its figures.
+
+    With `handle_signals`, SIGINT/SIGTERM stop issuing new requests; in-flight requests
+    finish (bounded by the timeout) so what was measured is kept.
+    """
+    start = _wall_to_perf(plan.start_at) if plan.start_at else time.perf_counter()
+    cpu_before = os.times()
+    state = LoadState(plan, start=max(start, time.perf_counter()))
+    engine = load_engine(plan.engine)(plan, state)
+    ticker = _Ticker(state, on_tick)
+    interrupted = threading.Event()
+
+    def request_stop(*_args) -> None:
+        interrupted.set()
+        state.stop()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {}
+    if handle_signals and in_main_thread:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, request_stop)
+    try:
+        if plan.sync and plan.concurrency == 1:
+            state.ticker = ticker
+            _sleep_until(start)
+            if not engine.run_blocking():
+                _run_async(plan, state, engine, ticker, start, stop_event, request_stop)
+        else:
+            _run_async(plan, state, engine, ticker, start, stop_event, request_stop)
+        ticker.final()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    cpu_after = os.times()
+    end = time.perf_counter()
+    recorder = state.recorder
+    return ShardResult(
+        source=plan.source,
+        histogram=_encode(recorder.total),
+        service_histogram=_encode(recorder.service) if recorder.service is not None else None,
+        lag_histogram=_encode(recorder.lag) if recorder.lag is not None else None,
+        requests=recorder.requests,
+        errors=dict(recorder.errors),
+        status_codes=dict(recorder.status_codes),
+        bytes_received=recorder.bytes_received,
+        histogram_dropped=recorder.dropped,
+        warmup_requests=recorder.warmup_requests,
+        late_requests=recorder.late,
+        reconnects=recorder.reconnects,
+        duration_s=max(end - state.measure_start, 0.0),
+        cpu_user_s=cpu_after.user - cpu_before.user,
+        cpu_system_s=cpu_after.system - cpu_before.system,
+        interrupted=interrupted.is_set(),
+        host=os.uname().nodename,
+    )
+
+
+def _sleep_until(start: float) -> None:
+    delay = start - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _run_async(plan, state, engine, ticker, start, stop_event, request_stop) -> None:
+    loop = _new_loop(plan.loop)
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(_main(plan, state, engine, ticker, start, stop_event))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+async def _main(plan, state, engine, ticker, start, stop_event) -> None:
+    await asyncio.sleep(max(start - time.perf_counter(), 0.0))
+    monitor = asyncio.create_task(ticker.run())
+    watcher = asyncio.create_task(_watch(stop_event, state)) if stop_event else None
+    try:
+        await engine.run_users(plan.concurrency)
+    finally:
+        for task in (monitor, watcher):
+            if task is not None:
+                task.cancel()
+
+
+async def _watch(stop_event: threading.Event, state: LoadState) -> None:
+    while not stop_event.is_set():
+        await asyncio.sleep(0.05)
+    state.stop()
+
+
+__all__ = ["ShardResult", "run_shard"]

@@ -1,0 +1,238 @@
+"""Measurement: HDR histograms, error classes and a per-second timeline.
+
+`Recorder` is the hot-path sink of one shard (one event loop or one process). Once a
+second it emits a `Tick` holding that second's counts and its encoded interval
+histogram; an `Aggregator` merges ticks from any number of shards exactly (histograms
+are added, never averaged) into the live view and the timeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 60_000_000
+SIGNIFICANT_DIGITS = 3
+ERROR_CLASSES = ("connect", "timeout", "read", "status_4xx", "status_5xx")
+MAX_TIMELINE_POINTS = 3600
+LATE_AFTER_US = 1000  # a request sent more than 1 ms after its intended time is late
+
+
+def new_histogram() -> HdrHistogram:
+    """Latency histogram in microseconds, 1 us .. 60 s, 3 significant digits."""
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+def decode_histogram(encoded: str) -> HdrHistogram:
+    """Decode into a histogram with our standard layout so `add` is a plain array add."""
+    histogram = new_histogram()
+    if encoded:
+        histogram.decode_and_add(encoded)
+    return histogram
+
+
+def merge_encoded(encoded: list[str]) -> HdrHistogram:
+    """Exact merge of encoded histograms (runs, repeats, processes, workers)."""
+    merged = new_histogram()
+    for item in encoded:
+        if item:
+            merged.decode_and_add(item)
+    return merged
+
+
+PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99_9", 99.9))
+
+
+def latency_summary_ms(histogram: HdrHistogram) -> dict[str, float]:
+    """min/mean/stdev/percentiles/max in milliseconds; zeros for an empty histogram."""
+    if histogram.get_total_count() == 0:
+        return {k: 0.0 for k in ("min", "mean", "stdev", *[p for p, _ in PERCENTILES], "max")}
+    summary = {
+        "min": histogram.get_min_value() / 1000.0,
+        "mean": histogram.get_mean_value() / 1000.0,
+        "stdev": histogram.get_stddev() / 1000.0,
+    }
+    for name, pct in PERCENTILES:
+        summary[name] = histogram.get_value_at_percentile(pct) / 1000.0
+    summary["max"] = histogram.get_max_value() / 1000.0
+    return {k: round(v, 3) for k, v in summary.items()}
+
+
+@dataclass
+class Tick:
+    """One second of one shard: sent over queues, so plain and picklable."""
+
+    source: int
+    second: int
+    requests: int
+    errors: int
+    bytes_received: int
+    histogram: str  # encoded interval histogram of successful latencies
+
+
+class Recorder:
+    """Counts and latencies of one shard. `record` and `error` are the hot path."""
+
+    def __init__(self, measure_start: float, open_loop: bool = False, source: int = 0) -> None:
+        self.measure_start = measure_start
+        self.source = source
+        self.total = new_histogram()
+        self.interval = new_histogram()
+        self.service = new_histogram() if open_loop else None
+        self.lag = new_histogram() if open_loop else None
+        self.requests = 0
+        self.bytes_received = 0
+        self.dropped = 0
+        self.warmup_requests = 0
+        self.late = 0
+        self.status_codes: dict[int, int] = {}
+        self.errors = dict.fromkeys(ERROR_CLASSES, 0)
+        self.reconnects = 0
+        self._interval_requests = 0
+        self._interval_errors = 0
+        self._interval_bytes = 0
+        self._second = 0
+
+    def record(self, intended: float, sent: float, end: float, status: int, nbytes: int) -> None:
+        """A complete response. Latency runs from the intended start (open loop) or send."""
+        if intended < self.measure_start:
+            self.warmup_requests += 1
+            return
+        self.requests += 1
+        self._interval_requests += 1
+        self.bytes_received += nbytes
+        self._interval_bytes += nbytes
+        codes = self.status_codes
+        codes[status] = codes.get(status, 0) + 1
+        if status >= 400:
+            self.errors["status_5xx" if status >= 500 else "status_4xx"] += 1
+            self._interval_errors += 1
+            return
+        latency_us = int((end - intended) * 1e6 + 0.5)
+        if latency_us > HIGHEST_US or not self.interval.record_value(latency_us):
+            self.dropped += 1
+        if self.lag is not None:
+            lag_us = int((sent - intended) * 1e6 + 0.5)
+            if lag_us > LATE_AFTER_US:
+                self.late += 1
+            # lag and service time saturate at the ceiling; `dropped` is about latency only
+            self.lag.record_value(min(lag_us, HIGHEST_US))
+            self.service.record_value(min(int((end - sent) * 1e6 + 0.5), HIGHEST_US))
+
+    def error(self, intended: float, kind: str) -> None:
+        """A failed request (connect, timeout, read): counted, never in the latency histogram."""
+        if intended < self.measure_start:
+            self.warmup_requests += 1
+            return
+        self.requests += 1
+        self._interval_requests += 1
+        self._interval_errors += 1
+        self.errors[kind] += 1
+
+    def tick(self) -> Tick:
+        """Close the current second: fold it into the total and hand it out."""
+        self.total.add(self.interval)
+        tick = Tick(
+            source=self.source,
+            second=self._second,
+            requests=self._interval_requests,
+            errors=self._interval_errors,
+            bytes_received=self._interval_bytes,
+            histogram=self.interval.encode().decode() if self.interval.get_total_count() else "",
+        )
+        self.interval.reset()
+        self._interval_requests = self._interval_errors = self._interval_bytes = 0
+        self._second += 1
+        return tick
+
+
+@dataclass
+class _Second:
+    requests: int = 0
+    errors: int = 0
+    histogram: HdrHistogram | None = None
+    sources: set[int] = field(default_factory=set)
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+
+
+class Aggregator:
+    """Merges ticks from `sources` shards: cumulative live figures and the timeline.
+
+    A second's histogram is kept only until every shard has reported it; then it shrinks
+    to two numbers, so memory stays bounded however long the run.
+    """
+
+    def __init__(self, sources: int = 1) -> None:
+        self.sources = sources
+        self.cumulative = new_histogram()
+        self.requests = 0
+        self.errors = 0
+        self.bytes_received = 0
+        self._seconds: dict[int, _Second] = {}
+
+    def add(self, tick: Tick) -> None:
+        self.requests += tick.requests
+        self.errors += tick.errors
+        self.bytes_received += tick.bytes_received
+        second = self._seconds.setdefault(tick.second, _Second())
+        second.requests += tick.requests
+        second.errors += tick.errors
+        second.sources.add(tick.source)
+        if tick.histogram:
+            interval = decode_histogram(tick.histogram)
+            self.cumulative.add(interval)
+            if second.histogram is None:
+                second.histogram = interval
+            else:
+                second.histogram.add(interval)
+        if len(second.sources) >= self.sources:
+            self._close(second)
+
+    @staticmethod
+    def _close(second: _Second) -> None:
+        if second.histogram is not None:
+            second.p50_ms = second.histogram.get_value_at_percentile(50) / 1000.0
+            second.p99_ms = second.histogram.get_value_at_percentile(99) / 1000.0
+            second.histogram = None
+
+    def p99_ms(self) -> float:
+        if self.cumulative.get_total_count() == 0:
+            return 0.0
+        return self.cumulative.get_value_at_percentile(99) / 1000.0
+
+    def timeline(self) -> list[dict]:
+        """Per-second points; past MAX_TIMELINE_POINTS, adjacent windows are combined
+        (counts summed, p50 request-weighted, p99 the worst window) and `width_s` says so."""
+        points = []
+        for index in sorted(self._seconds):
+            second = self._seconds[index]
+            self._close(second)
+            points.append(
+                {
+                    "t": index,
+                    "width_s": 1,
+                    "requests": second.requests,
+                    "errors": second.errors,
+                    "p50_ms": round(second.p50_ms, 3),
+                    "p99_ms": round(second.p99_ms, 3),
+                }
+            )
+        while len(points) > MAX_TIMELINE_POINTS:
+            points = [_combine(points[i : i + 2]) for i in range(0, len(points), 2)]
+        return points
+
+
+def _combine(pair: list[dict]) -> dict:
+    requests = sum(p["requests"] for p in pair)
+    weighted = sum(p["p50_ms"] * p["requests"] for p in pair)
+    return {
+        "t": pair[0]["t"],
+        "width_s": sum(p["width_s"] for p in pair),
+        "requests": requests,
+        "errors": sum(p["errors"] for p in pair),
+        "p50_ms": round(weighted / requests, 3) if requests else 0.0,
+        "p99_ms": max(p["p99_ms"] for p in pair),
+    }

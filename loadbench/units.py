@@ -1,0 +1,74 @@
+"""Parsing of durations (`500ms`, `10s`, `2m`), rates (`1000`, `1000/s`) and sizes."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(us|µs|ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*(s|m|h))?\s*$")
+_RATE_UNITS = {None: 1.0, "s": 1.0, "m": 1 / 60.0, "h": 1 / 3600.0}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
+    "gb": 1000**3, "gib": 1024**3,
+}
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Return seconds; plain numbers are seconds. Raises ValueError with the valid forms."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid duration {value!r}: use e.g. 500ms, 10s, 2m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION_RE.match(str(value))
+        if not match:
+            raise ValueError(f"invalid duration {value!r}: use e.g. 500ms, 10s, 2m")
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"invalid duration {value!r}: must be a finite value >= 0")
+    return seconds
+
+
+def parse_rate(value: str | int | float) -> float:
+    """Return requests per second from `1000`, `1000/s`, `60/m`."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid rate {value!r}: use e.g. 500 or 500/s")
+    if isinstance(value, int | float):
+        rate = float(value)
+    else:
+        match = _RATE_RE.match(str(value))
+        if not match:
+            raise ValueError(f"invalid rate {value!r}: use e.g. 500 or 500/s")
+        rate = float(match.group(1)) * _RATE_UNITS[match.group(2)]
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"invalid rate {value!r}: must be a finite value > 0")
+    return rate
+
+
+def parse_size(value: str | int) -> int:
+    """Return bytes from `512`, `64kb`, `1MiB`."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid size {value!r}: use e.g. 512, 64kb, 1MiB")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE_RE.match(str(value))
+        if not match:
+            raise ValueError(f"invalid size {value!r}: use e.g. 512, 64kb, 1MiB")
+        unit = match.group(2).lower() if match.group(2) else None
+        size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    if size < 0:
+        raise ValueError(f"invalid size {value!r}: must be >= 0")
+    return size
+
+
+def format_duration(seconds: float) -> str:
+    """Short human form used in tables: 850us, 12.3ms, 4.20s."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f}us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g}ms"
+    return f"{seconds:.3g}s"

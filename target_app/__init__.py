@@ -1,0 +1,1 @@
+"""The FastAPI app that loadbench measures: the article's endpoints plus lab endpoints."""

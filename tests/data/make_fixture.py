@@ -1,0 +1,180 @@
+"""Build tests/data/result_fixed.json: a realistic result with no randomness and no clock.
+
+Latencies are quantiles of fixed log-normal shapes (no random numbers), recorded into
+the standard histogram layout, so the file is the same every time it is generated.
+The committed JSON is what the tests read; this script documents how it was made.
+
+    python tests/data/make_fixture.py             # rewrite result_fixed.json
+    python tests/data/make_fixture.py --expected  # also rewrite expected/ (review the diff!)
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from statistics import NormalDist
+
+from loadbench.result import (
+    ClientCpu,
+    Environment,
+    LatencySummary,
+    Result,
+    RunResult,
+    ScenarioInfo,
+    ThresholdResult,
+    TimelinePoint,
+    to_json,
+)
+from loadbench.stats import ERROR_CLASSES, latency_summary_ms, new_histogram
+
+HERE = Path(__file__).resolve().parent
+FIXTURE = HERE / "result_fixed.json"
+EXPECTED = HERE / "expected"
+SECONDS = 5
+BYTES_PER_RESPONSE = 137
+SATURATION_WARNING = "generator saturated: results measure the client, not the server"
+
+
+def latencies_us(count: int, floor_ms: float, median_extra_ms: float, sigma: float,
+                 tail_ms: tuple[float, ...] = ()) -> list[int]:
+    """`count` latencies: floor + a log-normal extra at evenly spaced quantiles, plus a tail."""
+    normal = NormalDist()
+    values = []
+    for index in range(count - len(tail_ms)):
+        z = normal.inv_cdf((index + 0.5) / (count - len(tail_ms)))
+        values.append(round((floor_ms + median_extra_ms * math.exp(sigma * z)) * 1000))
+    values += [round(ms * 1000) for ms in tail_ms]
+    return values
+
+
+def build_run(name: str, client: str, concurrency: int, processes: int, per_second: list[int],
+              errors: dict[str, list[int]], latencies: list[int], cpu: tuple[float, float, float],
+              warnings: list[str]) -> RunResult:
+    """Spread `latencies` round-robin over the seconds so each second looks like the whole."""
+    total = new_histogram()
+    seconds = [new_histogram() for _ in per_second]
+    for index, value in enumerate(latencies):
+        assert total.record_value(value)
+        seconds[index % len(seconds)].record_value(value)
+    error_counts = {kind: sum(errors.get(kind, [])) for kind in ERROR_CLASSES}
+    requests = sum(per_second)
+    assert requests == len(latencies) + sum(error_counts.values()), name
+    timeline = [
+        TimelinePoint(
+            t=second,
+            requests=per_second[second],
+            errors=sum(counts[second] for counts in errors.values()),
+            p50_ms=round(histogram.get_value_at_percentile(50) / 1000.0, 3),
+            p99_ms=round(histogram.get_value_at_percentile(99) / 1000.0, 3),
+        )
+        for second, histogram in enumerate(seconds)
+    ]
+    status_codes = {"200": len(latencies)}
+    if error_counts["status_5xx"]:
+        status_codes["503"] = error_counts["status_5xx"]
+    user_s, system_s, utilisation = cpu
+    return RunResult(
+        name=name,
+        client=client,
+        engine="httpx",
+        concurrency=concurrency,
+        processes=processes,
+        duration_s=float(SECONDS),
+        requests=requests,
+        errors=error_counts,
+        status_codes=status_codes,
+        rps=round(requests / SECONDS, 3),
+        bytes_received=BYTES_PER_RESPONSE * (len(latencies) + error_counts["status_5xx"]),
+        latency_ms=LatencySummary(**latency_summary_ms(total)),
+        histogram=total.encode().decode(),
+        timeline=timeline,
+        client_cpu=ClientCpu(user_s=user_s, system_s=system_s, utilisation=utilisation),
+        warnings=warnings,
+        error_rate=round(sum(error_counts.values()) / requests, 6),
+        warmup_requests=concurrency * processes * 4,
+        target={"app": "target_app.main:app", "workers": 1, "loop": "uvloop"},
+    )
+
+
+def build_result() -> Result:
+    sequential = build_run(
+        "sequential", "sequential", 1, 1, [19, 20, 19, 20, 19], {},
+        latencies_us(97, 50.2, 0.9, 0.35, tail_ms=(58.7,)), (0.412, 0.081, 0.099), [])
+    gather = build_run(
+        "gather", "gather", 50, 1, [905, 931, 924, 927, 923], {},
+        latencies_us(4610, 50.4, 3.1, 0.55, tail_ms=(88.2, 97.5, 112.4)), (3.627, 0.712, 0.868),
+        [])
+    processes = build_run(
+        "processes", "multiprocess", 25, 2, [948, 962, 957, 966, 962],
+        {"timeout": [0, 0, 2, 1, 0], "status_5xx": [1, 0, 0, 0, 1]},
+        latencies_us(4790, 50.3, 2.4, 0.5, tail_ms=(79.9, 1203.4)), (7.904, 1.498, 0.941),
+        [SATURATION_WARNING])
+    ratio = gather.rps / sequential.rps
+    thresholds = [
+        ThresholdResult(expr="gather.rps > 20 * sequential.rps", value=round(ratio, 3),
+                        passed=ratio > 20, detail=f"{ratio:.1f}x"),
+        ThresholdResult(expr="gather.p99 < 60ms", value=gather.latency_ms.p99,
+                        passed=gather.latency_ms.p99 < 60, detail=f"{gather.latency_ms.p99} ms"),
+    ]
+    return Result(
+        loadbench_version="0.1.0",
+        scenario=ScenarioInfo(
+            name="gather",
+            description="Sequential vs asyncio.gather vs processes on an IO-bound endpoint "
+                        "(GET /io?ms=50 & nothing else)",
+            claim="asyncio beats sequential Python for IO-bound requests",
+            source_sha256="9f2c4e1b" * 8,
+            config={
+                "name": "gather",
+                "target": {"app": "target_app.main:app", "workers": 1, "loop": "uvloop"},
+                "requests": [{"name": "io", "method": "GET", "path": "/io?ms=50", "weight": 1}],
+                "warmup": 1.0,
+                "duration": float(SECONDS),
+                "timeout": 5.0,
+                "runs": [
+                    {"name": "sequential", "client": "sequential"},
+                    {"name": "gather", "client": "gather", "concurrency": 50},
+                    {"name": "processes", "client": "multiprocess", "processes": 2,
+                     "concurrency": 25},
+                ],
+                "engine": "httpx",
+                "thresholds": ["gather.rps > 20 * sequential.rps", "gather.p99 < 60ms"],
+            },
+        ),
+        environment=Environment(
+            python="3.11.9",
+            platform="Linux-6.8.0-49-generic-x86_64-with-glibc2.39",
+            cpu_count=2,
+            cpu_model="AMD EPYC 7763 64-Core Processor",
+            loop="uvloop",
+            engine="httpx",
+            git_commit="0123abc",
+            started_at="2026-01-01T00:00:00Z",
+            hostname="bench-01",
+        ),
+        runs=[sequential, gather, processes],
+        thresholds=thresholds,
+        passed=all(item.passed for item in thresholds),
+    )
+
+
+def write_expected(result: Result) -> None:
+    from loadbench.report import csv, hgrm, html, json, markdown
+
+    EXPECTED.mkdir(exist_ok=True)
+    for suffix, module in (("md", markdown), ("json", json), ("csv", csv), ("hgrm", hgrm),
+                           ("html", html)):
+        (EXPECTED / f"result_fixed.{suffix}").write_text(module.render(result), encoding="utf-8",
+                                                        newline="")
+
+
+def main(argv: list[str]) -> None:
+    result = build_result()
+    FIXTURE.write_text(to_json(result), encoding="utf-8", newline="")
+    if "--expected" in argv:
+        write_expected(result)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,149 @@
+"""The CLI through typer's CliRunner: exit codes 0/1/2/3 and end-to-end runs."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from loadbench.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def scenario_file(tmp_path, body: str, name="s.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_version_and_help():
+    assert invoke("--version").output.startswith("loadbench ")
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("run", "bench", "report", "target", "validate", "schema"):
+        assert command in result.output
+
+
+def test_validate_ok_and_bad(tmp_path, repo_root):
+    assert invoke("validate", str(repo_root / "scenarios/smoke.yaml")).exit_code == 0
+    bad = scenario_file(tmp_path, """\
+        name: x
+        requests: [{path: /}]
+        runs: [{name: a, client: gather, concurency: 3}]
+        """)
+    result = invoke("validate", str(bad))
+    assert result.exit_code == 2
+    assert "did you mean 'concurrency'?" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_schema_is_json():
+    result = invoke("schema")
+    assert result.exit_code == 0
+    assert "runs" in json.loads(result.output)["properties"]
+
+
+def test_run_missing_file_exit_2(tmp_path):
+    result = invoke("run", str(tmp_path / "missing.yaml"))
+    assert result.exit_code == 2
+    assert "cannot read scenario" in result.output
+
+
+def test_report_on_bad_file_exit_2(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text('{"schema_version": 1, "runs": [')
+    result = invoke("report", str(path))
+    assert result.exit_code == 2
+    assert f"{path}: not valid JSON" in result.output
+
+
+def test_target_that_cannot_start_exit_3(tmp_path):
+    path = scenario_file(tmp_path, """\
+        name: broken
+        target: {app: "no_such_module_xyz:app"}
+        requests: [{path: /}]
+        duration: 1s
+        runs: [{name: g, client: gather}]
+        """)
+    result = invoke("run", str(path), "--no-progress")
+    assert result.exit_code == 3
+    assert "did not become ready" in result.output
+    assert "no_such_module_xyz" in result.output
+
+
+def test_unreachable_url_counts_connect_errors(tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # nothing listens on `port` now: every request is a connect error, counted not hidden
+    result = invoke("bench", f"http://127.0.0.1:{port}/", "-c", "2", "-d", "300ms",
+                    "--json", "--timeout", "200ms")
+    assert result.exit_code == 0
+    run = json.loads(result.stdout)
+    assert run["requests"] > 0
+    assert run["errors"]["connect"] == run["requests"]
+    assert run["error_rate"] == 1.0
+
+
+@pytest.mark.parametrize("engine", ["fast", "httpx"])
+def test_smoke_end_to_end_all_client_models(tmp_path, repo_root, engine):
+    result = invoke("run", str(repo_root / "scenarios/smoke.yaml"), "--no-progress",
+                    "--out", str(tmp_path / "out"), "--set", f"engine={engine}",
+                    "--set", "runs.sequential.engine=" + engine)
+    assert result.exit_code == 0, result.output
+    saved = sorted((tmp_path / "out").glob("smoke-*.json"))
+    assert len(saved) == 1
+    assert saved[0].with_suffix(".md").exists()
+    data = json.loads(saved[0].read_text())
+    assert data["schema_version"] == 1
+    runs = {run["name"]: run for run in data["runs"]}
+    assert set(runs) == {"sequential", "gather", "processes"}
+    for run in runs.values():
+        assert run["engine"] == engine
+        assert run["requests"] >= 10
+        assert sum(run["errors"].values()) == 0
+        assert run["status_codes"] == {"200": run["requests"]}
+        assert run["histogram"]
+        assert run["timeline"]
+    assert runs["processes"]["processes"] == 2
+    assert len(runs["processes"]["shards"]) == 2
+    assert sum(s["requests"] for s in runs["processes"]["shards"]) == runs["processes"]["requests"]
+    assert runs["gather"]["rps"] > 2 * runs["sequential"]["rps"]
+    # the report renders from the saved file alone, identical to what run wrote
+    report = invoke("report", str(saved[0]), "--format", "md")
+    assert report.output == saved[0].with_suffix(".md").read_text()
+
+
+def test_target_is_stopped_when_a_run_raises(tmp_path, repo_root, monkeypatch):
+    from loadbench import runner as runner_module
+    from loadbench import target as target_module
+
+    started = []
+    original_start = target_module.TargetProcess.start
+
+    def recording_start(self):
+        original_start(self)
+        started.append(self.pid)
+
+    def exploding_execute(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(target_module.TargetProcess, "start", recording_start)
+    monkeypatch.setattr(runner_module, "execute", exploding_execute)
+    scenario, _ = __import__("loadbench.scenario", fromlist=["x"]).load_scenario(
+        repo_root / "scenarios/smoke.yaml")
+    with pytest.raises(RuntimeError, match="boom"):
+        runner_module.run_scenario(scenario)
+    assert started
+    for pid in started:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

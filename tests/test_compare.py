@@ -1,0 +1,380 @@
+"""Baseline vs current: verdicts, the noise rule, file errors, renderers and JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+from rich.console import Console
+from rich.table import Table
+
+from loadbench.compare import (
+    Comparison,
+    compare_files,
+    compare_results,
+    load_pair,
+    parse_metrics,
+    parse_tolerance,
+    render_console,
+    render_json,
+    render_markdown,
+)
+from loadbench.errors import BadInput, ResultFileError
+from loadbench.junit import comparison_junit, thresholds_junit
+from loadbench.result import (
+    ClientCpu,
+    Environment,
+    LatencySummary,
+    RepeatStat,
+    Result,
+    RunResult,
+    ScenarioInfo,
+    ThresholdResult,
+    to_json,
+)
+
+
+def make_run(name: str, rps: float, p99: float, repeats: list[tuple[float, float]] = (),
+             error_rate: float = 0.0) -> RunResult:
+    """A minimal valid run; `repeats` are (rps, p99) pairs, one per repeat."""
+    return RunResult(
+        name=name, client="gather", engine="fast", concurrency=10, processes=1,
+        duration_s=10.0, requests=int(rps * 10), errors={}, status_codes={}, rps=rps,
+        bytes_received=0, latency_ms=LatencySummary(p50=p99 / 2, p99=p99), histogram="",
+        client_cpu=ClientCpu(user_s=0.0, system_s=0.0, utilisation=0.0),
+        error_rate=error_rate,
+        repeats=[RepeatStat(repeat=i, requests=int(r * 10), duration_s=10.0, rps=r, p99=p)
+                 for i, (r, p) in enumerate(repeats)])
+
+
+def make_result(*runs: RunResult, scenario: str = "gather", **environment) -> Result:
+    env = {"python": "3.11.7", "platform": "linux", "cpu_count": 2, "loop": "uvloop",
+           "engine": "fast", "started_at": "2024-01-01T00:00:00Z", **environment}
+    return Result(loadbench_version="0.1.0", scenario=ScenarioInfo(name=scenario),
+                  environment=Environment(**env), runs=list(runs))
+
+
+def verdicts(comparison: Comparison) -> dict[tuple[str, str], str]:
+    return {(row.run, row.metric): row.verdict for row in comparison.rows}
+
+
+# ---------------------------------------------------------------- tolerance rule (1 repeat)
+
+
+def test_regression_improvement_and_noise_without_repeats():
+    baseline = make_result(make_run("a", rps=1000, p99=100), make_run("b", rps=1000, p99=100),
+                           make_run("c", rps=1000, p99=100))
+    current = make_result(make_run("a", rps=850, p99=130),   # worse beyond 10 %
+                          make_run("b", rps=1200, p99=80),   # better beyond 10 %
+                          make_run("c", rps=950, p99=108))   # within 10 %
+    comparison = compare_results(baseline, current)
+    assert verdicts(comparison) == {
+        ("a", "rps"): "regression", ("a", "p99"): "regression",
+        ("b", "rps"): "improvement", ("b", "p99"): "improvement",
+        ("c", "rps"): "within noise", ("c", "p99"): "within noise",
+    }
+    assert comparison.has_regression and comparison.regressions == 2
+    first = comparison.rows[0]
+    assert (first.baseline, first.current, first.method) == (1000.0, 850.0, "tolerance")
+    assert first.change == pytest.approx(-0.15)
+    assert first.reason.startswith("-15.0% is beyond the 10% tolerance")
+
+
+def test_direction_depends_on_metric():
+    baseline = make_result(make_run("a", rps=1000, p99=100, error_rate=0.01))
+    current = make_result(make_run("a", rps=1000, p99=100, error_rate=0.02))
+    comparison = compare_results(baseline, current, metrics=["error_rate", "requests"])
+    assert verdicts(comparison) == {("a", "error_rate"): "regression",
+                                    ("a", "requests"): "within noise"}
+
+
+def test_tolerance_is_configurable():
+    baseline = make_result(make_run("a", rps=1000, p99=100))
+    current = make_result(make_run("a", rps=950, p99=100))
+    assert not compare_results(baseline, current, max_regression=0.10).has_regression
+    assert compare_results(baseline, current, max_regression=0.02).has_regression
+
+
+def test_change_from_zero():
+    baseline = make_result(make_run("a", rps=1000, p99=100, error_rate=0.0))
+    current = make_result(make_run("a", rps=1000, p99=100, error_rate=0.001))
+    [row] = compare_results(baseline, current, metrics=["error_rate"]).rows
+    assert (row.change, row.verdict) == (None, "regression")
+
+
+def test_no_regressions_when_identical():
+    result = make_result(make_run("a", rps=1000, p99=100))
+    comparison = compare_results(result, result)
+    assert not comparison.has_regression
+    assert {row.verdict for row in comparison.rows} == {"within noise"}
+
+
+# ---------------------------------------------------------------- repeats: Welch's t-test
+
+
+def test_large_change_within_huge_spread_is_noise():
+    baseline = make_result(make_run("a", rps=1000, p99=100,
+                                    repeats=[(400, 40), (1600, 160), (1000, 100)]))
+    current = make_result(make_run("a", rps=700, p99=140,
+                                   repeats=[(100, 200), (1300, 80), (700, 140)]))
+    comparison = compare_results(baseline, current)
+    assert verdicts(comparison) == {("a", "rps"): "within noise", ("a", "p99"): "within noise"}
+    row = comparison.rows[0]
+    assert row.method == "welch"
+    assert row.change == pytest.approx(-0.30)
+    assert "is not significant (Welch t=" in row.reason
+    assert "3 vs 3 repeats" in row.reason
+
+
+def test_consistent_change_with_tight_spread_is_a_regression():
+    baseline = make_result(make_run("a", rps=1000, p99=100,
+                                    repeats=[(995, 99), (1000, 100), (1005, 101)]))
+    current = make_result(make_run("a", rps=850, p99=120,
+                                   repeats=[(848, 119), (850, 120), (852, 121)]))
+    comparison = compare_results(baseline, current)
+    assert verdicts(comparison) == {("a", "rps"): "regression", ("a", "p99"): "regression"}
+    assert "is beyond 10% and significant (Welch t=" in comparison.rows[0].reason
+
+
+def test_significant_but_small_change_stays_within_tolerance():
+    baseline = make_result(make_run("a", rps=1000, p99=100,
+                                    repeats=[(999, 100), (1000, 100), (1001, 100)]))
+    current = make_result(make_run("a", rps=950, p99=100,
+                                   repeats=[(949, 100), (950, 100), (951, 100)]))
+    [rps, p99] = compare_results(baseline, current).rows
+    assert rps.verdict == "within noise"
+    assert "within the 10% tolerance" in rps.reason
+    assert p99.verdict == "within noise"  # zero spread, zero change
+
+
+def test_significant_improvement_with_repeats():
+    baseline = make_result(make_run("a", rps=1000, p99=100,
+                                    repeats=[(990, 100), (1010, 100)]))
+    current = make_result(make_run("a", rps=1500, p99=100,
+                                   repeats=[(1490, 100), (1510, 100)]))
+    assert verdicts(compare_results(baseline, current))[("a", "rps")] == "improvement"
+
+
+def test_repeats_on_one_side_only_fall_back_to_tolerance():
+    baseline = make_result(make_run("a", rps=1000, p99=100, repeats=[(1000, 100)]))
+    current = make_result(make_run("a", rps=700, p99=100,
+                                   repeats=[(100, 100), (1300, 100)]))
+    row = compare_results(baseline, current).rows[0]
+    assert (row.verdict, row.method) == ("regression", "tolerance")
+    assert "(tolerance only: fewer than 2 repeats in a result)" in row.reason
+
+
+# ---------------------------------------------------------------- runs and files
+
+
+def test_missing_and_new_runs():
+    baseline = make_result(make_run("a", rps=1000, p99=100), make_run("gone", rps=10, p99=1))
+    current = make_result(make_run("a", rps=1000, p99=100), make_run("fresh", rps=10, p99=1))
+    comparison = compare_results(baseline, current, metrics=["rps"])
+    assert verdicts(comparison) == {("a", "rps"): "within noise",
+                                    ("gone", "rps"): "missing in current",
+                                    ("fresh", "rps"): "new in current"}
+    assert comparison.regressions == 1 and comparison.has_regression
+    gone = comparison.rows[1]
+    assert (gone.baseline, gone.current, gone.change) == (10.0, None, None)
+
+
+def test_scenario_mismatch_names_both():
+    with pytest.raises(ResultFileError, match="^baseline is scenario 'a', current is "
+                       "scenario 'b'"):
+        compare_results(make_result(make_run("x", 1, 1), scenario="a"),
+                        make_result(make_run("x", 1, 1), scenario="b"))
+
+
+def test_load_pair_scenario_mismatch_names_files(tmp_path):
+    base, cur = tmp_path / "BASELINE.json", tmp_path / "CURRENT.json"
+    base.write_text(to_json(make_result(make_run("x", 1, 1), scenario="a")))
+    cur.write_text(to_json(make_result(make_run("x", 1, 1), scenario="b")))
+    with pytest.raises(ResultFileError) as info:
+        load_pair(base, cur)
+    assert str(info.value).startswith(f"{base} is scenario 'a', {cur} is scenario 'b'")
+    assert info.value.exit_code == 2
+
+
+def test_load_pair_schema_mismatch_names_file(tmp_path):
+    base, cur = tmp_path / "base.json", tmp_path / "future.json"
+    base.write_text(to_json(make_result(make_run("x", 1, 1))))
+    data = json.loads(to_json(make_result(make_run("x", 1, 1))))
+    data["schema_version"] = 99
+    cur.write_text(json.dumps(data))
+    with pytest.raises(ResultFileError, match=r"future\.json: schema_version 99 is not "
+                       "supported"):
+        load_pair(base, cur)
+
+
+def test_compare_files_labels_rows_with_paths(tmp_path):
+    base, cur = tmp_path / "base.json", tmp_path / "cur.json"
+    base.write_text(to_json(make_result(make_run("x", 100, 10))))
+    cur.write_text(to_json(make_result(make_run("x", 50, 10))))
+    comparison = compare_files(base, cur, metrics=["rps"], max_regression=0.2)
+    assert (comparison.baseline_label, comparison.current_label) == (str(base), str(cur))
+    assert comparison.has_regression
+
+
+def test_warnings_for_interrupted_and_different_machines():
+    baseline = make_result(make_run("a", 1, 1), cpu_count=2, hostname="ci-1")
+    current = make_result(make_run("a", 1, 1), cpu_count=8, hostname="laptop")
+    current = current.model_copy(update={"interrupted": True})
+    assert compare_results(baseline, current).warnings == [
+        "the current result was interrupted: its figures are partial",
+        "the environments differ (hostname ci-1 -> laptop, cpu_count 2 -> 8): the change may "
+        "come from the machine, not the code",
+    ]
+
+
+def test_bad_metric_and_tolerance():
+    result = make_result(make_run("a", 1, 1))
+    with pytest.raises(BadInput, match="unknown metric 'p98'; did you mean 'p99'"):
+        compare_results(result, result, metrics=["p98"])
+    with pytest.raises(BadInput, match="must be a finite value >= 0"):
+        compare_results(result, result, max_regression=-0.1)
+
+
+def test_parse_helpers_for_the_cli():
+    assert parse_metrics("rps, p99,rps") == ["rps", "p99"]
+    assert parse_tolerance("10%") == pytest.approx(0.10)
+    assert parse_tolerance("0.05") == pytest.approx(0.05)
+    with pytest.raises(BadInput, match="write 10% "):
+        parse_tolerance("10")
+    with pytest.raises(BadInput, match="use a percentage"):
+        parse_tolerance("lots")
+    with pytest.raises(BadInput, match="name at least one"):
+        parse_metrics(" , ")
+
+
+# ---------------------------------------------------------------- renderers
+
+
+def fixed_comparison() -> Comparison:
+    baseline = make_result(make_run("sequential", rps=98.4, p99=12.3),
+                           make_run("gather", rps=4123.5, p99=212.34),
+                           make_run("gone", rps=10, p99=5))
+    current = make_result(make_run("sequential", rps=97.0, p99=12.5),
+                          make_run("gather", rps=3502.25, p99=250.0),
+                          make_run("new|run[b]", rps=5000, p99=150))
+    return compare_results(baseline, current, baseline_label="main.json",
+                           current_label="pr.json")
+
+
+def test_markdown_exact():
+    assert render_markdown(fixed_comparison()) == """\
+## loadbench compare: gather
+
+**4 regressions** (baseline `main.json`, current `pr.json`)
+
+| run | metric | baseline | current | change | verdict |
+|---|---|--:|--:|--:|---|
+| sequential | rps | 98.4 | 97.0 | -1.4% | within noise |
+| sequential | p99 | 12.3 ms | 12.5 ms | +1.6% | within noise |
+| gather | rps | 4,124 | 3,502 | -15.1% | **regression** |
+| gather | p99 | 212 ms | 250 ms | +17.7% | **regression** |
+| gone | rps | 10.0 | missing | - | **missing in current** |
+| gone | p99 | 5 ms | missing | - | **missing in current** |
+| new\\|run[b] | rps | - | 5,000 | - | new in current |
+| new\\|run[b] | p99 | - | 150 ms | - | new in current |
+
+A change counts when it exceeds 10%; with 2+ repeats in both results it must also pass \
+Welch's t-test (95%) on the per-repeat values.
+"""
+
+
+def test_markdown_headline_no_regressions():
+    result = make_result(make_run("a", 100, 10))
+    text = render_markdown(compare_results(result, result))
+    assert "**No regressions** (baseline `baseline`, current `current`)" in text
+
+
+def test_markdown_lists_warnings():
+    baseline = make_result(make_run("a", 100, 10)).model_copy(update={"interrupted": True})
+    current = make_result(make_run("a", 100, 10))
+    text = render_markdown(compare_results(baseline, current))
+    assert "- warning: the baseline result was interrupted: its figures are partial\n" in text
+
+
+def test_json_round_trips():
+    comparison = fixed_comparison()
+    data = json.loads(render_json(comparison))
+    assert data["has_regression"] is True and data["regressions"] == 4
+    assert data["rows"][2]["verdict"] == "regression"
+    assert data["rows"][4]["current"] is None
+    data.pop("has_regression")
+    data.pop("regressions")
+    assert Comparison.model_validate(data) == comparison
+
+
+def test_console_table_renders():
+    table = render_console(fixed_comparison())
+    assert isinstance(table, Table)
+    console = Console(width=120, record=True, color_system=None)
+    console.print(table)
+    text = console.export_text()
+    assert "missing in current" in text and "4 regressions" in text
+    assert "new|run[b]" in text  # run names are not rich markup
+
+
+# ---------------------------------------------------------------- JUnit
+
+
+def test_comparison_junit():
+    xml = comparison_junit(fixed_comparison())
+    assert xml == comparison_junit(fixed_comparison())  # deterministic
+    root = ET.fromstring(xml)
+    suite = root.find("testsuite")
+    cases = suite.findall("testcase")
+    assert len(cases) == 8
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("8", "4", "2")
+    failed = [c.get("name") for c in cases if c.find("failure") is not None]
+    assert failed == ["gather.rps", "gather.p99", "gone.rps", "gone.p99"]
+    assert cases[2].find("failure").get("message").startswith("regression: -15.1% is beyond")
+
+
+def test_thresholds_junit():
+    result = make_result(make_run("a", 100, 10)).model_copy(update={
+        "thresholds": [ThresholdResult(expr="a.p99 < 5ms", value=10.0, passed=False,
+                                       detail="10.0ms < 5.0ms"),
+                       ThresholdResult(expr="a.rps > 50", value=100.0, passed=True,
+                                       detail="100.0 > 50.0")],
+        "passed": False})
+    xml = thresholds_junit(result)
+    assert xml.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="loadbench" '
+                          'tests="2" failures="1" errors="0">')
+    suite = ET.fromstring(xml).find("testsuite")
+    assert suite.get("name") == "thresholds: gather"
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == ["a.p99 < 5ms", "a.rps > 50"]
+    assert cases[0].find("failure").get("message") == "10.0ms < 5.0ms"
+    assert cases[1].find("failure") is None
+
+
+def test_thresholds_junit_empty():
+    suite = ET.fromstring(thresholds_junit(make_result(make_run("a", 1, 1)))).find("testsuite")
+    assert (suite.get("tests"), suite.get("failures")) == ("0", "0")
+
+
+def _encoded(latencies_ms: list[float]) -> str:
+    from loadbench.stats import new_histogram
+
+    histogram = new_histogram()
+    for value in latencies_ms:
+        assert histogram.record_value(round(value * 1000))
+    return histogram.encode().decode()
+
+
+def test_other_percentiles_use_repeat_histograms():
+    def run(p50s: list[float]) -> RunResult:
+        base = make_run("a", rps=100, p99=100)
+        repeats = [RepeatStat(repeat=i, requests=100, duration_s=1.0, rps=100, p99=100,
+                              histogram=_encoded([p50] * 100)) for i, p50 in enumerate(p50s)]
+        summary = base.latency_ms.model_copy(update={"p50": sum(p50s) / len(p50s)})
+        return base.model_copy(update={"repeats": repeats, "latency_ms": summary})
+
+    comparison = compare_results(make_result(run([10.0, 10.1, 9.9])),
+                                 make_result(run([15.0, 15.1, 14.9])), metrics=["p50"])
+    [row] = comparison.rows
+    assert (row.verdict, row.method) == ("regression", "welch")

@@ -1,0 +1,450 @@
+"""The fast engine against tiny loopback servers: framing, reconnects, errors, TLS, pacing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+from loadbench.engines.fast import FastEngine, encode_request, origin_of
+from loadbench.load import LoadPlan, LoadState, RequestTemplate
+from loadbench.pacing import RateSchedule
+from loadbench.shard import run_shard
+from loadbench.stats import Recorder
+
+LOOPS = ("asyncio", "uvloop")
+OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+
+class Server:
+    """An asyncio server on its own thread; `handler(server, reader, writer)` per connection."""
+
+    def __init__(self, handler, tls: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.tls = tls
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    def __enter__(self) -> Server:
+        self._thread.start()
+        assert self._ready.wait(5)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._stop_soon)
+        self._thread.join(5)
+        assert not self._thread.is_alive()
+
+    def url(self, path: str = "/") -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        self._loop.close()
+
+    def _stop_soon(self) -> None:
+        self._loop.create_task(self._stop())
+
+    async def _stop(self) -> None:
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+        self._loop.stop()
+
+    async def _serve(self, reader, writer) -> None:
+        self.connections += 1
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            await self.handler(self, reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def read_request(self, reader) -> bytes | None:
+        """One request (head + Content-Length body), or None at EOF."""
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return None
+        length = 0
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        request = head + (await reader.readexactly(length) if length else b"")
+        self.requests.append(request)
+        return request
+
+
+def respond_each(response: bytes, close_after: bool = False):
+    async def handler(server, reader, writer):
+        while await server.read_request(reader) is not None:
+            writer.write(response)
+            await writer.drain()
+            if close_after:
+                return
+    return handler
+
+
+def plan_for(url: str | list[str], **kwargs) -> LoadPlan:
+    urls = [url] if isinstance(url, str) else url
+    templates = tuple(RequestTemplate(name=f"r{i}", method="GET", url=u)
+                      for i, u in enumerate(urls))
+    kwargs.setdefault("templates", templates)
+    kwargs.setdefault("duration_s", 0.5)
+    kwargs.setdefault("timeout_s", 2.0)
+    kwargs.setdefault("concurrency", 4)
+    return LoadPlan(engine="fast", **kwargs)
+
+
+def errors(result) -> dict[str, int]:
+    return {kind: count for kind, count in result.errors.items() if count}
+
+
+# -- request encoding --------------------------------------------------------------------
+
+
+def test_request_bytes_are_encoded_once_with_host_body_and_headers():
+    template = RequestTemplate("post", "POST", "http://example.com:8080/a b?q=1",
+                               headers=(("X-Test", "yes"),), body=b"abc")
+    wire = encode_request(template, origin_of((template,)))
+    assert wire == (b"POST /a%20b?q=1 HTTP/1.1\r\nHost: example.com:8080\r\nX-Test: yes\r\n"
+                    b"Content-Length: 3\r\nUser-Agent: loadbench\r\n\r\nabc")
+    get = RequestTemplate("get", "GET", "https://example.com/")
+    assert encode_request(get, origin_of((get,))) == (
+        b"GET / HTTP/1.1\r\nHost: example.com\r\nUser-Agent: loadbench\r\n\r\n")
+
+
+def test_templates_must_share_one_origin():
+    templates = (RequestTemplate("a", "GET", "http://127.0.0.1:1/"),
+                 RequestTemplate("b", "GET", "http://127.0.0.1:2/"))
+    with pytest.raises(ValueError, match="scheme://host:port"):
+        FastEngine(plan_for("http://x/", templates=templates), LoadState(plan_for("http://x/")))
+    with pytest.raises(ValueError, match="invalid value"):
+        encode_request(RequestTemplate("h", "GET", "http://x/", headers=(("A", "b\r\nC: d"),)),
+                       origin_of((RequestTemplate("h", "GET", "http://x/"),)))
+
+
+# -- framing and connections ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_keep_alive_content_length(loop):
+    with Server(respond_each(OK_RESPONSE)) as server:
+        result = run_shard(plan_for(server.url(), loop=loop))
+    assert result.requests > 50
+    assert errors(result) == {}
+    assert result.status_codes == {200: result.requests}
+    assert result.bytes_received == 5 * result.requests
+    assert result.reconnects == 0 and server.connections == 4
+    assert result.histogram_dropped == 0
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_chunked_body(loop):
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    with Server(respond_each(chunked)) as server:
+        result = run_shard(plan_for(server.url(), loop=loop))
+    assert result.requests > 50 and errors(result) == {}
+    assert result.bytes_received == 11 * result.requests
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_responses_without_body_204_and_head(loop):
+    async def handler(server, reader, writer):
+        while (request := await server.read_request(reader)) is not None:
+            if request.startswith(b"HEAD"):  # announces a body it does not send
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+    templates = (RequestTemplate("head", "HEAD", "http://127.0.0.1/"),
+                 RequestTemplate("empty", "GET", "http://127.0.0.1/"))
+    with Server(handler) as server:
+        templates = tuple(RequestTemplate(t.name, t.method, server.url()) for t in templates)
+        result = run_shard(plan_for(server.url(), templates=templates, loop=loop, timeout_s=1.0))
+    assert result.requests > 20 and errors(result) == {}
+    assert set(result.status_codes) == {200, 204}
+    assert result.bytes_received == 0 and result.reconnects == 0
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_connection_close_reconnects(loop):
+    response = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+    with Server(respond_each(response, close_after=True)) as server:
+        result = run_shard(plan_for(server.url(), loop=loop, concurrency=2))
+    assert result.requests > 20 and errors(result) == {}
+    assert result.status_codes == {200: result.requests}
+    assert result.reconnects >= result.requests - 2
+    assert server.connections == result.requests
+
+
+def test_body_delimited_by_close():
+    response = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-eof"
+    with Server(respond_each(response, close_after=True)) as server:
+        result = run_shard(plan_for(server.url(), concurrency=2))
+    assert result.requests > 10 and errors(result) == {}
+    assert result.bytes_received == 9 * result.requests
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_server_closing_after_each_response_is_retried_not_an_error(loop):
+    """The response says keep-alive, then the server drops the connection: the next
+    request meets a dead connection and is sent again once on a new one."""
+    with Server(respond_each(OK_RESPONSE, close_after=True)) as server:
+        result = run_shard(plan_for(server.url(), loop=loop, concurrency=2))
+    assert result.requests > 20 and errors(result) == {}
+    assert result.reconnects >= result.requests - 2
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_server_closing_idle_connections(loop):
+    async def handler(server, reader, writer):
+        while True:
+            try:
+                request = await asyncio.wait_for(server.read_request(reader), 0.02)
+            except TimeoutError:
+                return  # idle for 20 ms: close
+            if request is None:
+                return
+            writer.write(OK_RESPONSE)
+    with Server(handler) as server:
+        plan = plan_for(server.url(), loop=loop, concurrency=1, duration_s=0.6,
+                        schedule=RateSchedule.constant(20))
+        result = run_shard(plan)
+    assert 10 <= result.requests <= 13 and errors(result) == {}
+    assert result.reconnects >= result.requests - 2
+
+
+def test_retry_only_once():
+    async def handler(server, reader, writer):
+        await server.read_request(reader)  # read the request, then hang up without a word
+    with Server(handler) as server:
+        result = run_shard(plan_for(server.url(), concurrency=1, duration_s=0.3))
+    assert result.requests > 5 and errors(result) == {"read": result.requests}
+    assert server.connections == 2 * result.requests
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_server_that_never_answers_times_out(loop):
+    async def handler(server, reader, writer):
+        await server.read_request(reader)
+        await asyncio.sleep(3600)
+    with Server(handler) as server:
+        started = time.perf_counter()
+        result = run_shard(plan_for(server.url(), loop=loop, timeout_s=0.3, duration_s=0.5))
+        elapsed = time.perf_counter() - started
+    assert elapsed < 0.5 + 0.3 + 0.4
+    assert errors(result) == {"timeout": result.requests}
+    assert result.requests >= 4  # each user: t=0 and (load permitting) t=0.3s
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_refused_port_counts_connect_errors(loop):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = run_shard(plan_for(f"http://127.0.0.1:{port}/", loop=loop, duration_s=0.2))
+    assert result.requests > 0 and errors(result) == {"connect": result.requests}
+    assert result.reconnects == 0
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_garbage_response_is_a_read_error(loop):
+    with Server(respond_each(b"NOT HTTP AT ALL\r\n\r\n")) as server:
+        result = run_shard(plan_for(server.url(), loop=loop, duration_s=0.3))
+    assert result.requests > 5 and errors(result) == {"read": result.requests}
+
+
+def test_connection_lost_mid_response_is_a_read_error():
+    truncated = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-ten.."
+    with Server(respond_each(truncated, close_after=True)) as server:
+        result = run_shard(plan_for(server.url(), duration_s=0.3))
+    assert result.requests > 5 and errors(result) == {"read": result.requests}
+
+
+def test_status_errors_are_classified():
+    with Server(respond_each(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n")) as server:
+        result = run_shard(plan_for(server.url(), duration_s=0.2))
+    assert result.requests > 5 and errors(result) == {"status_5xx": result.requests}
+
+
+# -- what the server receives -----------------------------------------------------------
+
+
+def test_request_body_and_headers_arrive():
+    with Server(respond_each(OK_RESPONSE)) as server:
+        url = server.url("/submit?x=1")
+        templates = (
+            RequestTemplate("post", "POST", url, headers=(("X-Test", "yes"),), body=b'{"a": 1}'),
+            RequestTemplate("get", "GET", server.url("/other"), weight=2),
+        )
+        result = run_shard(plan_for(url, templates=templates, concurrency=1, max_requests=30,
+                                    duration_s=5))
+    assert result.requests == 30 and errors(result) == {}
+    posts = [r for r in server.requests if r.startswith(b"POST")]
+    gets = [r for r in server.requests if r.startswith(b"GET /other HTTP/1.1\r\n")]
+    assert len(posts) == 10 and len(gets) == 20
+    assert posts[0] == (
+        b"POST /submit?x=1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-Test: yes\r\n"
+        b"Content-Length: 8\r\nUser-Agent: loadbench\r\n\r\n{\"a\": 1}" % server.port)
+
+
+# -- TLS ---------------------------------------------------------------------------------
+
+
+def _self_signed(tmp_path) -> tuple[str, str] | None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    try:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        if shutil.which("openssl") is None:
+            return None
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True, timeout=30)
+        return str(cert), str(key)
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(private.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                   .sign(private, hashes.SHA256()))
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(private.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return str(cert), str(key)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_https_self_signed_without_verification(loop, tmp_path):
+    files = _self_signed(tmp_path)
+    if files is None:
+        pytest.skip("neither the cryptography package nor openssl is available")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(*files)
+    with Server(respond_each(OK_RESPONSE), tls=tls) as server:
+        result = run_shard(plan_for(server.url(), loop=loop, verify_tls=False))
+        verified = run_shard(plan_for(server.url(), loop=loop, verify_tls=True,
+                                      duration_s=0.2, concurrency=1))
+    assert result.requests > 20 and errors(result) == {}
+    assert result.bytes_received == 5 * result.requests
+    assert verified.requests > 0 and errors(verified) == {"connect": verified.requests}
+
+
+# -- open loop and stopping ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_open_loop_never_sends_early(loop, monkeypatch):
+    early = []
+    record = Recorder.record
+
+    def checked(self, intended, sent, end, status, nbytes):
+        if sent < intended or end < sent:
+            early.append((intended, sent, end))
+        record(self, intended, sent, end, status, nbytes)
+
+    monkeypatch.setattr(Recorder, "record", checked)
+    with Server(respond_each(OK_RESPONSE)) as server:
+        result = run_shard(plan_for(server.url(), loop=loop, concurrency=10, duration_s=1.0,
+                                    schedule=RateSchedule.constant(200)))
+    assert early == []
+    assert 195 <= result.requests <= 201 and errors(result) == {}
+    assert result.histogram_dropped == 0
+
+
+@pytest.mark.parametrize("rate", [None, 2.0])
+def test_outside_stop_ends_the_run_promptly(rate):
+    stop = threading.Event()
+    with Server(respond_each(OK_RESPONSE)) as server:
+        timer = threading.Timer(0.3, stop.set)
+        timer.start()
+        started = time.perf_counter()
+        schedule = RateSchedule.constant(rate) if rate else None
+        result = run_shard(plan_for(server.url(), concurrency=20, duration_s=20,
+                                    schedule=schedule), stop_event=stop)
+        elapsed = time.perf_counter() - started
+        timer.join()
+    assert elapsed < 0.8
+    assert errors(result) == {}
+
+
+def test_run_users_leaves_no_tasks_timers_or_transports():
+    async def main(engine):
+        await engine.run_users(3)
+        await asyncio.sleep(0)
+        return [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    with Server(respond_each(OK_RESPONSE)) as server:
+        plan = plan_for(server.url(), duration_s=0.2)
+        state = LoadState(plan)
+        engine = FastEngine(plan, state)
+        loop = asyncio.new_event_loop()
+        try:
+            leftovers = loop.run_until_complete(main(engine))
+            handles = [h for h in getattr(loop, "_scheduled", []) if not h.cancelled()]
+        finally:
+            loop.close()
+    assert leftovers == [] and engine.links == set() and engine.tasks == set()
+    assert handles == [] and state.recorder.requests > 10
+    assert all(user.link is None and user.timer is None for user in engine.users)
+    assert engine.run_blocking() is False
+
+
+def test_cancelled_run_cleans_up():
+    async def handler(server, reader, writer):
+        await server.read_request(reader)
+        await asyncio.sleep(3600)
+
+    async def main(engine):
+        task = asyncio.create_task(engine.run_users(3))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    with Server(handler) as server:
+        plan = plan_for(server.url(), duration_s=5)
+        engine = FastEngine(plan, LoadState(plan))
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(main(engine))
+        finally:
+            loop.close()
+    assert engine.links == set() and engine.tasks == set()

@@ -1,0 +1,100 @@
+"""The histogram merge must be exact: merging shards equals recording everything once."""
+
+import random
+
+from loadbench.stats import Aggregator, Recorder, Tick, merge_encoded, new_histogram
+
+
+def _recorder_with(values_us, source=0):
+    recorder = Recorder(measure_start=0.0, source=source)
+    for value in values_us:
+        recorder.record(1.0, 1.0, 1.0 + value / 1e6, 200, 10)
+    return recorder
+
+
+def test_merge_of_shards_equals_single_histogram():
+    rng = random.Random(7)
+    values = [rng.randint(50, 2_000_000) for _ in range(5000)]
+    shards = [values[0:1000], values[1000:3500], values[3500:]]
+    encoded = []
+    for index, part in enumerate(shards):
+        recorder = _recorder_with(part, index)
+        recorder.tick()
+        encoded.append(recorder.total.encode().decode())
+    merged = merge_encoded(encoded)
+    single = new_histogram()
+    for value in values:
+        single.record_value(value)
+    assert merged.get_total_count() == single.get_total_count() == len(values)
+    assert list(merged.counts) == list(single.counts)
+    for pct in (50, 90, 99, 99.9, 100):
+        assert merged.get_value_at_percentile(pct) == single.get_value_at_percentile(pct)
+    assert merged.get_min_value() == single.get_min_value()
+
+
+def test_values_outside_range_are_counted_not_lost():
+    recorder = Recorder(measure_start=0.0)
+    recorder.record(1.0, 1.0, 1.0 + 61.0, 200, 0)  # 61 s: above the 60 s histogram ceiling
+    recorder.record(1.0, 1.0, 1.002, 200, 0)
+    recorder.tick()
+    assert recorder.requests == 2
+    assert recorder.dropped == 1
+    assert recorder.total.get_total_count() == 1
+
+
+def test_errors_and_status_classes_are_counted_outside_latency():
+    recorder = Recorder(measure_start=0.0)
+    recorder.record(1.0, 1.0, 1.01, 200, 5)
+    recorder.record(1.0, 1.0, 1.01, 404, 5)
+    recorder.record(1.0, 1.0, 1.01, 503, 5)
+    recorder.error(1.0, "timeout")
+    recorder.error(1.0, "connect")
+    recorder.tick()
+    assert recorder.requests == 5
+    assert recorder.errors == {"connect": 1, "timeout": 1, "read": 0, "status_4xx": 1,
+                               "status_5xx": 1}
+    assert recorder.status_codes == {200: 1, 404: 1, 503: 1}
+    assert recorder.total.get_total_count() == 1
+
+
+def test_warmup_requests_are_excluded():
+    recorder = Recorder(measure_start=10.0)
+    recorder.record(9.0, 9.0, 10.5, 200, 1)
+    recorder.error(9.5, "read")
+    recorder.record(10.0, 10.0, 10.1, 200, 1)
+    assert recorder.warmup_requests == 2
+    assert recorder.requests == 1
+
+
+def test_open_loop_records_lag_and_service_time():
+    recorder = Recorder(measure_start=0.0, open_loop=True)
+    recorder.record(intended=1.0, sent=1.5, end=1.6, status=200, nbytes=0)
+    recorder.tick()
+    assert recorder.total.get_max_value() >= 599_000  # 600 ms from the intended start
+    assert 99_000 <= recorder.service.get_max_value() <= 101_000
+    assert recorder.late == 1
+
+
+def test_aggregator_merges_seconds_from_several_sources():
+    aggregator = Aggregator(sources=2)
+    for source, values in ((0, [1000, 2000]), (1, [3000, 4000])):
+        recorder = _recorder_with(values, source)
+        aggregator.add(recorder.tick())
+    aggregator.add(Tick(source=0, second=1, requests=0, errors=1, bytes_received=0, histogram=""))
+    assert aggregator.requests == 4
+    assert aggregator.errors == 1
+    timeline = aggregator.timeline()
+    assert [p["t"] for p in timeline] == [0, 1]
+    assert timeline[0]["requests"] == 4
+    assert 1.99 <= timeline[0]["p50_ms"] <= 2.01
+
+
+def test_timeline_is_bounded():
+    from loadbench import stats
+
+    aggregator = Aggregator(sources=1)
+    for second in range(stats.MAX_TIMELINE_POINTS * 2 + 10):
+        aggregator.add(Tick(0, second, 1, 0, 0, ""))
+    timeline = aggregator.timeline()
+    assert len(timeline) <= stats.MAX_TIMELINE_POINTS
+    assert sum(p["requests"] for p in timeline) == stats.MAX_TIMELINE_POINTS * 2 + 10

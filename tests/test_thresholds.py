@@ -1,0 +1,380 @@
+"""Threshold expressions: parsing, one-line errors with columns, evaluation against runs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loadbench.errors import EXIT_BAD_INPUT, BadInput
+from loadbench.result import ClientCpu, LatencySummary, RunResult
+from loadbench.thresholds import (
+    METRICS,
+    Threshold,
+    ThresholdError,
+    evaluate_all,
+    metric_value,
+    parse_all,
+    parse_threshold,
+)
+
+
+def make_run(name: str, rps: float = 100.0, p99: float = 50.0, error_rate: float = 0.0,
+             requests: int = 1000, **latency: float) -> RunResult:
+    summary = {"p50": p99 / 2, "p90": p99 * 0.8, "p95": p99 * 0.9, "p99": p99,
+               "p99_9": p99 * 1.5, "mean": p99 / 2, "max": p99 * 2, **latency}
+    return RunResult(
+        name=name, client="gather", engine="fast", concurrency=10, processes=1,
+        duration_s=10.0, requests=requests, errors={}, status_codes={"200": requests},
+        rps=rps, bytes_received=0, latency_ms=LatencySummary(**summary), histogram="",
+        client_cpu=ClientCpu(user_s=0.0, system_s=0.0, utilisation=0.0), error_rate=error_rate)
+
+
+RUNS = [make_run("sequential", rps=100.0, p99=20.0),
+        make_run("gather", rps=4123.5, p99=212.34, error_rate=0.0023, p50=80.0),
+        make_run("processes", rps=6500.0, p99=120.0, error_rate=0.02)]
+
+
+def outcome(expr: str, runs: list[RunResult] = RUNS):
+    [result] = evaluate_all([expr], runs)
+    return result
+
+
+# ---------------------------------------------------------------- forms that parse
+
+
+@pytest.mark.parametrize(
+    ("expr", "runs", "per_run"),
+    [
+        ("gather.rps > 20 * sequential.rps", ("gather", "sequential"), False),
+        ("gather.p99 < 250ms", ("gather",), False),
+        ("*.error_rate < 1%", (), True),
+        ("processes.rps >= 1.5 * gather.rps", ("processes", "gather"), False),
+        ("sequential.p50 <= 0.5s", ("sequential",), False),
+        ("gather.rps / sequential.rps > 20", ("gather", "sequential"), False),
+        ("gather.requests >= 1000", ("gather",), False),
+        ("rps > 100/s", (), True),
+        ("gather.p99 < 250 ms", ("gather",), False),
+        ("gather.p99_9<1e3us", ("gather",), False),
+        ("(gather.rps - sequential.rps) / sequential.rps > 0.5", ("gather", "sequential"), False),
+        ("-gather.rps < 0", ("gather",), False),
+        ("run-2.max != 0", ("run-2",), False),
+        ("*.p99 < 2 * sequential.p99", ("sequential",), True),
+        ("gather.rps/sequential.rps>2000%", ("gather", "sequential"), False),
+        ("gather.mean == 106.17", ("gather",), False),
+    ],
+)
+def test_parses(expr, runs, per_run):
+    threshold = parse_threshold(expr)
+    assert isinstance(threshold, Threshold)
+    assert threshold.expr == expr
+    assert threshold.runs == runs
+    assert threshold.per_run is per_run
+
+
+@pytest.mark.parametrize(
+    ("expr", "value"),
+    [("a.p99 < 250ms", 250.0), ("a.p99 < 0.5s", 500.0), ("a.p99 < 1500us", 1.5),
+     ("a.p99 < 1500µs", 1.5), ("a.error_rate < 1%", 0.01), ("a.rps > 100/s", 100.0),
+     ("a.requests > 1e3", 1000.0), ("a.requests > 1.5E+3", 1500.0), ("a.rps > .5", 0.5),
+     ("a.p99 < 2 * (100ms + 25ms)", 250.0), ("a.p99 < 1s / 4", 250.0),
+     ("a.rps > 10 - 2 - 3", 5.0), ("a.rps > -(-3)", 3.0)],
+)
+def test_units_normalise(expr, value):
+    runs = [make_run("a", rps=1e9, p99=0.0, error_rate=0.0, requests=10**9)]
+    result = outcome(expr, runs)
+    assert result.passed
+    right = parse_threshold(expr).right
+    from loadbench.thresholds import _evaluate
+
+    assert math.isclose(_evaluate(right, {}, None, expr, lambda s, e: (s, e)), value)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def test_evaluate_ratio_against_another_run():
+    result = outcome("gather.rps > 20 * sequential.rps")
+    assert result.passed
+    assert result.value == 4123.5
+    assert result.detail == "4123.5 > 2000.0"
+    assert result.expr == "gather.rps > 20 * sequential.rps"
+
+
+def test_evaluate_latency_reads_milliseconds():
+    result = outcome("gather.p99 < 250ms")
+    assert (result.passed, result.value, result.detail) == (True, 212.34, "212.3ms < 250.0ms")
+    failed = outcome("gather.p99 < 0.2s")
+    assert not failed.passed
+    assert failed.detail == "212.3ms < 200.0ms"
+
+
+def test_evaluate_requests_and_division():
+    assert outcome("gather.requests >= 1000").detail == "1000 >= 1000"
+    ratio = outcome("gather.rps / sequential.rps > 20")
+    assert ratio.passed and math.isclose(ratio.value, 41.235)
+    assert outcome("sequential.p50 <= 0.5s").passed
+    assert outcome("gather.p50 == 80ms").passed
+    assert outcome("gather.p50 != 80ms").passed is False
+
+
+def test_star_expands_per_run_and_each_must_pass():
+    results = evaluate_all(["*.error_rate < 1%"], RUNS)
+    assert [r.expr for r in results] == ["sequential.error_rate < 1%",
+                                         "gather.error_rate < 1%",
+                                         "processes.error_rate < 1%"]
+    assert [r.passed for r in results] == [True, True, False]
+    assert [r.value for r in results] == [0.0, 0.0023, 0.02]
+    assert results[1].detail == "0.23% < 1%"
+    assert results[2].detail == "2% < 1%"
+
+
+def test_bare_metric_means_every_run():
+    results = evaluate_all(["rps > 100/s"], RUNS)
+    assert [r.expr for r in results] == ["sequential.rps > 100/s", "gather.rps > 100/s",
+                                         "processes.rps > 100/s"]
+    assert [r.passed for r in results] == [False, True, True]
+
+
+def test_star_mixed_with_named_run_rewrites_only_the_star():
+    results = evaluate_all(["*.p99 <= 10 * sequential.p99"], RUNS)
+    assert [r.expr for r in results] == ["sequential.p99 <= 10 * sequential.p99",
+                                         "gather.p99 <= 10 * sequential.p99",
+                                         "processes.p99 <= 10 * sequential.p99"]
+    assert [r.passed for r in results] == [True, False, True]
+
+
+def test_star_with_no_runs_fails_rather_than_vanishing():
+    [result] = evaluate_all(["*.error_rate < 1%"], [])
+    assert (result.passed, result.value, result.detail) == (False, None,
+                                                             "no runs in the result")
+
+
+def test_missing_run_fails_with_detail():
+    runs = [run for run in RUNS if run.name != "sequential"]
+    result = outcome("gather.rps > 20 * sequential.rps", runs)
+    assert result.passed is False
+    assert result.value == 4123.5  # the left side could still be computed
+    assert result.detail == "run 'sequential' has no result"
+    left_missing = outcome("sequential.rps < gather.rps", runs)
+    assert (left_missing.passed, left_missing.value) == (False, None)
+    assert left_missing.detail == "run 'sequential' has no result"
+
+
+def test_division_by_zero_fails_with_detail():
+    runs = [*RUNS, make_run("dead", rps=0.0)]
+    result = outcome("gather.rps / dead.rps > 20", runs)
+    assert (result.passed, result.value) == (False, None)
+    assert result.detail == "division by zero: dead.rps is 0"
+    star = evaluate_all(["gather.rps / *.rps > 0"], runs)
+    assert star[-1].expr == "gather.rps / dead.rps > 0"
+    assert star[-1].detail == "division by zero: dead.rps is 0"
+
+
+def test_several_expressions_keep_order():
+    results = evaluate_all(["gather.p99 < 250ms", "*.error_rate < 1%"], RUNS)
+    assert [r.expr for r in results][:2] == ["gather.p99 < 250ms",
+                                             "sequential.error_rate < 1%"]
+    assert len(results) == 4
+
+
+def test_metric_value_covers_every_metric():
+    run = RUNS[1]
+    values = {metric: metric_value(run, metric) for metric in METRICS}
+    assert values["rps"] == 4123.5
+    assert values["requests"] == 1000.0
+    assert values["error_rate"] == 0.0023
+    assert values["p99"] == 212.34
+    assert values["p50"] == 80.0
+
+
+# ---------------------------------------------------------------- errors
+
+
+def error_of(expr: str) -> str:
+    with pytest.raises(ThresholdError) as info:
+        parse_threshold(expr)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_error_is_bad_input_exit_2():
+    with pytest.raises(BadInput) as info:
+        parse_threshold("")
+    assert info.value.exit_code == EXIT_BAD_INPUT
+
+
+def test_unknown_unit():
+    assert error_of("gather.p99 < 250xs") == (
+        "threshold 'gather.p99 < 250xs': unknown unit 'xs' at column 17 (near 'xs'); "
+        "valid units: ms, s, us, %, /s")
+
+
+def test_unknown_unit_suggests_lowercase_and_rate_units():
+    assert "unknown unit 'MS' at column 16" in error_of("gather.p99 < 5 MS")
+    assert "did you mean 'ms'?" in error_of("gather.p99 < 5 MS")
+    assert "unknown unit '/min' at column 17" in error_of("gather.rps > 100/min")
+
+
+def test_unknown_metric_suggests():
+    message = error_of("gather.p98 < 1s")
+    assert message.startswith("threshold 'gather.p98 < 1s': unknown metric 'p98' at column 8 "
+                              "(near 'p98'); did you mean 'p99'?")
+    assert "metrics: rps, requests, error_rate, mean, p50, p90, p95, p99, p99_9, max" in message
+    assert "did you mean 'error_rate'?" in error_of("*.errors < 1%")
+
+
+def test_bare_word_that_is_not_a_metric_explains_run_dot_metric():
+    message = error_of("gather > 1")
+    assert "unknown metric 'gather' at column 1 (near 'gather')" in message
+    assert "write RUN.METRIC such as gather.p99" in message
+
+
+def test_unknown_run_names_valid_runs():
+    with pytest.raises(ThresholdError) as info:
+        parse_all(["gather.p99 < 1s", "gathr.rps > 1"], ["sequential", "gather"],
+                  source="scenarios/x.yaml")
+    assert str(info.value) == (
+        "scenarios/x.yaml: threshold 'gathr.rps > 1': unknown run 'gathr' at column 1 "
+        "(near 'gathr'); did you mean 'gather'? runs: sequential, gather")
+
+
+def test_unknown_run_on_the_right_side_points_at_it():
+    with pytest.raises(ThresholdError, match=r"unknown run 'seq' at column 19 \(near 'seq'\); "
+                       r"runs: sequential, gather$"):
+        parse_all(["gather.rps > 20 * seq.rps"], ["sequential", "gather"])
+
+
+def test_parse_all_accepts_star_and_known_runs():
+    parsed = parse_all(["*.error_rate < 1%", "gather.rps > 20 * sequential.rps"],
+                       ["sequential", "gather"])
+    assert [t.expr for t in parsed] == ["*.error_rate < 1%", "gather.rps > 20 * sequential.rps"]
+
+
+def test_parse_all_prefixes_syntax_errors_with_source():
+    with pytest.raises(ThresholdError, match=r"^s\.yaml: threshold 'a\.p99 <': "):
+        parse_all(["a.p99 <"], ["a"], source="s.yaml")
+
+
+def test_missing_operator():
+    assert error_of("gather.p99 250ms") == (
+        "threshold 'gather.p99 250ms': missing comparison operator at column 12 "
+        "(near '250ms'); expected one of <, <=, >, >=, ==, !=")
+    assert "missing comparison operator at column 11 (end of expression)" in error_of(
+        "gather.p99")
+
+
+def test_single_equals_suggests_double():
+    assert error_of("gather.rps = 1") == (
+        "threshold 'gather.rps = 1': '=' is not an operator at column 12 (near '= 1'); "
+        "did you mean '=='?")
+
+
+def test_trailing_garbage():
+    assert error_of("gather.p99 < 250ms please") == (
+        "threshold 'gather.p99 < 250ms please': unexpected 'please' after the comparison "
+        "at column 20 (near 'please')")
+    assert "a second comparison '<' at column 16" in error_of("gather.p99 < 1 < 2")
+    assert "unexpected character '&' at column 12" in error_of("gather.rps & 1")
+
+
+def test_missing_right_side():
+    assert error_of("gather.p99 <") == (
+        "threshold 'gather.p99 <': expected a number or RUN.METRIC at column 13 "
+        "(end of expression)")
+
+
+def test_unbalanced_parentheses():
+    assert error_of("(gather.rps > 1") == (
+        "threshold '(gather.rps > 1': unclosed '(' at column 1 (near '(gather.rps'); "
+        "expected ')' at column 13")
+    assert error_of("gather.rps > 1)") == (
+        "threshold 'gather.rps > 1)': unmatched ')' at column 15 (near ')')")
+    assert "unmatched ')' at column 11" in error_of("gather.rps) > 1")
+    assert "empty parentheses at column 15" in error_of("gather.rps > ()")
+
+
+@pytest.mark.parametrize("expr", ["", "   "])
+def test_empty(expr):
+    assert error_of(expr) == (
+        f"threshold {expr!r}: empty expression at column 1 (end of expression); "
+        "write a comparison such as 'gather.p99 < 250ms'")
+
+
+def test_incompatible_units():
+    assert error_of("gather.p99 < 5%") == (
+        "threshold 'gather.p99 < 5%': 5% (a fraction) cannot be compared with gather.p99 "
+        "(a latency) at column 15 (near '%'); latencies take ms, s or us")
+    assert "cannot be compared with gather.requests (a count) at column 22" in error_of(
+        "gather.requests > 100/s")
+    assert "cannot be compared with gather.rps (a rate)" in error_of("gather.rps > 2s")
+    assert "cannot be compared with gather.error_rate (a fraction)" in error_of(
+        "gather.error_rate < 10ms")
+    assert "cannot add gather.p99 (a latency) and gather.rps (a rate) at column 12" in error_of(
+        "gather.p99 + gather.rps > 1")
+
+
+def test_error_rate_above_one_is_caught():
+    assert error_of("*.error_rate < 5") == (
+        "threshold '*.error_rate < 5': error_rate is a fraction between 0 and 1, so 5 means "
+        "500% at column 16 (near '5'); write 5% or 0.05")
+
+
+def test_number_out_of_range():
+    assert "number '1e999' is out of range at column 14" in error_of("gather.rps > 1e999")
+
+
+def test_deep_nesting_is_an_error_not_a_crash():
+    expr = "gather.rps > " + "(" * 500 + "1" + ")" * 500
+    assert "expression nested too deeply" in error_of(expr)
+
+
+def test_not_a_string():
+    with pytest.raises(ThresholdError, match="a threshold is a string"):
+        parse_threshold(5)  # type: ignore[arg-type]
+
+
+def test_newline_in_expression_stays_on_one_line():
+    message = error_of("gather.p99 <\n 5%")
+    assert "'gather.p99 <\\n 5%'" in message
+
+
+def test_evaluate_all_raises_on_bad_expression():
+    with pytest.raises(ThresholdError, match="unknown metric 'p98'"):
+        evaluate_all(["gather.p98 < 1s"], RUNS)
+
+
+# ---------------------------------------------------------------- properties
+
+ALPHABET = st.sampled_from(list("abgprs019._-*/+<>=!()% \tms.e%µ&\"'\n") +
+                           ["rps", "p99", "error_rate", "gather.", "*.", "ms", "/s", "1e3",
+                            "<=", "==", "requests"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.lists(ALPHABET, max_size=15).map("".join)))
+def test_any_text_parses_or_raises_threshold_error(text):
+    try:
+        threshold = parse_threshold(text)
+    except ThresholdError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert isinstance(threshold, Threshold)
+    for result in threshold.evaluate(RUNS):  # evaluation never raises either
+        assert isinstance(result.passed, bool)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(METRICS)), st.sampled_from(["<", "<=", ">", ">=", "==", "!="]),
+       st.floats(min_value=0, max_value=1e6, allow_nan=False))
+def test_generated_comparisons_round_trip(metric, op, number):
+    expr = f"gather.{metric} {op} {number!r}"
+    if metric == "error_rate" and number > 1:
+        with pytest.raises(ThresholdError, match="fraction between 0 and 1"):
+            parse_threshold(expr)
+        return
+    [result] = evaluate_all([expr], RUNS)
+    assert result.value == metric_value(RUNS[1], metric)
