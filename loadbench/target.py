@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -62,7 +63,7 @@ def _repo_root() -> str | None:
     return str(Path(locations[0]).resolve().parent) if locations else None
 
 
-def _die_with_parent_preexec():
+def _die_with_parent_preexec() -> Callable[[], None] | None:
     """A preexec_fn that makes Linux SIGKILL the target when loadbench dies, even by SIGKILL.
 
     The signal fires when the *thread* that started the target exits, so start targets from a
@@ -112,6 +113,7 @@ class TargetProcess:
         self._stderr_file: IO[bytes] | None = None
         self._stderr_saved = b""
         self._port_retried = False
+        self._stopped = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -131,6 +133,7 @@ class TargetProcess:
             if process.poll() is not None:
                 if self._should_retry_port():
                     self._port_retried = True
+                    _signal_group(process.pid, signal.SIGKILL)
                     self._spawn(find_free_port(self.host))
                     process = self._require_process()
                     continue
@@ -151,10 +154,12 @@ class TargetProcess:
         the supervisor respawn a worker). Idempotent: a stopped target is left alone.
         """
         process = self._process
-        if process is None:
+        if process is None or self._stopped:
             return
+        self._stopped = True
         deadline = time.monotonic() + self.stop_timeout
-        descendants = _descendants(process.pid)
+        # Only a running (unreaped) leader's pid is surely still ours to look under.
+        descendants = _descendants(process.pid) if process.poll() is None else []
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
@@ -261,6 +266,7 @@ class TargetProcess:
             self._close_stderr()
             raise TargetError(f"target {self.app} could not be started: {exc}") from exc
         self._port = port
+        self._stopped = False
 
     def _require_process(self) -> subprocess.Popen[bytes]:
         if self._process is None:

@@ -1,7 +1,10 @@
 """Target app: the article's async patterns, their blocking counterparts and lab endpoints.
 
 Each endpoint is one small function so a scenario can point at exactly one behaviour.
-Settings come from `TARGET_*` environment variables, read once when the app starts.
+Settings come from environment variables, read once when the app starts:
+TARGET_DATA_DIR (uploads, default ./target_data), TARGET_MAX_UPLOAD_BYTES (10 MiB),
+TARGET_LOG_DELAY_MS (1000), TARGET_CPU_WORKERS (2, per uvicorn worker),
+TARGET_UPSTREAM_BASE (default: this server) and TARGET_EXIT_WITH_PARENT (set by loadbench).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ _DURATION_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, None: 1.0}
 
 @dataclass(frozen=True)
 class Settings:
+    """The app's configuration, resolved once in the lifespan."""
+
     data_dir: Path
     max_upload_bytes: int
     log_delay_s: float
