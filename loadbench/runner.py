@@ -77,15 +77,17 @@ class RunShape:
     schedule: RateSchedule | None
     rate: float | None
     warmup_s: float = 0.0
+    duration_s: float | None = None  # planned measuring window (stages: their sum)
 
 
 def resolve_shape(scenario: Scenario, run: RunSpec) -> RunShape:
     concurrency = 1 if run.client == "sequential" else (run.concurrency or 1)
     processes = run.processes or (2 if run.client == "multiprocess" else 1)
     schedule = build_schedule(run.rate, run.stages)
+    duration = sum(stage.duration for stage in run.stages) if run.stages else scenario.duration
     return RunShape(run.name, run.client, run.engine or scenario.engine, concurrency, processes,
                     schedule, run.rate or (run.stages[0].rate if run.stages else None),
-                    scenario.warmup)
+                    scenario.warmup, duration)
 
 
 def build_schedule(rate: float | None, stages=None) -> RateSchedule | None:
@@ -292,12 +294,13 @@ def _utilisation(shard: ShardResult) -> float:
 def _pacing(shape: RunShape, shards: list[ShardResult], requests: int, duration: float) -> Pacing:
     lag = merge_encoded([s.lag_histogram or "" for s in shards])
     service = merge_encoded([s.service_histogram or "" for s in shards])
-    due = (shape.schedule.expected_count(shape.warmup_s + duration)
+    # the schedule's window, not the drain of in-flight requests after it
+    window = min(duration, shape.duration_s) if shape.duration_s else duration
+    due = (shape.schedule.expected_count(shape.warmup_s + window)
            - shape.schedule.expected_count(shape.warmup_s))
-    target_rate = due / duration if duration else 0.0
     return Pacing(
-        target_rate=round(target_rate, 3),
-        achieved_rate=round(requests / duration, 3) if duration else 0.0,
+        target_rate=round(due / window, 3) if window else 0.0,
+        achieved_rate=round(requests / window, 3) if window else 0.0,
         late_requests=sum(s.late_requests for s in shards),
         schedule_lag_ms=LatencySummary(**latency_summary_ms(lag)),
         service_time_ms=LatencySummary(**latency_summary_ms(service)),
@@ -345,7 +348,7 @@ def run_scenario(
                     templates=build_templates(base_url, scenario.requests),
                     engine=shape.engine,
                     concurrency=shape.concurrency,
-                    duration_s=scenario.duration,
+                    duration_s=shape.duration_s,
                     max_requests=scenario.iterations,
                     warmup_s=scenario.warmup,
                     timeout_s=scenario.timeout,

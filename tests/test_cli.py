@@ -147,3 +147,60 @@ def test_target_is_stopped_when_a_run_raises(tmp_path, repo_root, monkeypatch):
     assert started
     for pid in started:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def _slower_copy(source, target, factor):
+    data = json.loads(source.read_text())
+    for run in data["runs"]:
+        run["rps"] *= factor
+        for repeat in run["repeats"]:
+            repeat["rps"] *= factor
+    target.write_text(json.dumps(data))
+    return target
+
+
+def test_compare_exit_codes(tmp_path, repo_root):
+    fixed = repo_root / "tests/data/result_fixed.json"
+    same = invoke("compare", str(fixed), str(fixed), "-o", str(tmp_path / "same.md"))
+    assert same.exit_code == 0
+    assert "No regressions" in (tmp_path / "same.md").read_text()
+    slower = _slower_copy(fixed, tmp_path / "slower.json", 0.5)
+    result = invoke("compare", str(fixed), str(slower), "-o", str(tmp_path / "cmp.md"),
+                    "--junit", str(tmp_path / "cmp.xml"))
+    assert result.exit_code == 1
+    assert "regression" in (tmp_path / "cmp.md").read_text()
+    assert "<failure" in (tmp_path / "cmp.xml").read_text()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema_version": 99}))
+    mismatch = invoke("compare", str(fixed), str(bad))
+    assert mismatch.exit_code == 2
+    assert "schema_version 99" in mismatch.output and str(bad) in mismatch.output
+
+
+@pytest.mark.parametrize("fmt", ["md", "json", "csv", "hgrm", "html"])
+def test_report_formats(tmp_path, repo_root, fmt):
+    fixed = repo_root / "tests/data/result_fixed.json"
+    out = tmp_path / f"r.{fmt}"
+    result = invoke("report", str(fixed), "--format", fmt, "-o", str(out))
+    assert result.exit_code == 0
+    assert out.read_text() == (repo_root / f"tests/data/expected/result_fixed.{fmt}").read_text()
+
+
+def test_failed_threshold_exits_1_and_can_be_disabled(tmp_path, repo_root):
+    args = ["run", str(repo_root / "scenarios/smoke.yaml"), "--no-progress", "--out",
+            str(tmp_path), "--set", "runs=[{name: g, client: gather, concurrency: 2}]",
+            "--set", "thresholds=['g.p50 < 1us']", "--duration", "300ms",
+            "--junit", str(tmp_path / "t.xml")]
+    failed = invoke(*args)
+    assert failed.exit_code == 1, failed.output
+    assert "FAIL" in failed.output
+    assert "<failure" in (tmp_path / "t.xml").read_text()
+    assert invoke(*args, "--no-fail-on-threshold").exit_code == 0
+
+
+def test_bad_threshold_is_rejected_before_running(tmp_path, repo_root):
+    result = invoke("run", str(repo_root / "scenarios/smoke.yaml"), "--no-progress",
+                    "--set", "thresholds=['gather.p99 < 250xs']")
+    assert result.exit_code == 2
+    assert "unknown unit 'xs'" in result.output
+    assert not list(tmp_path.glob("**/*.json"))

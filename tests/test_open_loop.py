@@ -1,0 +1,51 @@
+"""Open-loop pacing against a server that freezes its event loop: known true quantiles.
+
+`/stall?every=P&for=S` blocks the server's loop for the first S seconds of every P-second
+period. At a constant rate, a request intended at phase t < S completes at S, so
+latency > x has probability (S - x) / P and the q-quantile is S - P (1 - q). Open loop
+must report that; closed loop cannot (its users wait out the freeze and stop sending).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from loadbench.runner import run_scenario
+from loadbench.scenario import validate_scenario
+
+PERIOD_S = 2.0
+STALL_S = 0.5
+
+
+def true_quantile_ms(q: float) -> float:
+    return (STALL_S - PERIOD_S * (1.0 - q)) * 1000.0
+
+
+def stall_scenario(url: str, run: dict) -> object:
+    return validate_scenario({
+        "name": "stall",
+        "target": {"url": url},
+        "requests": [{"path": f"/stall?every={PERIOD_S}s&for={STALL_S * 1000:.0f}ms"}],
+        "duration": f"{3 * PERIOD_S}s",  # whole periods, so every phase is sampled evenly
+        "timeout": "5s",
+        "runs": [run],
+    })
+
+
+@pytest.mark.timeout(60)
+def test_open_loop_matches_analytic_quantiles_and_closed_loop_cannot(target_url):
+    paced = run_scenario(stall_scenario(target_url, {
+        "name": "paced", "client": "gather", "concurrency": 200, "rate": "200/s"})).runs[0]
+    closed = run_scenario(stall_scenario(target_url, {
+        "name": "closed", "client": "gather", "concurrency": 10})).runs[0]
+
+    assert sum(paced.errors.values()) == 0
+    assert paced.histogram_dropped == 0
+    assert paced.corrected and paced.pacing is not None
+    assert abs(paced.pacing.achieved_rate - 200) / 200 < 0.05
+    for name, q in (("p95", 0.95), ("p99", 0.99)):
+        expected = true_quantile_ms(q)
+        reported = getattr(paced.latency_ms, name)
+        assert abs(reported - expected) / expected < 0.15, (name, reported, expected)
+    # closed loop under-reports the tail: its p99 is far below the true p99 (480 ms)
+    assert closed.latency_ms.p99 < 0.5 * true_quantile_ms(0.99)
