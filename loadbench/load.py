@@ -58,12 +58,8 @@ class LoadState:
 
     def __init__(self, plan: LoadPlan, start: float | None = None) -> None:
         self.plan = plan
-        self.start = time.perf_counter() if start is None else start
-        self.measure_start = self.start + plan.warmup_s
-        self.deadline = (
-            self.measure_start + plan.duration_s if plan.duration_s is not None else float("inf")
-        )
-        self.recorder = Recorder(self.measure_start, plan.schedule is not None, plan.source)
+        self.recorder = Recorder(0.0, plan.schedule is not None, plan.source)
+        self.rebase(time.perf_counter() if start is None else start)
         self.stopping = False
         self.ticker: Callable[[], None] | None = None  # set for blocking (loop-less) users
         self._budget = plan.max_requests
@@ -75,6 +71,17 @@ class LoadState:
             plan.templates)
         self._templates = itertools.cycle(weighted)
         self.next_template = self._templates.__next__
+
+    def rebase(self, start: float) -> None:
+        """Anchor the schedule at `start`; called again once the event loop really runs, so
+        loop and engine set-up never make the first open-loop slots late."""
+        self.start = start
+        self.measure_start = start + self.plan.warmup_s
+        self.deadline = (
+            self.measure_start + self.plan.duration_s
+            if self.plan.duration_s is not None else float("inf")
+        )
+        self.recorder.measure_start = self.measure_start
 
     def next_slot(self) -> float | None:
         """Intended start of the next request, or None when the shard is done."""

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from loadbench import __version__
 from loadbench.clients import ShardFailure, load_client
+from loadbench.errors import BadInput
 from loadbench.load import LoadPlan, RequestTemplate
 from loadbench.pacing import RateSchedule, Segment
 from loadbench.result import (
@@ -105,6 +106,11 @@ def build_schedule(rate: float | None, stages=None) -> RateSchedule | None:
 def build_templates(base_url: str, requests: list[RequestSpec]) -> tuple[RequestTemplate, ...]:
     """Resolve paths against the target and encode bodies once (JSON, text or multipart)."""
     templates = []
+    origins = {_origin(spec.path if spec.path.startswith(("http://", "https://")) else base_url)
+               for spec in requests}
+    if len(origins) > 1:
+        raise BadInput(f"requests go to several origins ({', '.join(sorted(origins))}); "
+                       "one scenario loads one scheme://host:port")
     for spec in requests:
         url = spec.path if spec.path.startswith(("http://", "https://")) else (
             base_url.rstrip("/") + spec.path)
@@ -121,6 +127,13 @@ def build_templates(base_url: str, requests: list[RequestSpec]) -> tuple[Request
         templates.append(RequestTemplate(spec.name, spec.method, url, tuple(headers.items()),
                                          body, spec.weight))
     return tuple(templates)
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _multipart(spec: RequestSpec) -> tuple[bytes, str]:

@@ -69,7 +69,10 @@ class _Ticker:
     def __init__(self, state: LoadState, sink: TickSink | None) -> None:
         self.state = state
         self.sink = sink
-        self.next_at = state.measure_start + 1.0
+        self.reset()
+
+    def reset(self) -> None:
+        self.next_at = self.state.measure_start + 1.0
 
     def __call__(self) -> None:
         now = time.perf_counter()
@@ -125,6 +128,8 @@ def run_shard(
         if plan.sync and plan.concurrency == 1:
             state.ticker = ticker
             _sleep_until(start)
+            state.rebase(max(start, time.perf_counter()))
+            ticker.reset()
             if not engine.run_blocking():
                 _run_async(plan, state, engine, ticker, start, stop_event, request_stop)
         else:
@@ -175,6 +180,8 @@ def _run_async(plan, state, engine, ticker, start, stop_event, request_stop) -> 
 
 async def _main(plan, state, engine, ticker, start, stop_event) -> None:
     await asyncio.sleep(max(start - time.perf_counter(), 0.0))
+    state.rebase(max(start, time.perf_counter()))
+    ticker.reset()
     monitor = asyncio.create_task(ticker.run())
     watcher = asyncio.create_task(_watch(stop_event, state)) if stop_event else None
     try:

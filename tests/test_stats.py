@@ -98,3 +98,22 @@ def test_timeline_is_bounded():
     timeline = aggregator.timeline()
     assert len(timeline) <= stats.MAX_TIMELINE_POINTS
     assert sum(p["requests"] for p in timeline) == stats.MAX_TIMELINE_POINTS * 2 + 10
+
+
+def test_fast_record_value_matches_hdrhistogram():
+    from hdrh.histogram import HdrHistogram
+
+    from loadbench.stats import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
+
+    reference = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    fast = new_histogram()
+    rng = random.Random(3)
+    values = [0, 1, 2, 1023, 1024, 2047, 2048, 2049, 60_000_000, 2**36 + 5, -1]
+    values += [rng.randint(0, 70_000_000) for _ in range(20000)]
+    values += [int(rng.lognormvariate(8, 2)) for _ in range(20000)]
+    for value in values:
+        assert fast.record_value(value) == reference.record_value(value), value
+    assert list(fast.counts) == list(reference.counts)
+    assert fast.get_total_count() == reference.get_total_count()
+    assert fast.get_min_value() == reference.get_min_value()
+    assert fast.get_max_value() == reference.get_max_value()
