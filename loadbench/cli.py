@@ -17,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: rich's help renderer costs ~85 ms of start-up
     help="Load-test HTTP services and compare client models with honest percentiles.\n\n"
     "Exit codes: 0 ok, 1 threshold or regression failed, 2 bad input, "
     "3 target unavailable, 4 invalid run (--strict), 130 interrupted.",
