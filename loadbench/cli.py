@@ -300,6 +300,53 @@ def validate(
 
 
 @app.command()
+@_errors_to_exit
+def claims(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Report file.")] = Path(
+        "docs/claims.md"),
+    duration: Annotated[str | None, typer.Option(help="Override every scenario's duration.")
+                        ] = None,
+    scenarios_dir: Annotated[Path, typer.Option("--scenarios", help="Claim scenario folder.")
+                             ] = Path("scenarios"),
+    out: Annotated[Path, typer.Option("--out", help="Directory for the result JSON files.")
+                   ] = Path("results"),
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="Run only these claim scenarios (repeatable).")] = None,
+) -> None:
+    """Run every claim scenario of the article and write the verdict report."""
+    from loadbench.claims import CLAIM_SCENARIOS, ClaimOutcome, render
+    from loadbench.report.console import LiveProgress
+    from loadbench.result import write_atomic
+    from loadbench.runner import run_scenario
+    from loadbench.scenario import load_scenario
+
+    names = only or list(CLAIM_SCENARIOS)
+    unknown = [name for name in names if name not in CLAIM_SCENARIOS]
+    if unknown:
+        raise BadInput(f"--only {unknown[0]!r}: valid claim scenarios are "
+                       f"{', '.join(CLAIM_SCENARIOS)}")
+    loaded = [load_scenario(scenarios_dir / f"{name}.yaml", duration=duration)
+              for name in names]
+    console = _console()
+    _sigterm_as_interrupt()
+    outcomes = []
+    for scenario, sha in loaded:
+        console.print(f"[bold]{scenario.name}[/bold]: {scenario.claim}")
+        with LiveProgress(console) as progress:
+            result = _apply_thresholds(scenario, run_scenario(scenario, sha, progress))
+        _save(result, out, "none")
+        outcome = ClaimOutcome(result, scenario.expectation, dict(scenario.verdicts))
+        console.print(f"  verdict: [bold]{outcome.verdict}[/bold]. {outcome.why}")
+        outcomes.append(outcome)
+        if result.interrupted:
+            break
+    write_atomic(output, render(outcomes))
+    console.print(f"[dim]wrote {output}[/dim]")
+    if any(o.result.interrupted for o in outcomes):
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the scenario format."""
     import json

@@ -82,6 +82,7 @@ class LoadState:
             if self.plan.duration_s is not None else float("inf")
         )
         self.recorder.measure_start = self.measure_start
+        self.recorder.deadline = self.deadline
 
     def next_slot(self) -> float | None:
         """Intended start of the next request, or None when the shard is done."""

@@ -219,8 +219,7 @@ def build_run_result(
         duration = max((s.duration_s for s in ok), default=0.0)
         p99 = merged.get_value_at_percentile(99) / 1000.0 if merged.get_total_count() else 0.0
         repeat_stats.append(RepeatStat(repeat=index, requests=requests,
-                                       duration_s=round(duration, 6),
-                                       rps=round(requests / duration, 3) if duration else 0.0,
+                                       duration_s=round(duration, 6), rps=_rps(ok),
                                        p99=round(p99, 3),
                                        histogram=merged.encode().decode()
                                        if merged.get_total_count() else ""))
@@ -299,6 +298,16 @@ def build_run_result(
     )
 
 
+def _rps(shards: list[ShardResult]) -> float:
+    """Completions inside the measuring window / window; without a window (iterations),
+    all requests / the time they took."""
+    window = max((s.window_s or 0.0 for s in shards), default=0.0)
+    if window > 0:
+        return round(sum(s.completed_in_window for s in shards) / window, 3)
+    duration = max((s.duration_s for s in shards), default=0.0)
+    return round(sum(s.requests for s in shards) / duration, 3) if duration else 0.0
+
+
 def _utilisation(shard: ShardResult) -> float:
     wall = shard.duration_s
     return (shard.cpu_user_s + shard.cpu_system_s) / wall if wall > 0 else 0.0
@@ -358,7 +367,7 @@ def run_scenario(
                 base_url = _target_url(target_spec, targets, stack, progress)
                 shape = resolve_shape(scenario, run)
                 plan = LoadPlan(
-                    templates=build_templates(base_url, scenario.requests),
+                    templates=build_templates(base_url, run.requests or scenario.requests),
                     engine=shape.engine,
                     concurrency=shape.concurrency,
                     duration_s=shape.duration_s,

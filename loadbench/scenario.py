@@ -123,6 +123,8 @@ class RunSpec(_Model):
     engine: Literal["fast", "httpx"] | None = None
     http2: bool | None = None
     target: TargetOverride | None = None
+    requests: list[RequestSpec] | None = Field(
+        None, description="this run's requests instead of the scenario's (compare endpoints)")
 
     @model_validator(mode="after")
     def _fits_client(self) -> RunSpec:
@@ -142,7 +144,13 @@ class Scenario(_Model):
     description: str = ""
     claim: str | None = None
     target: TargetSpec = Field(default_factory=TargetSpec)
-    requests: list[RequestSpec] = Field(min_length=1)
+    requests: list[RequestSpec] = Field(default_factory=list)
+    expectation: str | None = Field(
+        None, description="what first principles predict; shown in the claims report")
+    verdicts: dict[Literal["supported", "not supported", "depends"], str] = Field(
+        default_factory=dict,
+        description="one sentence per verdict for the claims report; {run.metric} is "
+        "replaced by the measured value, e.g. {gather.rps}")
     warmup: Duration = 0.0
     duration: Duration | None = Field(None, description="default 10s unless 'iterations' is given")
     iterations: int | None = Field(None, ge=1)
@@ -167,6 +175,10 @@ class Scenario(_Model):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"run names must be unique; repeated: {', '.join(duplicates)}")
+        missing = [run.name for run in self.runs if not (run.requests or self.requests)]
+        if missing:
+            raise ValueError(f"no requests for run(s) {', '.join(missing)}: give 'requests' "
+                             "at the top or in each run")
         if self.timeout <= 0:
             raise ValueError("'timeout' must be > 0")
         return self

@@ -42,6 +42,8 @@ class ShardResult:
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
     host: str = ""
+    completed_in_window: int = 0
+    window_s: float | None = None  # the measuring window rps is computed over, if any
 
 
 def _encode(histogram) -> str:
@@ -159,7 +161,18 @@ def run_shard(
         cpu_system_s=cpu_after.system - cpu_before.system,
         interrupted=interrupted.is_set(),
         host=os.uname().nodename,
+        completed_in_window=(recorder.requests - recorder.after_deadline
+                             + recorder.warmup_in_window),
+        window_s=_window(plan, state, end),
     )
+
+
+def _window(plan: LoadPlan, state: LoadState, end: float) -> float | None:
+    """rps counts what completed inside the planned window; stragglers finishing after it
+    stay in the totals but would otherwise stretch the divisor."""
+    if plan.duration_s is None:
+        return None
+    return max(min(plan.duration_s, end - state.measure_start), 0.0)
 
 
 def _sleep_until(start: float) -> None:

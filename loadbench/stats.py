@@ -8,6 +8,7 @@ are added, never averaged) into the live view and the timeline.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
@@ -118,6 +119,9 @@ class Recorder:
         self.status_codes: dict[int, int] = {}
         self.errors = dict.fromkeys(ERROR_CLASSES, 0)
         self.reconnects = 0
+        self.deadline = float("inf")
+        self.after_deadline = 0  # completed after the window: in totals, not in rps
+        self.warmup_in_window = 0  # started in warm-up, completed in the window: in rps only
         self._interval_requests = 0
         self._interval_errors = 0
         self._interval_bytes = 0
@@ -127,9 +131,13 @@ class Recorder:
         """A complete response. Latency runs from the intended start (open loop) or send."""
         if intended < self.measure_start:
             self.warmup_requests += 1
+            if end >= self.measure_start:
+                self.warmup_in_window += 1
             return
         self.requests += 1
         self._interval_requests += 1
+        if end > self.deadline:
+            self.after_deadline += 1
         self.bytes_received += nbytes
         self._interval_bytes += nbytes
         codes = self.status_codes
@@ -153,11 +161,15 @@ class Recorder:
         """A failed request (connect, timeout, read): counted, never in the latency histogram."""
         if intended < self.measure_start:
             self.warmup_requests += 1
+            if time.perf_counter() >= self.measure_start:
+                self.warmup_in_window += 1
             return
         self.requests += 1
         self._interval_requests += 1
         self._interval_errors += 1
         self.errors[kind] += 1
+        if time.perf_counter() > self.deadline:
+            self.after_deadline += 1
 
     def tick(self) -> Tick:
         """Close the current second: fold it into the total and hand it out."""

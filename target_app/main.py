@@ -28,6 +28,7 @@ from pathlib import Path
 import aiofiles
 import httpx
 from fastapi import BackgroundTasks, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class Settings:
     cpu_workers: int
     upstream_base: str | None
     exit_with_parent: bool
+    discard_uploads: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -62,6 +64,7 @@ class Settings:
             cpu_workers=_env_int("TARGET_CPU_WORKERS", 2, minimum=1),
             upstream_base=upstream_base or None,
             exit_with_parent=os.environ.get("TARGET_EXIT_WITH_PARENT", "") == "1",
+            discard_uploads=os.environ.get("TARGET_DISCARD_UPLOADS", "") == "1",
         )
 
 
@@ -139,6 +142,32 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 app = FastAPI(title="loadbench target", lifespan=lifespan)
+
+MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries and part headers around the file
+
+
+class UploadLimit:
+    """Refuse an over-size upload from its Content-Length, before the multipart parser
+    spools the body to disk; the copy loop in the endpoints still enforces the limit for
+    chunked bodies that carry no length."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.limit = _env_int("TARGET_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/upload"):
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and (
+                        int(value) > self.limit + MULTIPART_OVERHEAD_BYTES):
+                    response = JSONResponse(
+                        {"detail": f"upload larger than {self.limit} bytes"}, status_code=413)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+app.add_middleware(UploadLimit)
 
 
 @app.get("/")
@@ -290,6 +319,8 @@ async def upload(request: Request, file: UploadFile = File(...)) -> dict:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    if settings.discard_uploads:
+        path.unlink(missing_ok=True)
     return {"filename": path.name, "bytes": written}
 
 
@@ -313,6 +344,8 @@ async def upload_sync(request: Request, file: UploadFile = File(...)) -> dict:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    if settings.discard_uploads:
+        path.unlink(missing_ok=True)
     return {"filename": path.name, "bytes": written}
 
 

@@ -1,0 +1,64 @@
+"""Claim scenarios end to end (short), and the verdict logic of the claims report."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadbench.claims import CLAIM_SCENARIOS, ClaimOutcome, fill, render
+from loadbench.result import ThresholdResult, load_result
+from loadbench.runner import run_scenario
+from loadbench.scenario import load_scenario
+from loadbench.thresholds import evaluate_all
+
+# thresholds whose outcome does not depend on a quiet machine, even for short runs
+ROBUST = {
+    "gather": ["gather.rps > 20 * sequential.rps"],
+    "blocking": ["async_io.rps > 10 * blocking.rps"],
+    "multi_fetch": ["sequential.p50 > 1.6 * gather.p50"],
+    "background": ["inline.p50 > 10 * background.p50"],
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", CLAIM_SCENARIOS)
+def test_claim_scenario_short_run(repo_root, name):
+    scenario, _ = load_scenario(repo_root / "scenarios" / f"{name}.yaml",
+                                overrides=["warmup=200ms"], duration="700ms")
+    assert scenario.claim and scenario.expectation and scenario.thresholds
+    assert set(scenario.verdicts) == {"supported", "depends", "not supported"}
+    result = run_scenario(scenario)
+    assert [run.name for run in result.runs] == [run.name for run in scenario.runs]
+    for run in result.runs:
+        assert run.requests > 0, run.name
+        assert sum(run.errors.values()) == 0, (run.name, run.errors)
+    outcomes = evaluate_all(scenario.thresholds, result.runs)
+    assert len(outcomes) >= len(scenario.thresholds)  # "*" expands to one per run
+    for expr in ROBUST.get(name, []):
+        outcome = next(o for o in outcomes if o.expr == expr)
+        assert outcome.passed, (expr, outcome.detail)
+    for sentence in scenario.verdicts.values():
+        assert "(no result for" not in fill(sentence, result)
+
+
+def _with(result, passed: list[bool]):
+    thresholds = [ThresholdResult(expr=f"t{i}", value=1.0, passed=p) for i, p in
+                  enumerate(passed)]
+    return result.model_copy(update={"thresholds": thresholds, "passed": all(passed)})
+
+
+def test_verdict_rules_and_report(repo_root):
+    base = load_result(repo_root / "tests/data/result_fixed.json")
+    sentences = {"supported": "yes {gather.rps} req/s", "depends": "maybe {nope.p99}",
+                 "not supported": "no {sequential.p50} ms"}
+    cases = {(True, True): "supported", (True, False): "depends", (False, False): "not supported"}
+    for passed, verdict in cases.items():
+        outcome = ClaimOutcome(_with(base, list(passed)), "first principles", sentences)
+        assert outcome.verdict == verdict
+    assert ClaimOutcome(_with(base, [True]), None, sentences).why == "yes 922 req/s"
+    assert ClaimOutcome(_with(base, [False]), None, sentences).why == "no 51.1 ms"
+    assert ClaimOutcome(_with(base, [True, False]), None, sentences).why == (
+        "maybe (no result for nope)")
+    report = render([ClaimOutcome(_with(base, [True, False]), "first principles", sentences)])
+    assert "| **depends** |" in report
+    assert "*Expected from first principles:* first principles" in report
+    assert "## Environment" in report
