@@ -1,0 +1,36 @@
+"""Runner semantics: repeats merge exactly, rps counts the measuring window."""
+
+from __future__ import annotations
+
+from loadbench.runner import run_scenario
+from loadbench.scenario import validate_scenario
+from loadbench.stats import decode_histogram
+
+
+def test_repeats_are_kept_and_merged_exactly(target_url):
+    scenario = validate_scenario({
+        "name": "rep", "target": {"url": target_url}, "requests": [{"path": "/io?ms=2"}],
+        "duration": "400ms", "repeat": 3,
+        "runs": [{"name": "g", "client": "gather", "concurrency": 4}],
+    })
+    run = run_scenario(scenario).runs[0]
+    assert len(run.repeats) == 3
+    assert sum(r.requests for r in run.repeats) == run.requests
+    merged = decode_histogram(run.histogram)
+    assert merged.get_total_count() == sum(
+        decode_histogram(r.histogram).get_total_count() for r in run.repeats)
+    assert run.rps == round(sum(r.rps for r in run.repeats) / 3, 3)
+    assert run.rps_spread >= 0 and run.p99_spread >= 0
+
+
+def test_rps_counts_completions_inside_the_window(target_url):
+    # 4 users on a 300 ms endpoint for 1.5 s: ~4 / 0.3 = 13.3 req/s. Counting the requests
+    # still in flight at the deadline over a longer divisor would report less.
+    scenario = validate_scenario({
+        "name": "window", "target": {"url": target_url}, "requests": [{"path": "/io?ms=300"}],
+        "warmup": "300ms", "duration": "1.5s",
+        "runs": [{"name": "g", "client": "gather", "concurrency": 4}],
+    })
+    run = run_scenario(scenario).runs[0]
+    assert abs(run.rps - 4 / 0.3) / (4 / 0.3) < 0.2, run.rps
+    assert run.duration_s > 1.5  # the stragglers finished and were counted in the totals
