@@ -33,7 +33,7 @@ from loadbench.result import (
     ScenarioInfo,
     ShardInfo,
 )
-from loadbench.scenario import RequestSpec, RunSpec, Scenario, TargetSpec
+from loadbench.scenario import RequestSpec, RunSpec, Scenario, TargetSpec, redacted_config
 from loadbench.shard import ShardResult
 from loadbench.stats import Aggregator, Tick, latency_summary_ms, merge_encoded
 
@@ -114,7 +114,7 @@ def build_templates(base_url: str, requests: list[RequestSpec]) -> tuple[Request
     for spec in requests:
         url = spec.path if spec.path.startswith(("http://", "https://")) else (
             base_url.rstrip("/") + spec.path)
-        headers = dict(spec.headers)
+        headers = dict(spec.header_items())
         body: bytes | None = None
         if spec.files:
             body, content_type = _multipart(spec)
@@ -403,7 +403,7 @@ def run_scenario(
             description=scenario.description,
             claim=scenario.claim,
             source_sha256=source_sha256,
-            config=scenario.model_dump(mode="json"),
+            config=redacted_config(scenario),
         ),
         environment=started,
         runs=runs,

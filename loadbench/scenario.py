@@ -80,11 +80,22 @@ class FileUpload(_Model):
     content_type: str = "application/octet-stream"
 
 
+SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+REDACTED = "<redacted>"
+
+
+class HeaderValue(_Model):
+    """A header value that can be marked secret, so results and reports never store it."""
+
+    value: str
+    secret: bool = False
+
+
 class RequestSpec(_Model):
     name: str = "request"
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
     path: str = "/"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str | HeaderValue] = Field(default_factory=dict)
     body: str | dict | list | None = None
     files: list[FileUpload] | None = None
     weight: int = Field(1, ge=1)
@@ -106,6 +117,19 @@ class RequestSpec(_Model):
         if self.body is not None and self.files:
             raise ValueError("give either 'body' or 'files', not both")
         return self
+
+    def header_items(self) -> list[tuple[str, str]]:
+        """Headers as sent on the wire (secret values included)."""
+        return [(k, v.value if isinstance(v, HeaderValue) else v) for k, v in self.headers.items()]
+
+    def redacted_headers(self) -> dict[str, str]:
+        """Headers as stored: Authorization, Cookie, Proxy-Authorization and secret ones hidden."""
+        return {
+            k: REDACTED if (k.lower() in SENSITIVE_HEADERS
+                            or (isinstance(v, HeaderValue) and v.secret))
+            else (v.value if isinstance(v, HeaderValue) else v)
+            for k, v in self.headers.items()
+        }
 
 
 class Stage(_Model):
@@ -182,6 +206,21 @@ class Scenario(_Model):
         if self.timeout <= 0:
             raise ValueError("'timeout' must be > 0")
         return self
+
+
+def redacted_config(scenario: Scenario) -> dict:
+    """The resolved scenario for the result file, with secret header values replaced."""
+    config = scenario.model_dump(mode="json")
+
+    def scrub(requests_out: list, requests_in: list[RequestSpec]) -> None:
+        for out, spec in zip(requests_out, requests_in, strict=True):
+            out["headers"] = spec.redacted_headers()
+
+    scrub(config["requests"], scenario.requests)
+    for run_out, run in zip(config["runs"], scenario.runs, strict=True):
+        if run.requests:
+            scrub(run_out["requests"], run.requests)
+    return config
 
 
 def scenario_schema() -> dict:

@@ -34,3 +34,25 @@ def test_rps_counts_completions_inside_the_window(target_url):
     run = run_scenario(scenario).runs[0]
     assert abs(run.rps - 4 / 0.3) / (4 / 0.3) < 0.2, run.rps
     assert run.duration_s > 1.5  # the stragglers finished and were counted in the totals
+
+
+def test_secret_headers_are_redacted_in_results(target_url, tmp_path):
+    import json
+
+    from loadbench.result import to_json
+
+    scenario = validate_scenario({
+        "name": "secrets", "target": {"url": target_url}, "duration": "200ms",
+        "requests": [{"path": "/", "headers": {
+            "Authorization": "Bearer top-secret-token", "Cookie": "session=abc123",
+            "X-Api-Key": {"value": "key-999", "secret": True}, "X-Trace": "visible"}}],
+        "runs": [{"name": "g", "client": "gather", "concurrency": 1}],
+    })
+    result = run_scenario(scenario)
+    assert result.runs[0].status_codes == {"200": result.runs[0].requests}
+    text = to_json(result)
+    for secret in ("top-secret-token", "abc123", "key-999"):
+        assert secret not in text
+    headers = json.loads(text)["scenario"]["config"]["requests"][0]["headers"]
+    assert headers == {"Authorization": "<redacted>", "Cookie": "<redacted>",
+                       "X-Api-Key": "<redacted>", "X-Trace": "visible"}
