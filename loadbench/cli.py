@@ -11,7 +11,13 @@ from typing import Annotated
 import typer
 
 from loadbench import __version__
-from loadbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, BadInput, LoadbenchError
+from loadbench.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    BadInput,
+    InvalidRun,
+    LoadbenchError,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -91,6 +97,9 @@ def run(
         help="Exit 1 when a threshold fails.")] = True,
     junit: Annotated[Path | None, typer.Option(
         "--junit", help="Write thresholds as JUnit XML to FILE.")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 4 when a run is invalid (generator-bound, rate not reached)."
+    )] = False,
 ) -> None:
     """Run a scenario file and save its result under results/."""
     from loadbench.report.console import LiveProgress, print_summary
@@ -120,6 +129,15 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED)
     if not result.passed and fail_on_threshold:
         raise typer.Exit(EXIT_FAILED)
+    _check_strict(result, strict)
+
+
+def _check_strict(result, strict: bool) -> None:
+    invalid = [run for run in result.runs if run.verdict != "valid"]
+    if strict and invalid:
+        details = "; ".join(f"{run.name}: {run.verdict} ({', '.join(run.verdict_evidence)})"
+                            for run in invalid)
+        raise InvalidRun(f"--strict: {details}")
 
 
 def _apply_thresholds(scenario, result):
@@ -171,6 +189,9 @@ def bench(
                        ] = False,
     out: Annotated[Path | None, typer.Option("--out", help="Save the result to FILE.")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 4 when the run is invalid (generator-bound, rate not reached)."
+    )] = False,
 ) -> None:
     """Load one URL without a scenario file (like wrk)."""
     from loadbench.bench import bench_scenario
@@ -200,6 +221,7 @@ def bench(
         print_summary(console, result)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    _check_strict(result, strict)
 
 
 @app.command()

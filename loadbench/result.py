@@ -64,6 +64,7 @@ class Pacing(_Model):
     target_rate: float
     achieved_rate: float
     late_requests: int
+    unsent_requests: int = 0  # due in the window but never sent (backlog past the grace)
     schedule_lag_ms: LatencySummary
     service_time_ms: LatencySummary
     lag_histogram: str = ""
@@ -109,6 +110,9 @@ class RunResult(_Model):
     p99_spread: float = 0.0
     shards: list[ShardInfo] = Field(default_factory=list)
     interrupted: bool = False
+    verdict: str = "valid"  # valid | invalid: generator-bound | invalid: rate not reached
+    verdict_evidence: list[str] = Field(default_factory=list)
+    loop_lag_ms: LatencySummary | None = None
 
 
 class ThresholdResult(_Model):

@@ -264,6 +264,10 @@ def build_run_result(
     pacing = None
     if shape.schedule is not None:
         pacing = _pacing(shape, all_ok, requests, duration)
+    loop_lag = merge_encoded([s.loop_lag_histogram for s in all_ok])
+    loop_lag_ms = (LatencySummary(**latency_summary_ms(loop_lag))
+                   if loop_lag.get_total_count() else None)
+    verdict, evidence = saturation_verdict(busiest, loop_lag_ms, pacing)
     return RunResult(
         name=shape.name,
         client=shape.client,
@@ -295,7 +299,42 @@ def build_run_result(
         p99_spread=round(statistics.stdev(p99_values), 3) if len(p99_values) > 1 else 0.0,
         shards=shard_infos,
         interrupted=any(s.interrupted for s in all_ok),
+        verdict=verdict,
+        verdict_evidence=evidence,
+        loop_lag_ms=loop_lag_ms,
     )
+
+
+LOOP_LAG_LIMIT_MS = 10.0
+RATE_REACHED = 0.95
+
+
+def saturation_verdict(cpu: float, loop_lag: LatencySummary | None,
+                       pacing: Pacing | None) -> tuple[str, list[str]]:
+    """Is this run a measurement of the server? Evidence for each sign that it is not.
+
+    Generator-bound: a process used >= 90 % of a core, or its event loop ran timers more
+    than 10 ms late at p99 (every response callback waits that long). Rate not reached:
+    open loop achieved < 95 % of the requested rate with the generator itself healthy.
+    """
+    evidence = []
+    if cpu >= SATURATION_UTILISATION:
+        evidence.append(f"generator CPU {cpu * 100:.0f}% of a core (limit "
+                        f"{SATURATION_UTILISATION * 100:.0f}%)")
+    if loop_lag is not None and loop_lag.p99 > LOOP_LAG_LIMIT_MS:
+        evidence.append(f"event-loop lag p99 {loop_lag.p99:.1f} ms (limit "
+                        f"{LOOP_LAG_LIMIT_MS:.0f} ms)")
+    if evidence:
+        if pacing is not None and pacing.schedule_lag_ms.p99 > LOOP_LAG_LIMIT_MS:
+            evidence.append(f"schedule lag p99 {pacing.schedule_lag_ms.p99:.1f} ms")
+        return "invalid: generator-bound", evidence
+    if pacing is not None and pacing.target_rate > 0 and (
+            pacing.achieved_rate < RATE_REACHED * pacing.target_rate):
+        evidence.append(f"achieved {pacing.achieved_rate:.1f}/s of {pacing.target_rate:.1f}/s "
+                        f"(< {RATE_REACHED * 100:.0f}%); {pacing.late_requests} requests "
+                        f"started late, {pacing.unsent_requests} never sent")
+        return "invalid: rate not reached", evidence
+    return "valid", evidence
 
 
 def _rps(shards: list[ShardResult]) -> float:
@@ -324,6 +363,7 @@ def _pacing(shape: RunShape, shards: list[ShardResult], requests: int, duration:
         target_rate=round(due / window, 3) if window else 0.0,
         achieved_rate=round(requests / window, 3) if window else 0.0,
         late_requests=sum(s.late_requests for s in shards),
+        unsent_requests=max(int(due) - requests, 0),
         schedule_lag_ms=LatencySummary(**latency_summary_ms(lag)),
         service_time_ms=LatencySummary(**latency_summary_ms(service)),
         lag_histogram=lag.encode().decode() if lag.get_total_count() else "",

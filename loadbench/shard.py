@@ -44,6 +44,7 @@ class ShardResult:
     host: str = ""
     completed_in_window: int = 0
     window_s: float | None = None  # the measuring window rps is computed over, if any
+    loop_lag_histogram: str = ""  # how late the generator's event loop ran its timers
 
 
 def _encode(histogram) -> str:
@@ -148,6 +149,7 @@ def run_shard(
         histogram=_encode(recorder.total),
         service_histogram=_encode(recorder.service) if recorder.service is not None else None,
         lag_histogram=_encode(recorder.lag) if recorder.lag is not None else None,
+        loop_lag_histogram=_encode(recorder.loop_lag),
         requests=recorder.requests,
         errors=dict(recorder.errors),
         status_codes=dict(recorder.status_codes),
@@ -197,12 +199,28 @@ async def _main(plan, state, engine, ticker, start, stop_event) -> None:
     ticker.reset()
     monitor = asyncio.create_task(ticker.run())
     watcher = asyncio.create_task(_watch(stop_event, state)) if stop_event else None
+    lag = asyncio.create_task(_measure_loop_lag(state))
     try:
         await engine.run_users(plan.concurrency)
     finally:
-        for task in (monitor, watcher):
+        for task in (monitor, watcher, lag):
             if task is not None:
                 task.cancel()
+
+
+LOOP_LAG_PROBE_S = 0.01
+
+
+async def _measure_loop_lag(state: LoadState) -> None:
+    """How late a 10 ms timer fires: a busy generator loop delays every response callback
+    by that much, so its lag is the generator's own contribution to measured latency."""
+    histogram = state.recorder.loop_lag
+    perf = time.perf_counter
+    while True:
+        due = perf() + LOOP_LAG_PROBE_S
+        await asyncio.sleep(LOOP_LAG_PROBE_S)
+        if perf() >= state.measure_start:
+            histogram.record_value(min(max(int((perf() - due) * 1e6), 0), 60_000_000))
 
 
 async def _watch(stop_event: threading.Event, state: LoadState) -> None:

@@ -111,6 +111,7 @@ class Recorder:
         self.interval = new_histogram()
         self.service = new_histogram() if open_loop else None
         self.lag = new_histogram() if open_loop else None
+        self.loop_lag = new_histogram()  # filled by the shard's event-loop lag probe
         self.requests = 0
         self.bytes_received = 0
         self.dropped = 0

@@ -204,3 +204,15 @@ def test_bad_threshold_is_rejected_before_running(tmp_path, repo_root):
     assert result.exit_code == 2
     assert "unknown unit 'xs'" in result.output
     assert not list(tmp_path.glob("**/*.json"))
+
+
+def test_strict_exits_4_for_an_invalid_run(target_url):
+    # one user on a 50 ms endpoint cannot reach 500/s: the run is invalid, not a server figure
+    args = ["bench", f"{target_url}/io?ms=50", "-c", "1", "-d", "600ms", "--rate", "500/s",
+            "--timeout", "300ms", "--no-progress"]
+    lenient = invoke(*args)
+    assert lenient.exit_code == 0
+    result = invoke(*args, "--strict")
+    assert result.exit_code == 4, result.output
+    assert "invalid: rate not reached" in result.output
+    assert "achieved" in result.output

@@ -73,6 +73,8 @@ class LiveProgress:
         )
         for warning in run.warnings:
             self.console.print(f"  [yellow]warning:[/yellow] {warning}")
+        if run.verdict != "valid":
+            self.console.print(f"  [red]{run.verdict}[/red]: {'; '.join(run.verdict_evidence)}")
 
     def _render(self) -> Text:
         wall = time.monotonic() - self._started

@@ -145,6 +145,8 @@ def _thresholds(result: Result) -> list[str]:
 
 def _warnings(result: Result) -> list[str]:
     items = [(run.name, w) for run in result.runs for w in run.warnings]
+    items += [(run.name, f"{run.verdict}: {'; '.join(run.verdict_evidence)}")
+              for run in result.runs if run.verdict != "valid"]
     if not items:
         return []
     return ["## Warnings", ""] + [f"- **{cell(name)}**: {cell(text)}" for name, text in items] + [
