@@ -49,3 +49,18 @@ def test_open_loop_matches_analytic_quantiles_and_closed_loop_cannot(target_url)
         assert abs(reported - expected) / expected < 0.15, (name, reported, expected)
     # closed loop under-reports the tail: its p99 is far below the true p99 (480 ms)
     assert closed.latency_ms.p99 < 0.5 * true_quantile_ms(0.99)
+
+
+@pytest.mark.timeout(60)
+def test_shipped_coordinated_omission_scenario(repo_root, target_url):
+    from loadbench.scenario import load_scenario
+    from loadbench.thresholds import evaluate_all
+
+    scenario, _ = load_scenario(repo_root / "scenarios/coordinated_omission.yaml",
+                                overrides=[f"target={{url: '{target_url}'}}"], duration="4s")
+    result = run_scenario(scenario)
+    corrected, closed = result.run("open_loop"), result.run("closed_loop")
+    assert corrected.pacing.schedule_lag_ms.p99 < 20  # the generator kept to the schedule
+    outcomes = evaluate_all(scenario.thresholds, result.runs)
+    assert all(o.passed for o in outcomes), [o.detail for o in outcomes]
+    assert corrected.latency_ms.p99 > 5 * closed.latency_ms.p99
