@@ -100,6 +100,10 @@ def run(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 4 when a run is invalid (generator-bound, rate not reached)."
     )] = False,
+    save_baseline: Annotated[str | None, typer.Option(
+        "--save-baseline", metavar="[NAME]",
+        help="Also store the result as baseline NAME (default: 'default') under "
+        "results/baselines/, keyed by git commit and environment fingerprint.")] = None,
 ) -> None:
     """Run a scenario file and save its result under results/."""
     from loadbench.report.console import LiveProgress, print_summary
@@ -117,6 +121,10 @@ def run(
         result = run_scenario(loaded, sha, progress)
     result = _apply_thresholds(loaded, result)
     json_path, md_path = _save(result, out, report)
+    if save_baseline is not None and not result.interrupted:
+        from loadbench.baseline import save_baseline as store
+
+        console.print(f"[dim]baseline {store(result, save_baseline, out / 'baselines')}[/dim]")
     if junit is not None:
         from loadbench.junit import thresholds_junit
         from loadbench.result import write_atomic
@@ -247,8 +255,14 @@ def report(
 @app.command()
 @_errors_to_exit
 def compare(
-    baseline: Annotated[Path, typer.Argument(help="Baseline result JSON.")],
-    current: Annotated[Path, typer.Argument(help="Current result JSON.")],
+    files: Annotated[list[Path], typer.Argument(
+        help="BASELINE.json CURRENT.json, or just CURRENT.json with --baseline NAME.")],
+    baseline_name: Annotated[str | None, typer.Option(
+        "--baseline", help="Compare against the saved baseline NAME (see run --save-baseline)."
+    )] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Refuse (exit 2) when the two environments' fingerprints differ.")
+    ] = False,
     max_regression: Annotated[str, typer.Option(
         help="Tolerance before a change counts, e.g. 10%.")] = "10%",
     metric: Annotated[str, typer.Option(help="Metrics to compare, e.g. rps,p99.")] = "rps,p99",
@@ -270,12 +284,21 @@ def compare(
     )
     from loadbench.result import write_atomic
 
+    baseline, current = _compare_paths(files, baseline_name)
+    differences = _fingerprint_differences(baseline, current, strict)
     comparison = compare_files(baseline, current, metrics=parse_metrics(metric),
                                max_regression=parse_tolerance(max_regression))
+    if differences:
+        comparison = comparison.model_copy(update={"warnings": [
+            *comparison.warnings,
+            *(f"environment differs: {item}" for item in differences)]})
     if as_json:
         sys.stdout.write(render_json(comparison))
     else:
-        _console().print(render_console(comparison))
+        console = _console()
+        console.print(render_console(comparison))
+        for item in differences:
+            console.print(f"[yellow]warning:[/yellow] environment differs: {item}")
     if output is not None:
         text = render_json(comparison) if output.suffix == ".json" else render_markdown(
             comparison)
@@ -286,6 +309,31 @@ def compare(
         write_atomic(junit, comparison_junit(comparison))
     if comparison.has_regression:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _compare_paths(files: list[Path], baseline_name: str | None) -> tuple[Path, Path]:
+    if baseline_name is not None:
+        if len(files) != 1:
+            raise BadInput("with --baseline NAME give exactly one file: CURRENT.json")
+        from loadbench.baseline import find_baseline
+        from loadbench.result import load_result
+
+        return find_baseline(baseline_name, load_result(files[0])), files[0]
+    if len(files) != 2:
+        raise BadInput("give BASELINE.json CURRENT.json (or --baseline NAME CURRENT.json)")
+    return files[0], files[1]
+
+
+def _fingerprint_differences(baseline: Path, current: Path, strict: bool) -> list[str]:
+    from loadbench.baseline import differences
+    from loadbench.errors import ResultFileError
+    from loadbench.result import load_result
+
+    found = differences(load_result(baseline), load_result(current))
+    if found and strict:
+        raise ResultFileError(f"--strict: {baseline} and {current} were measured in different "
+                              f"environments: {'; '.join(found)}")
+    return found
 
 
 @app.command()
@@ -378,8 +426,25 @@ def schema() -> None:
     typer.echo(json.dumps(scenario_schema(), indent=2))
 
 
+OPTIONAL_VALUE_OPTIONS = {"--save-baseline": "default"}
+
+
+def normalise_argv(argv: list[str]) -> list[str]:
+    """Give `--save-baseline` its default NAME when none follows (click has no optional
+    option values)."""
+    out = []
+    for index, arg in enumerate(argv):
+        out.append(arg)
+        if arg in OPTIONAL_VALUE_OPTIONS:
+            following = argv[index + 1] if index + 1 < len(argv) else None
+            if following is None or following.startswith("-") or following.endswith(
+                    (".yaml", ".yml")):
+                out.append(OPTIONAL_VALUE_OPTIONS[arg])
+    return out
+
+
 def main() -> None:
-    app()
+    app(args=normalise_argv(sys.argv[1:]), prog_name="loadbench")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ and (later) remote executors all observe the same events.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -466,8 +467,22 @@ def _was_interrupted(shards) -> bool:
 def _target_info(spec: TargetSpec, base_url: str) -> dict:
     info = {"url": base_url}
     if spec.resolved_app:
-        info.update(app=spec.resolved_app, workers=spec.workers, loop=spec.loop)
+        info.update(app=spec.resolved_app, workers=spec.workers, loop=spec.loop,
+                    version=_target_version(base_url))
     return info
+
+
+@functools.lru_cache(maxsize=16)
+def _target_version(base_url: str) -> str:
+    """The version our own target reports at /version (part of the baseline fingerprint)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base_url}/version", timeout=2) as response:
+            data = json.loads(response.read())
+        return f"{data.get('app', '?')} {data.get('version', '?')}"
+    except (OSError, ValueError, AttributeError):
+        return "unknown"
 
 
 def _target_url(spec: TargetSpec, targets: dict, stack: ExitStack, progress: ProgressSink) -> str:

@@ -216,3 +216,39 @@ def test_strict_exits_4_for_an_invalid_run(target_url):
     assert result.exit_code == 4, result.output
     assert "invalid: rate not reached" in result.output
     assert "achieved" in result.output
+
+
+def test_save_baseline_and_compare_with_fingerprint_guard(tmp_path, repo_root, target_url):
+    from loadbench.cli import normalise_argv
+
+    assert normalise_argv(["run", "s.yaml", "--save-baseline"])[-1] == "default"
+    assert normalise_argv(["run", "--save-baseline", "s.yaml"]) == [
+        "run", "--save-baseline", "default", "s.yaml"]
+    assert normalise_argv(["run", "s.yaml", "--save-baseline", "nightly", "-q"]) == [
+        "run", "s.yaml", "--save-baseline", "nightly", "-q"]
+    args = ["run", str(repo_root / "scenarios/smoke.yaml"), *normalise_argv(
+        ["--save-baseline", "--no-progress"]),
+            "--out", "results", "--duration", "300ms", "--set", f"target={{url: '{target_url}'}}",
+            "--set", "runs=[{name: g, client: gather, concurrency: 2}]", "--set", "thresholds=[]"]
+    assert invoke(*args).exit_code == 0
+    saved = list((tmp_path / "results/baselines/default").glob("*.json"))
+    assert len(saved) == 1
+    current = sorted((tmp_path / "results").glob("smoke-*.json"))[-1]
+    same = invoke("compare", "--baseline", "default", str(current), "--max-regression", "1000%")
+    assert same.exit_code == 0, same.output
+    assert "environment differs" not in same.output
+    # the same result from "another machine": warned, and refused with --strict
+    data = json.loads(current.read_text())
+    data["environment"]["cpu_model"] = "Other CPU 9000"
+    data["runs"][0]["engine"] = "httpx"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data))
+    warned = invoke("compare", "--baseline", "default", str(other), "--max-regression", "1000%")
+    assert warned.exit_code == 0
+    assert "environment differs: cpu model:" in warned.output
+    assert "run g: engine: fast -> httpx" in warned.output
+    refused = invoke("compare", "--baseline", "default", str(other), "--strict")
+    assert refused.exit_code == 2
+    assert "different environments" in refused.output
+    missing = invoke("compare", "--baseline", "nope", str(current))
+    assert missing.exit_code == 2 and "no baseline 'nope'" in missing.output
