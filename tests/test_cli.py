@@ -252,3 +252,44 @@ def test_save_baseline_and_compare_with_fingerprint_guard(tmp_path, repo_root, t
     assert "different environments" in refused.output
     missing = invoke("compare", "--baseline", "nope", str(current))
     assert missing.exit_code == 2 and "no baseline 'nope'" in missing.output
+
+
+@pytest.mark.parametrize(("client", "engine"), [("sequential", "httpx"), ("sequential", "fast"),
+                                                ("multiprocess", "fast"),
+                                                ("multiprocess", "httpx")])
+def test_bench_works_with_every_client_and_engine(target_url, client, engine, tmp_path):
+    result = invoke("bench", f"{target_url}/io?ms=2", "--client", client, "--engine", engine,
+                    "-c", "2", "-p", "2", "-d", "500ms", "--json", "--out",
+                    str(tmp_path / "r.json"))
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.stdout)
+    assert (run["client"], run["engine"]) == (client, engine)
+    assert run["requests"] > 0 and sum(run["errors"].values()) == 0
+    assert run["processes"] == (2 if client == "multiprocess" else 1)
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["runs"][0]["requests"] == run["requests"]
+
+
+def test_bench_json_prints_exactly_one_object(target_url):
+    result = invoke("bench", f"{target_url}/", "-c", "2", "-n", "50", "--json")
+    assert result.exit_code == 0
+    decoded, end = json.JSONDecoder().raw_decode(result.stdout)
+    assert result.stdout[end:].strip() == ""
+    assert decoded["requests"] == 50
+
+
+def test_staged_open_loop_ramps(target_url):
+    from loadbench.runner import run_scenario
+    from loadbench.scenario import validate_scenario
+
+    scenario = validate_scenario({
+        "name": "ramp", "target": {"url": target_url}, "requests": [{"path": "/"}],
+        "runs": [{"name": "ramp", "client": "gather", "concurrency": 20,
+                  "stages": [{"duration": "1s", "rate": "100/s"},
+                             {"duration": "1s", "rate": "300/s"}]}],
+    })
+    run = run_scenario(scenario).runs[0]
+    # 100/s for 1 s, then 100 -> 300/s over 1 s: 100 + 200 = 300 requests in 2 s
+    assert abs(run.requests - 300) <= 3, run.requests
+    assert abs(run.pacing.target_rate - 150) < 1
+    assert run.timeline[0].requests < run.timeline[1].requests
