@@ -136,17 +136,19 @@ def _pacing(runs: list[RunResult]) -> list[str]:
     paced = [run for run in runs if run.pacing is not None]
     if not paced:
         return []
-    header = ["run", "target req/s", "achieved req/s", "late", "lag p50 ms", "lag p99 ms",
-              "service p50 ms", "service p99 ms"]
+    header = ["run", "target req/s", "achieved req/s", "late", "unsent", "response p50 ms",
+              "response p99 ms", "service p50 ms", "service p99 ms", "lag p50 ms", "lag p99 ms"]
     rows = []
     for run in paced:
         p = run.pacing
         rows.append([run.name, rate(p.target_rate), rate(p.achieved_rate), str(p.late_requests),
-                     ms(p.schedule_lag_ms.p50), ms(p.schedule_lag_ms.p99),
-                     ms(p.service_time_ms.p50), ms(p.service_time_ms.p99)])
-    intro = ("<p>Latency counts from each request's intended start (coordinated omission "
-             "corrected). Service time is what a closed-loop tool would report.</p>")
-    return ["<h2>Open-loop pacing</h2>", intro] + _table(header, rows, set(range(1, 8)))
+                     str(p.unsent_requests), ms(run.latency_ms.p50), ms(run.latency_ms.p99),
+                     ms(p.service_time_ms.p50), ms(p.service_time_ms.p99),
+                     ms(p.schedule_lag_ms.p50), ms(p.schedule_lag_ms.p99)])
+    intro = ("<p>Response time counts from each request's intended start (coordinated "
+             "omission corrected). Service time runs from the actual send, what a closed-loop "
+             "tool reports; schedule lag is intended to actual send.</p>")
+    return ["<h2>Open-loop pacing</h2>", intro] + _table(header, rows, set(range(1, 11)))
 
 
 def _thresholds(result: Result) -> list[str]:
