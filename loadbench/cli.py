@@ -417,6 +417,68 @@ def claims(
 
 
 @app.command()
+@_errors_to_exit
+def sweep(
+    target: Annotated[str, typer.Argument(help="URL to load, or a scenario .yaml file.")],
+    slo: Annotated[list[str] | None, typer.Option(
+        "--slo", help="Objective every step must meet, e.g. 'p99 < 100ms' (repeatable; a "
+        "bare metric means the step).")] = None,
+    from_rate: Annotated[str, typer.Option("--from", help="First offered rate, e.g. 100/s.")
+                         ] = "100/s",
+    to_rate: Annotated[str, typer.Option("--to", help="Highest offered rate, e.g. 20000/s.")
+                       ] = "20000/s",
+    step_duration: Annotated[str, typer.Option(help="Measuring time per step.")] = "10s",
+    warmup: Annotated[str | None, typer.Option(
+        help="Warm-up before each step (default 20% of the step, 0.2s..2s).")] = None,
+    factor: Annotated[float, typer.Option(help="Rate multiplier between steps.")] = 2.0,
+    refine: Annotated[int, typer.Option(help="Bisection steps near the knee.")] = 3,
+    connections: Annotated[int | None, typer.Option(
+        "-c", "--connections", min=1,
+        help="Connections (per process); default 200, or the scenario run's.")] = None,
+    run_name: Annotated[str | None, typer.Option(
+        "--run", help="Scenario run to sweep (default: the first).")] = None,
+    engine: Annotated[str | None, typer.Option(help="fast or httpx.")] = None,
+    timeout: Annotated[str | None, typer.Option(help="Per-request timeout (default 5s).")
+                       ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Directory for the sweep JSON.")] = Path(
+        "results"),
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Also write the report to FILE (.md or .html).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the SweepResult JSON only.")
+                       ] = False,
+) -> None:
+    """Step the open-loop rate up until an SLO fails; report the highest sustainable rate."""
+    from loadbench.report.sweep import print_sweep, render_html, render_markdown, step_line
+    from loadbench.result import to_json, write_atomic
+    from loadbench.sweep import make_plan, run_sweep, save_sweep, sweep_base
+
+    if output is not None and output.suffix.lower() not in (".md", ".html", ".htm"):
+        raise BadInput(f"-o {output}: use a .md or .html file name")
+    plan = make_plan(slo or [], start=from_rate, stop=to_rate, step_duration=step_duration,
+                     warmup=warmup, factor=factor, refine=refine)
+    base, _sha = sweep_base(target, run=run_name, connections=connections, engine=engine,
+                            timeout=timeout)
+    console = _console(quiet=as_json)
+    progress = _console(stderr=True, quiet=as_json)
+    _sigterm_as_interrupt()
+    result = run_sweep(base, plan,
+                       on_step=lambda step: progress.print(step_line(step), markup=False,
+                                                           highlight=False))
+    json_path = save_sweep(result, out)
+    if output is not None:
+        render = render_markdown if output.suffix.lower() == ".md" else render_html
+        write_atomic(output, render(result))
+    if as_json:
+        sys.stdout.write(to_json(result))
+    else:
+        print_sweep(console, result)
+        console.print(f"[dim]saved {json_path}" + (f" and {output}" if output else "") + "[/dim]")
+    if result.interrupted:
+        typer.echo("loadbench: interrupted; partial sweep saved", err=True)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the scenario format."""
     import json

@@ -117,3 +117,22 @@ def test_fast_record_value_matches_hdrhistogram():
     assert fast.get_total_count() == reference.get_total_count()
     assert fast.get_min_value() == reference.get_min_value()
     assert fast.get_max_value() == reference.get_max_value()
+
+
+def test_fast_mean_and_stddev_match_hdrhistogram():
+    import math
+
+    from hdrh.histogram import HdrHistogram
+
+    from loadbench.stats import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
+
+    reference = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    fast = new_histogram()
+    rng = random.Random(11)
+    for _ in range(5000):
+        value = int(rng.lognormvariate(9, 1.5))
+        reference.record_value(value)
+        fast.record_value(value)
+    assert math.isclose(fast.get_mean_value(), reference.get_mean_value(), rel_tol=1e-12)
+    assert math.isclose(fast.get_stddev(), reference.get_stddev(), rel_tol=1e-9)
+    assert new_histogram().get_mean_value() == 0.0
