@@ -201,10 +201,15 @@ def load_result(path: str | Path) -> Result:
         raise ResultFileError(
             f"{path}: schema_version {version!r} is not supported; this loadbench reads "
             f"schema_version {SCHEMA_VERSION}")
+    return validate_file(Result, data, path, "result file")
+
+
+def validate_file(model: type[BaseModel], data: dict, path: Path, what: str):
+    """Validate a loaded JSON file; the first problem becomes one line naming file and field."""
     try:
-        return Result.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ResultFileError(f"{path}: invalid result file at {where or 'top level'}: "
+        raise ResultFileError(f"{path}: invalid {what} at {where or 'top level'}: "
                               f"{first.get('msg')}") from None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from loadbench import __version__
 from loadbench.errors import (
@@ -29,7 +29,14 @@ from loadbench.errors import (
     ResultFileError,
     TargetError,
 )
-from loadbench.result import Environment, RunResult, ThresholdResult, to_json, write_atomic
+from loadbench.result import (
+    Environment,
+    RunResult,
+    ThresholdResult,
+    to_json,
+    validate_file,
+    write_atomic,
+)
 from loadbench.scenario import Scenario, load_scenario, validate_scenario
 from loadbench.thresholds import Threshold, parse_all
 from loadbench.units import parse_duration, parse_rate
@@ -601,10 +608,4 @@ def load_sweep(path: str | Path) -> SweepResult:
     if data.get("schema_version") != SWEEP_SCHEMA_VERSION:
         raise ResultFileError(f"{path}: sweep schema_version {data.get('schema_version')!r} is "
                               f"not supported; this loadbench reads {SWEEP_SCHEMA_VERSION}")
-    try:
-        return SweepResult.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ResultFileError(f"{path}: invalid sweep result at {where or 'top level'}: "
-                              f"{first.get('msg')}") from None
+    return validate_file(SweepResult, data, Path(path), "sweep result")

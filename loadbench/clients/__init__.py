@@ -6,14 +6,13 @@ Each model takes one `LoadPlan` for the whole run and returns one `ShardResult` 
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from loadbench.errors import BadInput
 from loadbench.load import LoadPlan
+from loadbench.registry import load_entry
 from loadbench.shard import ShardResult
 from loadbench.stats import Tick
 
@@ -42,9 +41,4 @@ class ClientModel(Protocol):
 
 
 def load_client(name: str) -> ClientModel:
-    try:
-        target = CLIENTS[name]
-    except KeyError:
-        raise BadInput(f"unknown client {name!r}: valid clients are {', '.join(CLIENTS)}") from None
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    return load_entry(CLIENTS, name, "client")

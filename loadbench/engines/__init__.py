@@ -7,12 +7,11 @@ maps a short name to an import string so an engine is imported only when chosen.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from typing import Protocol
 
-from loadbench.errors import BadInput
 from loadbench.load import LoadPlan, LoadState
+from loadbench.registry import load_entry
 
 ENGINES = {
     "fast": "loadbench.engines.fast:FastEngine",
@@ -33,12 +32,7 @@ class Engine(Protocol):
 
 
 def load_engine(name: str) -> type[Engine]:
-    try:
-        target = ENGINES[name]
-    except KeyError:
-        raise BadInput(f"unknown engine {name!r}: valid engines are {', '.join(ENGINES)}") from None
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    return load_entry(ENGINES, name, "engine")
 
 
 async def wait_until(intended: float) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
-from loadbench.errors import BadInput
+from loadbench.registry import load_entry
 
 REPORTERS = {
     "md": "loadbench.report.markdown:render",
@@ -17,10 +16,4 @@ REPORTERS = {
 
 
 def load_reporter(name: str) -> Callable:
-    try:
-        target = REPORTERS[name]
-    except KeyError:
-        raise BadInput(f"unknown report format {name!r}: valid formats are "
-                       f"{', '.join(REPORTERS)}") from None
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    return load_entry(REPORTERS, name, "report format")

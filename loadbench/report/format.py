@@ -32,6 +32,22 @@ def cell(text: object) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def environment_rows(result) -> list[tuple[str, str]]:
+    """The environment block every report shows, in one order with one set of labels."""
+    env = result.environment
+    cpu = f"{env.cpu_count} x {env.cpu_model}" if env.cpu_model else str(env.cpu_count)
+    return [
+        ("loadbench", result.loadbench_version),
+        ("python", env.python),
+        ("platform", env.platform),
+        ("cpu", cpu),
+        ("client loop", env.loop),
+        ("default engine", env.engine),
+        ("git commit", env.git_commit or "-"),
+        ("started", env.started_at),
+    ]
+
+
 def pct(value: float) -> str:
     return f"{value * 100:.2f}%"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from loadbench.report.format import ms, pct, rate, speedup
+from loadbench.report.format import environment_rows, ms, pct, rate, speedup
 from loadbench.report.hgrm import ReferencePercentileIterator
 from loadbench.report.markdown import SPECTRUM
 from loadbench.result import Result, RunResult
@@ -100,17 +100,7 @@ def _table(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[
 
 
 def _environment(result: Result) -> list[str]:
-    env = result.environment
-    rows = [
-        ("loadbench", result.loadbench_version),
-        ("python", env.python),
-        ("platform", env.platform),
-        ("cpu", f"{env.cpu_count} x {env.cpu_model}" if env.cpu_model else str(env.cpu_count)),
-        ("loop", env.loop),
-        ("engine", env.engine),
-        ("git commit", env.git_commit or "-"),
-        ("started", env.started_at),
-    ]
+    rows = environment_rows(result)
     out = ["<h2>Environment</h2>", "<table>", "<tbody>"]
     out += [f"<tr><th>{escape(key)}</th><td>{escape(value)}</td></tr>" for key, value in rows]
     return out + ["</tbody>", "</table>"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadbench.report.format import cell, ms, number, pct, rate, speedup
+from loadbench.report.format import cell, environment_rows, ms, number, pct, rate, speedup
 from loadbench.result import Result, RunResult
 from loadbench.stats import decode_histogram
 
@@ -24,17 +24,7 @@ def render(result: Result) -> str:
 
 
 def _environment(result: Result) -> list[str]:
-    env = result.environment
-    rows = [
-        ("loadbench", result.loadbench_version),
-        ("python", env.python),
-        ("platform", env.platform),
-        ("cpu", f"{env.cpu_count} x {env.cpu_model}" if env.cpu_model else str(env.cpu_count)),
-        ("client loop", env.loop),
-        ("default engine", env.engine),
-        ("git commit", env.git_commit or "-"),
-        ("started", env.started_at),
-    ]
+    rows = environment_rows(result)
     out = ["## Environment", "", "| | |", "|---|---|"]
     out += [f"| {key} | {cell(value)} |" for key, value in rows]
     return out + [""]
