@@ -60,6 +60,7 @@ def nginx(body: bytes = b"hello from nginx\n") -> Iterator[str]:
     require("nginx")
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     with tempfile.TemporaryDirectory(prefix="loadbench-nginx-") as tmp:
+        os.chmod(tmp, 0o755)  # nginx workers run as nobody when started by root
         (Path(tmp) / "www").mkdir()
         (Path(tmp) / "www" / "index.html").write_bytes(body)
         port = free_port()

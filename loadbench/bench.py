@@ -13,6 +13,7 @@ def bench_scenario(
     url: str, *, connections: int, duration: str | None, requests: int | None,
     rate: str | None, client: str, processes: int, engine: str, timeout: str, method: str,
     headers: list[str], body: str | None, warmup: str = "0s", verify_tls: bool = True,
+    executor: str = "local",
 ) -> Scenario:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -47,6 +48,7 @@ def bench_scenario(
         "timeout": timeout,
         "runs": [run],
         "verify_tls": verify_tls,
+        "executor": executor,
     }
     if requests is not None:
         data["iterations"] = requests

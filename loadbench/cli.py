@@ -70,6 +70,10 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+EXECUTOR_HELP = ("Where the shards run: local, dask-local (a Dask LocalCluster here) or "
+                 "dask://HOST:PORT (a Dask scheduler); needs pip install 'loadbench[dask]'.")
+
+
 def _console(quiet: bool = False, stderr: bool = False):
     from rich.console import Console
 
@@ -104,6 +108,8 @@ def run(
         "--save-baseline", metavar="[NAME]",
         help="Also store the result as baseline NAME (default: 'default') under "
         "results/baselines/, keyed by git commit and environment fingerprint.")] = None,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help=EXECUTOR_HELP + " Overrides the scenario's executor.")] = None,
 ) -> None:
     """Run a scenario file and save its result under results/."""
     from loadbench.report.console import LiveProgress, print_summary
@@ -113,7 +119,8 @@ def run(
 
     if report not in ("md", "none"):
         raise BadInput(f"--report {report!r}: use md or none")
-    loaded, sha = load_scenario(scenario, overrides=set_ or [], duration=duration)
+    overrides = [*(set_ or []), *([f"executor={executor}"] if executor else [])]
+    loaded, sha = load_scenario(scenario, overrides=overrides, duration=duration)
     parse_all(loaded.thresholds, [r.name for r in loaded.runs], source=str(scenario))
     console = _console(quiet)
     _sigterm_as_interrupt()
@@ -200,6 +207,7 @@ def bench(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 4 when the run is invalid (generator-bound, rate not reached)."
     )] = False,
+    executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
 ) -> None:
     """Load one URL without a scenario file (like wrk)."""
     from loadbench.bench import bench_scenario
@@ -211,7 +219,7 @@ def bench(
                               requests=requests, rate=rate, client=client, processes=processes,
                               engine=engine, timeout=timeout, method=method,
                               headers=header or [], body=body, warmup=warmup,
-                              verify_tls=not insecure)
+                              verify_tls=not insecure, executor=executor)
     console = _console(quiet=as_json)
     _sigterm_as_interrupt()
     if as_json:

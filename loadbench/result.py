@@ -52,10 +52,12 @@ class ClientCpu(_Model):
 class ShardInfo(_Model):
     source: int
     host: str = ""
+    worker: str = ""  # Dask worker address (executor dask); empty for local shards
     requests: int = 0
     cpu_utilisation: float = 0.0
     failed: bool = False
     error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
 
 
 class Pacing(_Model):
@@ -83,6 +85,7 @@ class RepeatStat(_Model):
 class RunResult(_Model):
     name: str
     client: str
+    executor: str = "local"  # local, dask-local or dask://HOST:PORT
     engine: str
     concurrency: int
     processes: int

@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import threading
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -186,9 +186,14 @@ def _git_commit() -> str | None:
 
 def execute(plan: LoadPlan, client: str, processes: int, name: str,
             progress: ProgressSink, stop_event: threading.Event | None = None,
-            ) -> tuple[list[ShardResult | ShardFailure], Aggregator]:
-    """Run one plan with one client model, forwarding merged progress."""
-    aggregator = Aggregator(sources=processes if client == "multiprocess" else 1)
+            dask=None) -> tuple[list[ShardResult | ShardFailure], Aggregator]:
+    """Run one plan with one client model, forwarding merged progress.
+
+    With `dask` (a DaskExecutor) the shards run on its workers: `processes` shards for
+    multiprocess, one for the single-loop models.
+    """
+    shards = processes if client == "multiprocess" else 1
+    aggregator = Aggregator(sources=shards)
     lock = threading.Lock()
 
     def on_tick(tick: Tick) -> None:
@@ -196,14 +201,18 @@ def execute(plan: LoadPlan, client: str, processes: int, name: str,
             aggregator.add(tick)
             progress.update(name, aggregator, tick.second + 1.0)
 
-    shards = load_client(client)(plan, processes, on_tick, stop_event)
-    return shards, aggregator
+    if dask is not None:
+        if client == "sequential":
+            plan = replace(plan, concurrency=1, sync=True)
+        return dask.run(plan, shards, on_tick, stop_event), aggregator
+    return load_client(client)(plan, processes, on_tick, stop_event), aggregator
 
 
 def build_run_result(
     shape: RunShape,
     repeats: list[tuple[list[ShardResult | ShardFailure], Aggregator]],
     target: dict | None = None,
+    executor: str = "local",
 ) -> RunResult:
     """Merge shards (exactly) and repeats into one RunResult with warnings."""
     all_ok: list[ShardResult] = []
@@ -231,13 +240,20 @@ def build_run_result(
         offset = (timeline[-1]["t"] + timeline[-1]["width_s"]) if timeline else offset
         for shard in shards:
             if isinstance(shard, ShardFailure):
-                shard_infos.append(ShardInfo(source=shard.source, host=shard.host, failed=True,
-                                             error=shard.error))
+                shard_infos.append(ShardInfo(source=shard.source, host=shard.host,
+                                             worker=shard.worker, failed=True, error=shard.error))
                 warnings.append(f"shard {shard.source} failed: {shard.error}")
             else:
+                shard_warnings = list(shard.warnings)
+                if shard.worker and _utilisation(shard) >= SATURATION_UTILISATION:
+                    shard_warnings.append(
+                        f"generator saturated on Dask worker {shard.worker} ({shard.host}): "
+                        f"{_utilisation(shard):.0%} of a core")
                 shard_infos.append(ShardInfo(source=shard.source, host=shard.host,
-                                             requests=shard.requests,
-                                             cpu_utilisation=round(_utilisation(shard), 3)))
+                                             worker=shard.worker, requests=shard.requests,
+                                             cpu_utilisation=round(_utilisation(shard), 3),
+                                             warnings=shard_warnings))
+                warnings.extend(w for w in shard_warnings if w not in warnings)
     merged = merge_encoded([s.histogram for s in all_ok])
     requests = sum(s.requests for s in all_ok)
     errors: dict[str, int] = {}
@@ -272,6 +288,7 @@ def build_run_result(
     return RunResult(
         name=shape.name,
         client=shape.client,
+        executor=executor,
         engine=shape.engine,
         concurrency=shape.concurrency,
         processes=shape.processes if shape.client == "multiprocess" else 1,
@@ -397,10 +414,12 @@ def run_scenario(
     from loadbench.target import TargetProcess
 
     progress = progress or NullProgress()
+    executor = _check_executor(scenario)
     started = environment(scenario.target.loop, scenario.engine)
     runs: list[RunResult] = []
     interrupted = False
     targets: dict[str, TargetProcess] = {}
+    dask = None
     with ExitStack() as stack:
         try:
             for index, run in enumerate(scenario.runs):
@@ -419,18 +438,21 @@ def run_scenario(
                     http2=run.http2 if run.http2 is not None else scenario.http2,
                     verify_tls=scenario.verify_tls,
                 )
+                if executor is not None and executor.kind == "dask" and dask is None:
+                    dask = stack.enter_context(_dask_executor(scenario, executor, progress))
                 repeats = []
                 planned = _planned_seconds(scenario, run)
                 for _repeat in range(scenario.repeat):
                     progress.run_started(run.name, index, len(scenario.runs), planned,
                                          scenario.iterations)
                     shards, aggregator = execute(plan, shape.client, shape.processes, run.name,
-                                                 progress, stop_event)
+                                                 progress, stop_event, dask)
                     repeats.append((shards, aggregator))
                     if _was_interrupted(shards):
                         interrupted = True
                         break
-                result = build_run_result(shape, repeats, _target_info(target_spec, base_url))
+                result = build_run_result(shape, repeats, _target_info(target_spec, base_url),
+                                          str(executor or "local"))
                 runs.append(result)
                 progress.run_finished(result)
                 if interrupted:
@@ -450,6 +472,37 @@ def run_scenario(
         runs=runs,
         interrupted=interrupted,
     )
+
+
+def _check_executor(scenario: Scenario):
+    """Resolve `executor` (None: local); a remote cluster cannot reach a target started here."""
+    if scenario.executor == "local":
+        return None
+    from loadbench.clients.dask_executor import parse_executor
+
+    executor = parse_executor(scenario.executor)
+    if executor.remote:
+        apps = [run.name for run in scenario.runs
+                if effective_target(scenario, run).resolved_app]
+        if apps:
+            raise BadInput(
+                f"executor {executor} runs the load on Dask workers, which cannot reach a "
+                f"target.app started on this machine (run(s) {', '.join(apps)}): start the "
+                "target where the workers can reach it and give its URL, e.g. --set "
+                "'target={url: http://HOST:PORT}', or use --executor dask-local")
+    return executor
+
+
+def _dask_executor(scenario: Scenario, executor, progress: ProgressSink):
+    from loadbench.clients.dask_executor import DaskExecutor
+
+    shards = max((run.processes or 2) if run.client == "multiprocess" else 1
+                 for run in scenario.runs)
+    if executor.address is None:
+        progress.message(f"starting a local Dask cluster ({shards} workers, loopback)")
+    else:
+        progress.message(f"connecting to the Dask scheduler at {executor}")
+    return DaskExecutor(executor.address, local_workers=shards)
 
 
 def _planned_seconds(scenario: Scenario, run: RunSpec) -> float | None:

@@ -185,6 +185,23 @@ class Scenario(_Model):
     verify_tls: bool = True
     repeat: int = Field(1, ge=1, le=100)
     thresholds: list[str] = Field(default_factory=list)
+    executor: str = Field(
+        "local", description="where the shards run: local (this machine), dask-local (a Dask "
+        "LocalCluster here), dask ($DASK_SCHEDULER_ADDRESS, else dask-local) or "
+        "dask://HOST:PORT (a Dask scheduler); needs pip install 'loadbench[dask]'")
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, value: str) -> str:
+        if value != "local":  # the parser lives with the executor; only Dask users import it
+            from loadbench.clients.dask_executor import parse_executor
+            from loadbench.errors import BadInput
+
+            try:
+                parse_executor(value)
+            except BadInput as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -42,6 +42,7 @@ class ShardResult:
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
     host: str = ""
+    worker: str = ""  # Dask worker address; empty for local shards
     completed_in_window: int = 0
     window_s: float | None = None  # the measuring window rps is computed over, if any
     loop_lag_histogram: str = ""  # how late the generator's event loop ran its timers
@@ -129,7 +130,8 @@ def run_shard(
             previous[signum] = signal.signal(signum, request_stop)
     try:
         if plan.sync and plan.concurrency == 1:
-            state.ticker = ticker
+            state.ticker = ticker if stop_event is None else _checking(ticker, state,
+                                                                       stop_event)
             _sleep_until(start)
             state.rebase(max(start, time.perf_counter()))
             ticker.reset()
@@ -175,6 +177,17 @@ def _window(plan: LoadPlan, state: LoadState, end: float) -> float | None:
     if plan.duration_s is None:
         return None
     return max(min(plan.duration_s, end - state.measure_start), 0.0)
+
+
+def _checking(ticker: _Ticker, state: LoadState, stop_event: threading.Event):
+    """A blocking user has no loop to run `_watch`: it checks the outside stop per request."""
+
+    def tick() -> None:
+        ticker()
+        if stop_event.is_set():
+            state.stop()
+
+    return tick
 
 
 def _sleep_until(start: float) -> None:

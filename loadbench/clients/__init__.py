@@ -28,6 +28,7 @@ class ShardFailure:
     source: int
     error: str
     host: str = ""
+    worker: str = ""  # Dask worker address; empty for local shards
 
 
 class ClientModel(Protocol):

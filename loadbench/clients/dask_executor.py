@@ -36,6 +36,7 @@ SHARD_KEY = "loadbench-shard"
 READY_TIMEOUT_S = 60.0  # every shard's task must be running on its worker within this
 START_DELAY_S = 0.5  # from "all shards ready" to the common start instant
 LATE_START_WARN_S = 0.05
+ABANDONED_AFTER_S = 5.0  # a shard this late is a re-run or a given-up task: it must not load
 CLOCK_UNCERTAINTY_WARN_S = 0.05
 CLOCK_OFFSET_WARN_S = 1.0
 STOP_POLL_S = 0.5  # long-poll of the stop Event on the worker (returns at once when set)
@@ -85,8 +86,8 @@ def parse_executor(value: str) -> ExecutorSpec:
         return parse_executor(env) if env else ExecutorSpec("dask")
     match = _ADDRESS.match(text)
     if match is None or not 0 < int(match.group(3)) < 65536:
-        raise BadInput(f"executor {value!r}: use local, dask-local or dask://HOST:PORT "
-                       "(the address 'dask scheduler' prints, default port 8786)")
+        raise BadInput(f"{value!r} is not an executor: use local, dask-local or "
+                       "dask://HOST:PORT (the address 'dask scheduler' prints, port 8786)")
     return ExecutorSpec("dask", f"tcp://{match.group(2)}:{match.group(3)}")
 
 
@@ -99,6 +100,15 @@ def _require_distributed():
 
 
 # ---------------------------------------------------------------- on the worker
+
+
+def dask_setup(worker) -> None:
+    """Worker preload (dask-local): Ctrl-C (or `kill -TERM -PGID`) reaches the whole process
+    group, but the client decides when shards stop, as with multiprocess children; so the
+    workers ignore both. Their nanny stops them through a queue, and kills if need be."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def _shard_task(plan: LoadPlan, run_id: str, clock_offset: float):
@@ -116,9 +126,11 @@ def _shard_task(plan: LoadPlan, run_id: str, clock_offset: float):
         return None
     local_start = start_at + clock_offset
     late = time.time() - local_start
-    if late > START_DELAY_S + READY_TIMEOUT_S:
-        # the scheduler re-ran this task after its first worker died: the run is long gone
-        raise RuntimeError(f"shard {plan.source} re-run {late:.0f} s after the start instant")
+    if late > ABANDONED_AFTER_S:
+        # re-run by the scheduler after its worker died, or freed from a busy worker after
+        # the client gave up on it: the client counts it failed already, so send nothing
+        raise RuntimeError(f"shard {plan.source} began {late:.0f} s after the common start "
+                           "instant; it is not part of the run any more")
     stop = threading.Event()
     finished = threading.Event()
     watcher = threading.Thread(target=_watch_stop, name=f"loadbench-stop-{plan.source}",
@@ -140,7 +152,6 @@ def _shard_task(plan: LoadPlan, run_id: str, clock_offset: float):
     if late > LATE_START_WARN_S:
         result.warnings.append(f"shard {plan.source} on {host} started {late:.2f} s after the "
                                "common start instant")
-    result.host = host
     return {"result": result, "ticks": ticks_sent, "worker": worker.address}
 
 
@@ -186,11 +197,13 @@ class DaskExecutor:
     def __enter__(self) -> DaskExecutor:
         distributed = _require_distributed()
         if self.address is None:
-            self.cluster = distributed.LocalCluster(
-                n_workers=self.local_workers, threads_per_worker=1, processes=True,
-                host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR,
-                scheduler_kwargs={"dashboard_address": LOOPBACK_ANY_PORT})
-            self.client = distributed.Client(self.cluster)
+            try:
+                with _environ_kept():
+                    self.cluster = _local_cluster(distributed, self.local_workers)
+                    self.client = distributed.Client(self.cluster)
+            except BaseException:
+                self.close()
+                raise
         else:
             try:
                 self.client = distributed.Client(self.address, timeout=CONNECT_TIMEOUT_S)
@@ -208,7 +221,7 @@ class DaskExecutor:
                 self.client.close()
             self.client = None
         if self.cluster is not None:
-            with contextlib.suppress(Exception):
+            with _environ_kept(), contextlib.suppress(Exception):
                 self.cluster.close()
             self.cluster = None
 
@@ -217,8 +230,9 @@ class DaskExecutor:
         distributed = _require_distributed()
         shards = max(shards or 1, 1)
         if self.cluster is not None and len(self._workers()) < shards:
-            self.cluster.scale(shards)
-            self.client.wait_for_workers(shards, timeout=WORKERS_TIMEOUT_S)
+            with _environ_kept():
+                self.cluster.scale(shards)
+                self.client.wait_for_workers(shards, timeout=WORKERS_TIMEOUT_S)
         workers = self._workers()
         slots = assign_workers(workers, shards, self.address or "the local cluster")
         check_reachable(plan, {workers[a].get("host", "") for a in slots})
@@ -247,6 +261,33 @@ class DaskExecutor:
                     offsets[address] = worker_time - (before + half)
                     uncertainty[address] = half
         return offsets, uncertainty
+
+
+def _local_cluster(distributed, workers: int):
+    """Loopback only, no dashboard; one single-threaded worker process per shard."""
+    import dask
+
+    # no dashboard to show it, so no statistical profiler sampling the shard's stack
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        return distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, silence_logs=logging.ERROR,
+            scheduler_kwargs={"dashboard_address": LOOPBACK_ANY_PORT},
+            preload=[__name__])  # runs dask_setup above in each worker process
+
+
+@contextlib.contextmanager
+def _environ_kept():
+    """Nannies write their pre-spawn variables (OMP_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_,
+    PYTHONHASHSEED) into this process's environment; targets and local shards started
+    later must not inherit them."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        os.environ.update(saved)
 
 
 def run_on_dask(plan: LoadPlan, shards: int, on_tick: TickSink | None,
@@ -284,8 +325,9 @@ def check_reachable(plan: LoadPlan, worker_hosts: set[str]) -> None:
     machines = {h for h in worker_hosts if h}
     if len(machines) > 1 and any(_is_loopback(h) for h in hosts):
         raise BadInput(f"the target URL {plan.templates[0].url} is a loopback address, but the "
-                       f"Dask workers run on {len(machines)} machines ({', '.join(sorted(machines))})"
-                       ": give target.url an address every worker can reach")
+                       f"Dask workers run on {len(machines)} machines "
+                       f"({', '.join(sorted(machines))}): give target.url an address every "
+                       "worker can reach")
 
 
 def _is_loopback(host: str) -> bool:
@@ -306,7 +348,7 @@ class _Run:
         self.distributed = distributed
         self.plan = plan
         self.shard_plans = split_plan(plan, shards)
-        self.slots = {p.source: address for p, address in zip(self.shard_plans, slots)}
+        self.slots = {p.source: address for p, address in zip(self.shard_plans, slots, strict=True)}
         self.offsets = offsets
         self.uncertainty = uncertainty
         self.workers = workers
@@ -491,16 +533,18 @@ class _Run:
             start.delete()
         with contextlib.suppress(Exception):
             remote_stop.clear()
-        with contextlib.suppress(Exception):
-            client.run_on_scheduler(_forget_topic, topic=topic)
+        def forget_topics(topics: list[str], dask_scheduler=None) -> None:
+            """Drop this run's events from the scheduler's log (best effort: a private
+            structure). Local, so it is pickled by value: the scheduler needs no loadbench."""
+            broker = getattr(dask_scheduler, "_broker", None)
+            if broker is not None:
+                for name in topics:
+                    broker.truncate(name)
+                    getattr(broker, "_topics", {}).pop(name, None)
 
-
-def _forget_topic(topic: str, dask_scheduler=None) -> None:
-    """Drop this run's events from the scheduler's log (best effort: a private structure)."""
-    broker = getattr(dask_scheduler, "_broker", None)
-    if broker is not None:
-        broker.truncate(topic)
-        getattr(broker, "_topics", {}).pop(topic, None)
+        with contextlib.suppress(Exception):  # Variable.set logs under "variable-<name>"
+            client.run_on_scheduler(forget_topics,
+                                    topics=[topic, f"variable-{_start_name(self.run_id)}"])
 
 
 __all__ = ["DaskExecutor", "ExecutorSpec", "parse_executor", "run_on_dask", "DASK_HINT"]
