@@ -271,9 +271,18 @@ def compare(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Refuse (exit 2) when the two environments' fingerprints differ.")
     ] = False,
-    max_regression: Annotated[str, typer.Option(
-        help="Tolerance before a change counts, e.g. 10%.")] = "10%",
+    max_regression: Annotated[str | None, typer.Option(
+        help="Tolerance before a change counts, e.g. 10% (default 10%; not with --stats)."
+    )] = None,
     metric: Annotated[str, typer.Option(help="Metrics to compare, e.g. rps,p99.")] = "rps,p99",
+    stats: Annotated[bool, typer.Option(
+        "--stats", help="Judge from per-second windows with a 95% bootstrap interval: "
+        "regression, improvement, no change or inconclusive.")] = False,
+    min_effect: Annotated[str | None, typer.Option(
+        help="With --stats: smallest change that counts, e.g. 5% (default).")] = None,
+    fail_on_inconclusive: Annotated[bool, typer.Option(
+        "--fail-on-inconclusive", help="With --stats: exit 1 on an inconclusive verdict too."
+    )] = False,
     output: Annotated[Path | None, typer.Option(
         "-o", "--output", help="Write markdown (or JSON for *.json) to FILE.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")
@@ -292,10 +301,17 @@ def compare(
     )
     from loadbench.result import write_atomic
 
+    if stats and max_regression is not None:
+        raise BadInput("--max-regression is the tolerance rule; with --stats use --min-effect")
+    if not stats and (min_effect is not None or fail_on_inconclusive):
+        raise BadInput("--min-effect and --fail-on-inconclusive need --stats")
     baseline, current = _compare_paths(files, baseline_name)
     differences = _fingerprint_differences(baseline, current, strict)
-    comparison = compare_files(baseline, current, metrics=parse_metrics(metric),
-                               max_regression=parse_tolerance(max_regression))
+    comparison = compare_files(
+        baseline, current, metrics=parse_metrics(metric),
+        max_regression=parse_tolerance(max_regression or "10%"),
+        mode="stats" if stats else "tolerance",
+        min_effect=parse_tolerance(min_effect or "5%", "--min-effect"))
     if differences:
         comparison = comparison.model_copy(update={"warnings": [
             *comparison.warnings,
@@ -315,7 +331,7 @@ def compare(
         from loadbench.junit import comparison_junit
 
         write_atomic(junit, comparison_junit(comparison))
-    if comparison.has_regression:
+    if comparison.has_regression or (fail_on_inconclusive and comparison.inconclusive):
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -3,7 +3,9 @@
 The rule (docs/thresholds.md, section "compare"): a change counts only if it is larger than
 the tolerance (`--max-regression`, default 10 %); when both results hold two or more
 repeats of a run, it must also be statistically significant (Welch's t-test, 95 %, two
-sided) on the per-repeat values. Renderers are pure functions of a `Comparison`.
+sided) on the per-repeat values. `--stats` switches to `loadbench.stats_compare`: per-second
+windows as samples and a bootstrap confidence interval for the change. Renderers are pure
+functions of a `Comparison`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import difflib
 import json
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -31,6 +33,8 @@ __all__ = [
     "MetricComparison",
     "compare_files",
     "compare_results",
+    "compare_runs",
+    "comparison_warnings",
     "headline",
     "load_pair",
     "parse_metrics",
@@ -42,8 +46,9 @@ __all__ = [
 
 DEFAULT_METRICS = ("rps", "p99")
 HIGHER_IS_BETTER = frozenset({"rps", "requests"})
-Verdict = Literal["regression", "improvement", "within noise", "missing in current",
-                  "new in current"]
+Verdict = Literal["regression", "improvement", "within noise", "no change", "inconclusive",
+                  "missing in current", "new in current"]
+Mode = Literal["tolerance", "stats"]
 FAILING_VERDICTS = frozenset({"regression", "missing in current"})
 
 # two-sided 95 % critical values of Student's t by whole degrees of freedom
@@ -69,8 +74,12 @@ class MetricComparison(_Model):
     current: float | None
     change: float | None  # (current - baseline) / baseline; None when undefined
     verdict: Verdict
-    method: Literal["tolerance", "welch", "none"]
+    method: Literal["tolerance", "welch", "bootstrap", "none"]
     reason: str
+    # stats mode only: confidence interval of `change` and the windows on each side
+    ci_low: float | None = None
+    ci_high: float | None = None
+    samples: tuple[int, int] | None = None
 
     @property
     def is_regression(self) -> bool:
@@ -82,9 +91,12 @@ class Comparison(_Model):
     baseline_label: str
     current_label: str
     metrics: list[str]
-    max_regression: float
+    max_regression: float  # the smallest change that counts (in stats mode: min_effect)
     rows: list[MetricComparison]
     warnings: list[str] = []
+    mode: Mode = "tolerance"
+    min_effect: float | None = None  # stats mode
+    confidence: float | None = None  # stats mode
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -95,6 +107,11 @@ class Comparison(_Model):
     @property
     def has_regression(self) -> bool:
         return self.regressions > 0
+
+    @property
+    def inconclusive(self) -> int:
+        """Stats-mode rows whose interval straddles the minimum effect (never a failure)."""
+        return sum(1 for row in self.rows if row.verdict == "inconclusive")
 
 
 # ---------------------------------------------------------------- inputs
@@ -115,17 +132,17 @@ def parse_metrics(text: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(metrics))
 
 
-def parse_tolerance(text: str | float) -> float:
+def parse_tolerance(text: str | float, option: str = "--max-regression") -> float:
     """`10%` or `0.1` -> 0.1. A bare number above 1 is ambiguous and refused."""
     raw = str(text).strip()
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise BadInput(f"--max-regression {raw!r}: use a percentage such as 10%") from None
+        raise BadInput(f"{option} {raw!r}: use a percentage such as 10%") from None
     if not math.isfinite(value) or value < 0:
-        raise BadInput(f"--max-regression {raw!r}: must be a finite value >= 0")
+        raise BadInput(f"{option} {raw!r}: must be a finite value >= 0")
     if not raw.endswith("%") and value > 1:
-        raise BadInput(f"--max-regression {raw!r}: write {raw}% (or a fraction such as 0.1)")
+        raise BadInput(f"{option} {raw!r}: write {raw}% (or a fraction such as 0.1)")
     return value
 
 
@@ -139,11 +156,13 @@ def load_pair(baseline_path: str | Path, current_path: str | Path) -> tuple[Resu
 
 def compare_files(baseline_path: str | Path, current_path: str | Path,
                   metrics: Sequence[str] = DEFAULT_METRICS,
-                  max_regression: float = 0.10) -> Comparison:
-    """What `loadbench compare BASELINE CURRENT` computes."""
+                  max_regression: float = 0.10, *, mode: Mode = "tolerance",
+                  min_effect: float = 0.05) -> Comparison:
+    """What `loadbench compare BASELINE CURRENT [--stats]` computes."""
     baseline, current = load_pair(baseline_path, current_path)
-    return compare_results(baseline, current, metrics, max_regression,
-                           baseline_label=str(baseline_path), current_label=str(current_path))
+    return compare_results(baseline, current, metrics, max_regression, mode=mode,
+                           min_effect=min_effect, baseline_label=str(baseline_path),
+                           current_label=str(current_path))
 
 
 # ---------------------------------------------------------------- comparing
@@ -151,12 +170,39 @@ def compare_files(baseline_path: str | Path, current_path: str | Path,
 
 def compare_results(baseline: Result, current: Result,
                     metrics: Sequence[str] = DEFAULT_METRICS, max_regression: float = 0.10,
-                    *, baseline_label: str = "baseline",
+                    *, mode: Mode = "tolerance", min_effect: float = 0.05,
+                    baseline_label: str = "baseline",
                     current_label: str = "current") -> Comparison:
-    """Match runs by name and judge each metric; see the module docstring for the rule."""
+    """Match runs by name and judge each metric; see the module docstring for the rule.
+
+    `mode="stats"` delegates to `loadbench.stats_compare.statistical_compare` (which
+    ignores `max_regression` and uses `min_effect`).
+    """
+    if mode == "stats":
+        from loadbench.stats_compare import statistical_compare
+
+        return statistical_compare(baseline, current, metrics, min_effect,
+                                   baseline_label=baseline_label, current_label=current_label)
+    if mode != "tolerance":
+        raise BadInput(f"mode {mode!r}: use 'tolerance' or 'stats'")
     metrics = parse_metrics(metrics)
     if not math.isfinite(max_regression) or max_regression < 0:
         raise BadInput(f"max_regression {max_regression!r}: must be a finite value >= 0")
+    rows = compare_runs(baseline, current, metrics, baseline_label, current_label,
+                        lambda base_run, cur_run, metric: _compare_metric(
+                            base_run, cur_run, metric, max_regression))
+    return Comparison(scenario=current.scenario.name, baseline_label=baseline_label,
+                      current_label=current_label, metrics=metrics,
+                      max_regression=max_regression, rows=rows,
+                      warnings=comparison_warnings(baseline, current))
+
+
+def compare_runs(baseline: Result, current: Result, metrics: Sequence[str],
+                 baseline_label: str, current_label: str,
+                 judge: Callable[[RunResult, RunResult, str], MetricComparison],
+                 ) -> list[MetricComparison]:
+    """Rows for every run and metric: `judge` decides runs present in both results; runs in
+    one result only are "missing in current" or "new in current" whatever the mode."""
     _check_same_scenario(baseline, current, baseline_label, current_label)
     rows: list[MetricComparison] = []
     for base_run in baseline.runs:
@@ -169,7 +215,7 @@ def compare_results(baseline: Result, current: Result,
                     reason=f"run '{base_run.name}' is in the baseline but not in the current "
                     "result"))
             else:
-                rows.append(_compare_metric(base_run, cur_run, metric, max_regression))
+                rows.append(judge(base_run, cur_run, metric))
     baseline_names = {run.name for run in baseline.runs}
     for cur_run in current.runs:
         if cur_run.name in baseline_names:
@@ -179,10 +225,7 @@ def compare_results(baseline: Result, current: Result,
                 run=cur_run.name, metric=metric, baseline=None,
                 current=metric_value(cur_run, metric), change=None, verdict="new in current",
                 method="none", reason=f"run '{cur_run.name}' has no baseline"))
-    return Comparison(scenario=current.scenario.name, baseline_label=baseline_label,
-                      current_label=current_label, metrics=metrics,
-                      max_regression=max_regression, rows=rows,
-                      warnings=_warnings(baseline, current))
+    return rows
 
 
 def _check_same_scenario(baseline: Result, current: Result, baseline_label: str,
@@ -272,7 +315,7 @@ def _t_critical(df: float) -> float:
     return _T_CRITICAL[max(k for k in _T_CRITICAL if k <= whole)]
 
 
-def _warnings(baseline: Result, current: Result) -> list[str]:
+def comparison_warnings(baseline: Result, current: Result) -> list[str]:
     out = []
     for label, result in (("baseline", baseline), ("current", current)):
         if result.interrupted:
@@ -297,33 +340,48 @@ def _warnings(baseline: Result, current: Result) -> list[str]:
 
 def headline(comparison: Comparison) -> str:
     count = comparison.regressions
-    if count == 0:
-        return "No regressions"
-    return f"{count} regression{'s' if count != 1 else ''}"
+    text = "No regressions" if count == 0 else f"{count} regression{'s' if count != 1 else ''}"
+    if comparison.mode == "stats" and comparison.inconclusive:
+        text += f", {comparison.inconclusive} inconclusive"
+    return text
 
 
 def rule_text(comparison: Comparison) -> str:
+    if comparison.mode == "stats":
+        limit = f"{(comparison.min_effect or 0.0) * 100:g}%"
+        level = f"{(comparison.confidence or 0.95) * 100:g}%"
+        return (f"Stats mode: every full one-second window is a sample. A change is a "
+                f"regression or an improvement when its whole {level} confidence interval "
+                f"(block bootstrap) lies beyond the {limit} minimum effect, no change when it "
+                f"lies within ±{limit}, and otherwise inconclusive (not a failure).")
     limit = f"{comparison.max_regression * 100:g}%"
     return (f"A change counts when it exceeds {limit}; with 2+ repeats in both results it "
             "must also pass Welch's t-test (95%) on the per-repeat values.")
 
 
+def _ci_header(comparison: Comparison) -> str:
+    return f"{(comparison.confidence or 0.95) * 100:g}% CI"
+
+
 def render_markdown(comparison: Comparison) -> str:
     """A table for a pull-request comment; tested with exact expected output."""
+    stats = comparison.mode == "stats"
+    ci_column = f" {_ci_header(comparison)} |" if stats else ""
     lines = [
         f"## loadbench compare: {_md(comparison.scenario)}",
         "",
         f"**{headline(comparison)}** (baseline `{_code(comparison.baseline_label)}`, "
         f"current `{_code(comparison.current_label)}`)",
         "",
-        "| run | metric | baseline | current | change | verdict |",
-        "|---|---|--:|--:|--:|---|",
+        f"| run | metric | baseline | current | change |{ci_column} verdict |",
+        "|---|---|--:|--:|--:|" + ("--:|" if stats else "") + "---|",
     ]
     for row in comparison.rows:
         verdict = f"**{row.verdict}**" if row.is_regression else row.verdict
+        ci_cell = f" {_ci(row)} |" if stats else ""
         lines.append(f"| {_md(row.run)} | {row.metric} | {_value(row.metric, row.baseline)} | "
                      f"{_value(row.metric, row.current, missing='missing')} | "
-                     f"{_row_change(row)} | {verdict} |")
+                     f"{_row_change(row)} |{ci_cell} {verdict} |")
     lines.append("")
     if comparison.warnings:
         lines += [f"- warning: {_md(text)}" for text in comparison.warnings] + [""]
@@ -340,7 +398,9 @@ def render_console(comparison: Comparison) -> Table:
     from rich.table import Table
 
     colour = {"regression": "red", "missing in current": "red", "improvement": "green",
-              "within noise": "dim", "new in current": "cyan"}
+              "within noise": "dim", "no change": "dim", "inconclusive": "yellow",
+              "new in current": "cyan"}
+    stats = comparison.mode == "stats"
     table = Table(title=f"compare: {escape(comparison.scenario)}", title_justify="left",
                   caption=f"{headline(comparison)}. {rule_text(comparison)}",
                   caption_justify="left")
@@ -349,12 +409,16 @@ def render_console(comparison: Comparison) -> Table:
     table.add_column("baseline", justify="right")
     table.add_column("current", justify="right")
     table.add_column("change", justify="right")
+    if stats:
+        table.add_column(_ci_header(comparison), justify="right")
     table.add_column("verdict")
     for row in comparison.rows:
         style = colour[row.verdict]
-        table.add_row(escape(row.run), row.metric, _value(row.metric, row.baseline),
-                      _value(row.metric, row.current, missing="missing"), _row_change(row),
-                      f"[{style}]{row.verdict}[/{style}]")
+        cells = [escape(row.run), row.metric, _value(row.metric, row.baseline),
+                 _value(row.metric, row.current, missing="missing"), _row_change(row)]
+        if stats:
+            cells.append(_ci(row))
+        table.add_row(*cells, f"[{style}]{row.verdict}[/{style}]")
     return table
 
 
@@ -385,6 +449,18 @@ def _row_change(row: MetricComparison) -> str:
     if row.baseline is None or row.current is None:
         return "-"
     return _change(row.change)
+
+
+def _ci(row: MetricComparison) -> str:
+    if row.ci_low is None or row.ci_high is None:
+        return "-"
+    return f"{_percent(row.ci_low)} to {_percent(row.ci_high)}"
+
+
+def _percent(fraction: float) -> str:
+    if math.isinf(fraction):
+        return "+inf%" if fraction > 0 else "-inf%"
+    return f"{fraction * 100:+.1f}%"
 
 
 def _fmt_t(t: float) -> str:

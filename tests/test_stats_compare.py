@@ -1,0 +1,320 @@
+"""Stats mode of compare: window samples, the block bootstrap and the four verdicts."""
+
+from __future__ import annotations
+
+import json
+import random
+import xml.etree.ElementTree as ET
+
+import pytest
+from rich.console import Console
+
+from loadbench.compare import (
+    Comparison,
+    compare_files,
+    compare_results,
+    parse_tolerance,
+    render_console,
+    render_json,
+    render_markdown,
+)
+from loadbench.errors import BadInput
+from loadbench.junit import comparison_junit
+from loadbench.result import (
+    ClientCpu,
+    Environment,
+    LatencySummary,
+    RepeatStat,
+    Result,
+    RunResult,
+    ScenarioInfo,
+    TimelinePoint,
+    to_json,
+)
+from loadbench.stats_compare import (
+    block_length,
+    bootstrap_ci,
+    full_windows,
+    statistical_compare,
+    window_samples,
+)
+
+
+def points(rps: list[float], p99: list[float], errors: int = 0) -> list[TimelinePoint]:
+    """Full windows followed by the partial last second every real repeat ends with."""
+    full = [TimelinePoint(t=i, requests=round(r), errors=errors, p50_ms=p / 2, p99_ms=p)
+            for i, (r, p) in enumerate(zip(rps, p99, strict=True))]
+    return full + [TimelinePoint(t=len(full), requests=3, errors=0, p50_ms=1.0, p99_ms=999.0)]
+
+
+def noisy(mean: float, spread: float, n: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    return [mean * (1 + rng.gauss(0, spread)) for _ in range(n)]
+
+
+def run_of(timeline: list[TimelinePoint], name: str = "io",
+           repeats: list[RepeatStat] = ()) -> RunResult:
+    requests = sum(p.requests for p in timeline)
+    return RunResult(
+        name=name, client="gather", engine="fast", concurrency=20, processes=1,
+        duration_s=len(timeline) - 0.99, requests=requests, errors={}, status_codes={},
+        rps=requests / max(len(timeline) - 0.99, 1), bytes_received=0,
+        latency_ms=LatencySummary(), histogram="", timeline=timeline,
+        client_cpu=ClientCpu(user_s=0.0, system_s=0.0, utilisation=0.0),
+        repeats=list(repeats))
+
+
+def synthetic(rps: float, p99: float, n: int = 20, spread: float = 0.02, seed: int = 1,
+              name: str = "io") -> RunResult:
+    return run_of(points(noisy(rps, spread, n, seed), noisy(p99, spread, n, seed + 100)), name)
+
+
+def result_of(*runs: RunResult) -> Result:
+    return Result(loadbench_version="0.1.0", scenario=ScenarioInfo(name="io"),
+                  environment=Environment(python="3.11.7", platform="linux", cpu_count=2,
+                                          loop="uvloop", engine="fast",
+                                          started_at="2024-01-01T00:00:00Z"),
+                  runs=list(runs))
+
+
+def verdicts(comparison: Comparison) -> dict[str, str]:
+    return {row.metric: row.verdict for row in comparison.rows}
+
+
+def compare(baseline: RunResult, current: RunResult, **kwargs) -> Comparison:
+    return statistical_compare(result_of(baseline), result_of(current), **kwargs)
+
+
+# ---------------------------------------------------------------- samples
+
+
+def test_full_windows_drop_the_partial_last_second_and_combined_points():
+    timeline = points([100, 110, 120], [10, 11, 12])
+    timeline[1] = timeline[1].model_copy(update={"width_s": 2})
+    run = run_of(timeline)
+    assert [p.t for p in full_windows(run)] == [0, 2]
+    assert window_samples(run, "rps") == [100.0, 120.0]
+    assert window_samples(run, "p99") == [10.0, 12.0]
+
+
+def test_each_repeat_loses_its_own_partial_second():
+    first, second = points([100, 100], [10, 10]), points([200, 200, 200], [20, 20, 20])
+    timeline = [p.model_copy(update={"t": i}) for i, p in enumerate(first + second)]
+    repeats = [RepeatStat(repeat=0, requests=203, duration_s=2.01, rps=100, p99=10),
+               RepeatStat(repeat=1, requests=603, duration_s=3.01, rps=200, p99=20)]
+    run = run_of(timeline, repeats=repeats)
+    assert window_samples(run, "rps") == [100.0, 100.0, 200.0, 200.0, 200.0]
+
+
+def test_repeats_split_by_request_counts_when_durations_do_not_fit():
+    first, second = points([100, 100], [10, 10]), points([200, 200], [20, 20])
+    timeline = [p.model_copy(update={"t": i}) for i, p in enumerate(first + second)]
+    repeats = [RepeatStat(repeat=0, requests=203, duration_s=9.5, rps=100, p99=10),
+               RepeatStat(repeat=1, requests=403, duration_s=0.5, rps=200, p99=20)]
+    assert window_samples(run_of(timeline, repeats=repeats), "rps") == [100, 100, 200, 200]
+
+
+def test_unsplittable_repeats_are_one_segment():
+    timeline = points([100, 100, 100], [10, 10, 10])
+    repeats = [RepeatStat(repeat=0, requests=1, duration_s=1.0, rps=1, p99=1),
+               RepeatStat(repeat=1, requests=1, duration_s=1.0, rps=1, p99=1)]
+    assert window_samples(run_of(timeline, repeats=repeats), "rps") == [100, 100, 100]
+
+
+def test_latency_windows_without_a_success_are_skipped():
+    timeline = points([50, 50, 50], [10, 0, 12])
+    timeline[1] = timeline[1].model_copy(update={"errors": 50})
+    run = run_of(timeline)
+    assert window_samples(run, "p99") == [10.0, 12.0]
+    assert window_samples(run, "rps") == [50.0, 50.0, 50.0]  # errors still count as requests
+
+
+def test_block_length_grows_slowly():
+    assert [block_length(n) for n in (1, 5, 8, 27, 64, 3600)] == [1, 2, 2, 3, 4, 15]
+
+
+def test_bootstrap_is_seeded_and_brackets_the_change():
+    base, cur = noisy(100, 0.05, 30, 1), noisy(80, 0.05, 30, 2)
+
+    def mean(values):
+        return sum(values) / len(values)
+
+    low, high = bootstrap_ci(base, cur, mean, rng=random.Random(7))
+    assert (low, high) == bootstrap_ci(base, cur, mean, rng=random.Random(7))
+    assert low < mean(cur) / mean(base) - 1 < high
+    assert -0.25 < low < high < -0.15
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+def test_same_distribution_is_no_change():
+    comparison = compare(synthetic(1000, 20, seed=1), synthetic(1000, 20, seed=2))
+    assert verdicts(comparison) == {"rps": "no change", "p99": "no change"}
+    assert not comparison.has_regression
+    row = comparison.rows[0]
+    assert row.method == "bootstrap" and row.samples == (20, 20)
+    assert -0.05 < row.ci_low < row.change < row.ci_high < 0.05
+
+
+def test_twenty_percent_slowdown_is_a_regression():
+    comparison = compare(synthetic(1000, 20, seed=1), synthetic(800, 25, seed=2))
+    assert verdicts(comparison) == {"rps": "regression", "p99": "regression"}
+    assert comparison.has_regression and comparison.regressions == 2
+    rps, p99 = comparison.rows
+    assert rps.ci_high < -0.05 and p99.ci_low > 0.05
+    assert rps.change == pytest.approx(-0.2, abs=0.02)
+    assert rps.reason.startswith("95% CI -2") and "lies beyond -5% (mean requests per " \
+        "second over 20 vs 20 one-second windows)" in rps.reason
+    assert "lies beyond +5% (median per-second p99" in p99.reason
+
+
+def test_tiny_shift_is_no_change():
+    comparison = compare(synthetic(1000, 20, seed=1), synthetic(980, 20.4, seed=2))
+    assert verdicts(comparison) == {"rps": "no change", "p99": "no change"}
+
+
+def test_improvement():
+    comparison = compare(synthetic(1000, 20, seed=1), synthetic(1300, 14, seed=2))
+    assert verdicts(comparison) == {"rps": "improvement", "p99": "improvement"}
+    assert not comparison.has_regression
+
+
+def test_noisy_short_runs_are_inconclusive_not_failures():
+    comparison = compare(synthetic(1000, 20, n=6, spread=0.3, seed=1),
+                         synthetic(900, 22, n=6, spread=0.3, seed=2))
+    assert verdicts(comparison) == {"rps": "inconclusive", "p99": "inconclusive"}
+    assert not comparison.has_regression and comparison.inconclusive == 2
+    assert "but not wholly beyond it" in comparison.rows[0].reason
+
+
+def test_too_few_windows_is_inconclusive():
+    comparison = compare(synthetic(1000, 20, n=4), synthetic(500, 40, n=20))
+    [rps, p99] = comparison.rows
+    assert (rps.verdict, rps.ci_low, rps.samples) == ("inconclusive", None, (4, 20))
+    assert rps.reason == ("too few full one-second windows: 4 baseline, 20 current (needs 5 "
+                          "each; run longer)")
+    assert rps.change == pytest.approx(-0.5, abs=0.05)
+
+
+def test_zero_baseline_is_inconclusive():
+    comparison = compare(run_of(points([0] * 6, [0] * 6)), synthetic(100, 10), metrics=["rps"])
+    [row] = comparison.rows
+    assert (row.verdict, row.change) == ("inconclusive", None)
+    assert "is 0" in row.reason
+
+
+def test_min_effect_decides_what_counts():
+    baseline, current = synthetic(1000, 20, seed=1), synthetic(920, 20, seed=2)
+    assert verdicts(compare(baseline, current, metrics=["rps"])) == {"rps": "regression"}
+    assert verdicts(compare(baseline, current, metrics=["rps"], min_effect=0.15)) == {
+        "rps": "no change"}
+
+
+def test_deterministic_for_a_seed():
+    baseline, current = synthetic(1000, 20, seed=1), synthetic(950, 21, seed=2)
+    assert compare(baseline, current) == compare(baseline, current)
+    assert compare(baseline, current, seed=1).rows[0].ci_low != compare(
+        baseline, current, seed=2).rows[0].ci_low
+
+
+def test_missing_and_new_runs_keep_their_verdicts():
+    comparison = statistical_compare(
+        result_of(synthetic(1000, 20, name="a"), synthetic(1000, 20, name="gone")),
+        result_of(synthetic(1000, 20, name="a", seed=3), synthetic(1000, 20, name="fresh")),
+        metrics=["rps"])
+    assert [(r.run, r.verdict) for r in comparison.rows] == [
+        ("a", "no change"), ("gone", "missing in current"), ("fresh", "new in current")]
+    assert comparison.has_regression
+
+
+def test_bad_inputs():
+    result = result_of(synthetic(1000, 20))
+    with pytest.raises(BadInput, match="--stats compares rps, p50, p99: the per-second "
+                       "timeline has no 'p95'"):
+        statistical_compare(result, result, metrics=["p95"])
+    with pytest.raises(BadInput, match="unknown metric 'p98'"):
+        statistical_compare(result, result, metrics=["p98"])
+    with pytest.raises(BadInput, match="--min-effect"):
+        statistical_compare(result, result, min_effect=-0.1)
+    with pytest.raises(BadInput, match="--min-effect 'x': use a percentage"):
+        parse_tolerance("x", "--min-effect")
+
+
+def test_compare_results_and_files_delegate(tmp_path):
+    baseline, current = result_of(synthetic(1000, 20)), result_of(synthetic(800, 25, seed=2))
+    via_mode = compare_results(baseline, current, mode="stats", min_effect=0.05)
+    assert via_mode == statistical_compare(baseline, current)
+    base, cur = tmp_path / "base.json", tmp_path / "cur.json"
+    base.write_text(to_json(baseline))
+    cur.write_text(to_json(current))
+    from_files = compare_files(base, cur, mode="stats")
+    assert from_files.mode == "stats" and from_files.has_regression
+    assert from_files.current_label == str(cur)
+    with pytest.raises(BadInput, match="mode 'fancy'"):
+        compare_results(baseline, current, mode="fancy")
+
+
+# ---------------------------------------------------------------- renderers
+
+
+def fixed_comparison() -> Comparison:
+    baseline = result_of(synthetic(1000, 20, name="gather"),
+                         synthetic(100, 10, n=4, name="short"))
+    current = result_of(synthetic(800, 25, seed=2, name="gather"),
+                        synthetic(100, 10, n=4, seed=3, name="short"))
+    return statistical_compare(baseline, current, baseline_label="main.json",
+                               current_label="pr.json")
+
+
+def test_markdown_exact():
+    assert render_markdown(fixed_comparison()) == """\
+## loadbench compare: io
+
+**2 regressions, 2 inconclusive** (baseline `main.json`, current `pr.json`)
+
+| run | metric | baseline | current | change | 95% CI | verdict |
+|---|---|--:|--:|--:|--:|---|
+| gather | rps | 1,000 | 795 | -20.5% | -21.5% to -19.5% | **regression** |
+| gather | p99 | 20.2 ms | 25.0 ms | +23.7% | +21.6% to +26.8% | **regression** |
+| short | rps | 101 | 101 | -0.2% | - | inconclusive |
+| short | p99 | 9.92 ms | 9.95 ms | +0.4% | - | inconclusive |
+
+Stats mode: every full one-second window is a sample. A change is a regression or an \
+improvement when its whole 95% confidence interval (block bootstrap) lies beyond the 5% \
+minimum effect, no change when it lies within ±5%, and otherwise inconclusive (not a \
+failure).
+"""
+
+
+def test_tolerance_markdown_has_no_ci_column():
+    result = result_of(synthetic(1000, 20))
+    text = render_markdown(compare_results(result, result))
+    assert "| run | metric | baseline | current | change | verdict |" in text
+    assert "CI" not in text
+
+
+def test_json_round_trips_with_the_interval():
+    comparison = fixed_comparison()
+    data = json.loads(render_json(comparison))
+    assert (data["mode"], data["min_effect"], data["confidence"]) == ("stats", 0.05, 0.95)
+    assert data["rows"][0]["samples"] == [20, 20]
+    assert data["rows"][0]["ci_low"] < data["rows"][0]["ci_high"] < -0.05
+    data.pop("has_regression")
+    data.pop("regressions")
+    assert Comparison.model_validate(data) == comparison
+
+
+def test_console_shows_the_interval():
+    console = Console(width=140, record=True, color_system=None)
+    console.print(render_console(fixed_comparison()))
+    text = console.export_text()
+    assert "95% CI" in text and "-21.5% to -19.5%" in text
+    assert "2 regressions, 2 inconclusive" in text
+
+
+def test_junit_inconclusive_is_not_a_failure():
+    suite = ET.fromstring(comparison_junit(fixed_comparison())).find("testsuite")
+    assert (suite.get("tests"), suite.get("failures")) == ("4", "2")
+    short = suite.findall("testcase")[2]
+    assert short.find("system-out").text.startswith("inconclusive: too few full")
