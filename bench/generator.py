@@ -56,7 +56,11 @@ def loadbench_json(url: str, *args: str) -> tuple[dict, int]:
     watcher.join()
     if proc.returncode != 0:
         raise SystemExit(f"loadbench failed ({proc.returncode}): {err.strip()[-500:]}")
-    return json.loads(out), peak
+    run = json.loads(out)
+    if set(run["status_codes"]) != {"200"} or sum(run["errors"].values()):
+        raise SystemExit(f"loadbench saw errors or non-200 answers: {run['status_codes']} "
+                         f"{run['errors']}: the benchmark would measure failures")
+    return run, peak
 
 
 def per_cpu(run: dict) -> float:

@@ -30,7 +30,7 @@ async def _shared(url: str, users: int, seconds: float) -> int:
         async def user() -> None:
             nonlocal count
             while time.perf_counter() < deadline:
-                await client.get(url)
+                (await client.get(url)).raise_for_status()
                 count += 1
 
         await asyncio.gather(*(user() for _ in range(users)))
@@ -43,7 +43,10 @@ def _per_user(url: str, users: int, seconds: float) -> int:
 
     plan = LoadPlan(templates=(RequestTemplate("r", "GET", url),), engine="httpx",
                     concurrency=users, duration_s=seconds)
-    return run_shard(plan, handle_signals=False).requests
+    result = run_shard(plan, handle_signals=False)
+    if set(result.status_codes) != {200} or sum(result.errors.values()):
+        raise SystemExit(f"non-200 answers or errors: {result.status_codes} {result.errors}")
+    return result.requests
 
 
 def measure(mode: str, url: str, users: int, seconds: float) -> tuple[float, float]:

@@ -108,6 +108,8 @@ def run_wrk(url: str, connections: int, seconds: float, threads: int = 1) -> dic
         capture_output=True, text=True, check=True, timeout=seconds + 30,
     ).stdout
     cpu = children_cpu_seconds() - before
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit(f"wrk saw errors or non-2xx answers:\n{out}")
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = _wrk_ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))
