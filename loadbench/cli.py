@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import signal
 import sys
@@ -74,6 +75,20 @@ EXECUTOR_HELP = ("Where the shards run: local, dask-local (a Dask LocalCluster h
                  "dask://HOST:PORT (a Dask scheduler); needs pip install 'loadbench[dask]'.")
 
 
+@contextlib.contextmanager
+def _signals_deferred():
+    """While results are written, SIGINT/SIGTERM are only noted (the list yielded): a run
+    stopped while saving still leaves a complete file, which then says "interrupted"."""
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _console(quiet: bool = False, stderr: bool = False):
     from rich.console import Console
 
@@ -126,17 +141,22 @@ def run(
     _sigterm_as_interrupt()
     with LiveProgress(console, enabled=not no_progress and not quiet) as progress:
         result = run_scenario(loaded, sha, progress)
-    result = _apply_thresholds(loaded, result)
-    json_path, md_path = _save(result, out, report)
-    if save_baseline is not None and not result.interrupted:
-        from loadbench.baseline import save_baseline as store
+    with _signals_deferred() as received:
+        result = _apply_thresholds(loaded, result)
+        json_path, md_path = _save(result, out, report)
+        if save_baseline is not None and not result.interrupted and not received:
+            from loadbench.baseline import save_baseline as store
 
-        console.print(f"[dim]baseline {store(result, save_baseline, out / 'baselines')}[/dim]")
-    if junit is not None:
-        from loadbench.junit import thresholds_junit
-        from loadbench.result import write_atomic
+            console.print(f"[dim]baseline {store(result, save_baseline, out / 'baselines')}"
+                          "[/dim]")
+        if junit is not None:
+            from loadbench.junit import thresholds_junit
+            from loadbench.result import write_atomic
 
-        write_atomic(junit, thresholds_junit(result))
+            write_atomic(junit, thresholds_junit(result))
+        if received and not result.interrupted:  # Ctrl-C while saving: the file says so
+            result = result.model_copy(update={"interrupted": True})
+            json_path, md_path = _save(result, out, report)
     print_summary(console, result)
     console.print(f"[dim]saved {json_path}" + (f" and {md_path}" if md_path else "") + "[/dim]")
     if result.interrupted:
@@ -230,7 +250,11 @@ def bench(
         with LiveProgress(_console(stderr=True), enabled=not no_progress) as progress:
             result = run_scenario(scenario, "", progress)
     if out is not None:
-        write_atomic(out, to_json(result))
+        with _signals_deferred() as received:
+            write_atomic(out, to_json(result))
+            if received and not result.interrupted:
+                result = result.model_copy(update={"interrupted": True})
+                write_atomic(out, to_json(result))
     if as_json:
         sys.stdout.write(to_json(result.runs[0]) if result.runs else "{}\n")
     else:

@@ -19,6 +19,8 @@ class LoadbenchError(Exception):
     exit_code: int = EXIT_BAD_INPUT
 
     def __init__(self, message: str) -> None:
+        # user input (a YAML key, a run name) may hold line breaks; the message stays one line
+        message = message.replace("\r", "\\r").replace("\n", "\\n")
         super().__init__(message)
         self.message = message
 

@@ -193,18 +193,47 @@ def load_result(path: str | Path) -> Result:
         raise ResultFileError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
             "truncated or hand-edited?") from None
+    except RecursionError:
+        raise ResultFileError(f"{path}: JSON nested too deeply; not a result file") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ResultFileError(f"{path}: unreadable JSON value: {exc}") from None
     if not isinstance(data, dict):
         raise ResultFileError(f"{path}: a result file holds a JSON object, not "
                               f"{type(data).__name__}")
     if "runs" in data and "scenario" not in data and "name" in data:
         raise ResultFileError(f"{path}: this is a single run (bench --json), not a scenario "
                               "result; save one with 'loadbench bench URL --out FILE'")
+    if "schema_version" not in data:
+        raise ResultFileError(f"{path}: no schema_version; not a loadbench result file")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION or isinstance(version, bool):
         raise ResultFileError(
             f"{path}: schema_version {version!r} is not supported; this loadbench reads "
             f"schema_version {SCHEMA_VERSION}")
-    return validate_file(Result, data, path, "result file")
+    result = validate_file(Result, data, path, "result file")
+    _check_histograms(result, path)
+    return result
+
+
+def _check_histograms(result: Result, path: Path) -> None:
+    """Every stored histogram must decode: reports and compare decode them later, and a
+    hand-edited one would otherwise fail there with a traceback instead of exit 2."""
+    from loadbench.stats import decode_histogram
+
+    for index, run in enumerate(result.runs):
+        fields = [("histogram", run.histogram)]
+        fields += [(f"repeats.{i}.histogram", r.histogram) for i, r in enumerate(run.repeats)]
+        if run.pacing is not None:
+            fields += [("pacing.lag_histogram", run.pacing.lag_histogram),
+                       ("pacing.service_histogram", run.pacing.service_histogram)]
+        for name, encoded in fields:
+            if not encoded:
+                continue
+            try:
+                decode_histogram(encoded)
+            except Exception:  # binascii, zlib, struct and hdrh errors alike
+                raise ResultFileError(f"{path}: invalid result file at runs.{index}.{name}: "
+                                      "not an encoded HDR histogram") from None
 
 
 def validate_file(model: type[BaseModel], data: dict, path: Path, what: str):

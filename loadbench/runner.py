@@ -13,7 +13,7 @@ import platform
 import statistics
 import subprocess
 import threading
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -420,7 +420,17 @@ def run_scenario(
     interrupted = False
     targets: dict[str, TargetProcess] = {}
     dask = None
+
+    def interrupted_while_stopping(exc_type, exc, traceback) -> bool:
+        """Pushed first, so it runs last: a second Ctrl-C while targets stop keeps the result."""
+        nonlocal interrupted
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            interrupted = True
+            return True
+        return False
+
     with ExitStack() as stack:
+        stack.push(interrupted_while_stopping)
         try:
             for index, run in enumerate(scenario.runs):
                 target_spec = effective_target(scenario, run)
@@ -442,11 +452,17 @@ def run_scenario(
                     dask = stack.enter_context(_dask_executor(scenario, executor, progress))
                 repeats = []
                 planned = _planned_seconds(scenario, run)
+                target = targets.get(target_spec.model_dump_json())  # None for a url target
                 for _repeat in range(scenario.repeat):
                     progress.run_started(run.name, index, len(scenario.runs), planned,
                                          scenario.iterations)
-                    shards, aggregator = execute(plan, shape.client, shape.processes, run.name,
-                                                 progress, stop_event, dask)
+                    # a target that dies mid-run stops the run at once and fails the scenario
+                    watch = target.exit_watch(stop_event) if target else nullcontext(stop_event)
+                    with watch as run_stop:
+                        shards, aggregator = execute(plan, shape.client, shape.processes,
+                                                     run.name, progress, run_stop, dask)
+                    if target is not None:
+                        target.check_running(f"during run '{run.name}'")
                     repeats.append((shards, aggregator))
                     if _was_interrupted(shards):
                         interrupted = True
@@ -551,6 +567,7 @@ def _target_url(spec: TargetSpec, targets: dict, stack: ExitStack, progress: Pro
                                loop=spec.loop, env=dict(spec.env))
         stack.enter_context(target)
         targets[key] = target
+        _target_version(target.url)  # now, not after a run, where Ctrl-C could cost its data
     return targets[key].url
 
 

@@ -270,6 +270,10 @@ def load_scenario(
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ScenarioError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: invalid YAML: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ScenarioError(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}:1: a scenario must be a mapping with keys such as "
                             "name, requests, runs")
@@ -281,11 +285,48 @@ def load_scenario(
     return validate_scenario(data, source=str(path), root=root), hashlib.sha256(raw).hexdigest()
 
 
+MAX_NESTING = 64
+MAX_NODES = 1_000_000
+
+
 def validate_scenario(data: dict, source: str = "<scenario>", root: Any = None) -> Scenario:
+    _check_shape(data, source)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_format_validation_error(exc, source, root)) from None
+
+
+def _check_shape(data: Any, source: str) -> None:
+    """Reject what YAML aliases make possible but no scenario needs: a structure that
+    contains itself, one nested deeper than MAX_NESTING, or one that expands to more than
+    MAX_NODES values (a "billion laughs" file would hang the run that serialises it)."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, int, bool]] = [(data, 0, False)]
+    while stack:
+        node, depth, leaving = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        key = id(node)
+        children = list(node.values()) if isinstance(node, dict) else node
+        if leaving:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes.get(id(child), 1) for child in children)
+            if sizes[key] > MAX_NODES:
+                raise ScenarioError(f"{source}: the scenario expands to more than "
+                                    f"{MAX_NODES} values (YAML aliases?)")
+            continue
+        if key in on_path:
+            raise ScenarioError(f"{source}: a YAML alias refers to its own parent "
+                                "(a recursive structure)")
+        if key in sizes:
+            continue
+        if depth > MAX_NESTING:
+            raise ScenarioError(f"{source}: nested more than {MAX_NESTING} levels deep")
+        on_path.add(key)
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in children)
 
 
 def apply_override(data: dict, item: str) -> None:
@@ -297,7 +338,7 @@ def apply_override(data: dict, item: str) -> None:
         raise ScenarioError(f"--set {item!r}: use KEY=VALUE, e.g. runs.gather.concurrency=100")
     try:
         value = yaml.safe_load(value_text) if value_text.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError, ValueError):
         value = value_text
     parts = key.strip().split(".")
     node: Any = data
@@ -327,7 +368,7 @@ def _list_index(items: list, part: str) -> int | None:
     for index, item in enumerate(items):
         if isinstance(item, dict) and str(item.get("name")) == part:
             return index
-    if part.lstrip("-").isdigit() and -len(items) <= int(part) < len(items):
+    if part.lstrip("-").isdecimal() and -len(items) <= int(part) < len(items):
         return int(part) % len(items)
     return None
 

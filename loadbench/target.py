@@ -16,8 +16,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -29,6 +30,7 @@ from loadbench.errors import TargetError
 DEFAULT_APP = "target_app.main:app"
 STOP_TIMEOUT_S = 5.0
 POLL_INTERVAL_S = 0.05
+WATCH_INTERVAL_S = 0.1
 HEALTH_TIMEOUT_S = 0.5
 STDERR_TAIL_BYTES = 64 * 1024
 ERROR_TAIL_LINES = 5
@@ -151,7 +153,8 @@ class TargetProcess:
 
         uvicorn gets the first SIGTERM alone so it can stop its workers and their CPU pools
         in order (a group-wide SIGTERM kills pool processes under a running app and can make
-        the supervisor respawn a worker). Idempotent: a stopped target is left alone.
+        the supervisor respawn a worker). Idempotent: a stopped target is left alone. A
+        KeyboardInterrupt meanwhile (a second Ctrl-C) skips to SIGKILL, then propagates.
         """
         process = self._process
         if process is None or self._stopped:
@@ -160,14 +163,22 @@ class TargetProcess:
         deadline = time.monotonic() + self.stop_timeout
         # Only a running (unreaped) leader's pid is surely still ours to look under.
         descendants = _descendants(process.pid) if process.poll() is None else []
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        # Workers the leader did not stop (or that it orphaned) are still in its group.
-        _signal_group(process.pid, signal.SIGTERM)
-        alive = _wait_gone(descendants, deadline)
+        try:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            # Workers the leader did not stop (or that it orphaned) are still in its group.
+            _signal_group(process.pid, signal.SIGTERM)
+            alive = _wait_gone(descendants, deadline)
+        except KeyboardInterrupt:
+            self._kill(process, descendants)
+            raise
+        self._kill(process, alive)
+
+    def _kill(self, process: subprocess.Popen[bytes], alive: list[psutil.Process]) -> None:
+        """SIGKILL the group and `alive` (descendants that left it), then reap the leader."""
         _signal_group(process.pid, signal.SIGKILL)
         for leftover in alive:
             with contextlib.suppress(psutil.Error):
@@ -217,6 +228,40 @@ class TargetProcess:
         return self._process is not None and self._process.poll() is None
 
     poll_alive = is_running
+
+    def check_running(self, during: str = "") -> None:
+        """TargetError (exit 3, with the stderr tail) if the target exited on its own since it
+        became ready, e.g. it crashed mid-run; nothing if it runs or was stopped by us."""
+        process = self._process
+        if process is None or self._stopped or process.poll() is None:
+            return
+        when = f" {during}" if during else ""
+        raise TargetError(f"target {self.app} exited with code {process.returncode}{when}: "
+                          f"{self._tail_text()}")
+
+    @contextlib.contextmanager
+    def exit_watch(self, outer: threading.Event | None = None) -> Iterator[threading.Event]:
+        """An event that a thread sets when the target exits on its own (or `outer` is set).
+
+        Pass it to a run as its stop event: a crashed target then ends the run within
+        WATCH_INTERVAL_S instead of at its deadline; `check_running` afterwards says why.
+        """
+        stop = threading.Event()
+        finished = threading.Event()
+
+        def watch() -> None:
+            while not finished.wait(WATCH_INTERVAL_S):
+                if not self.is_running() or (outer is not None and outer.is_set()):
+                    stop.set()
+                    return
+
+        watcher = threading.Thread(target=watch, name="loadbench-target-watch", daemon=True)
+        watcher.start()
+        try:
+            yield stop
+        finally:
+            finished.set()
+            watcher.join()
 
     def stderr_tail(self, lines: int = 20) -> list[str]:
         """The last `lines` non-empty lines the target wrote to stderr."""
@@ -292,10 +337,13 @@ class TargetProcess:
         return any(marker in tail for marker in _PORT_TAKEN_MARKERS)
 
     def _raise_not_ready(self, after: str) -> None:
+        raise TargetError(f"target {self.app} did not become ready in {after}: "
+                          f"{self._tail_text()}")
+
+    def _tail_text(self) -> str:
+        """The last stderr lines joined on one line, for an error message."""
         tail = " | ".join(" ".join(line.split()) for line in self.stderr_tail(ERROR_TAIL_LINES))
-        raise TargetError(
-            f"target {self.app} did not become ready in {after}: {tail or 'no output on stderr'}"
-        )
+        return tail or "no output on stderr"
 
     def _close_stderr(self) -> None:
         if self._stderr_file is not None:

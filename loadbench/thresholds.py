@@ -74,6 +74,7 @@ _DIM_HINTS = {
     "count": "requests takes a plain number",
 }
 _MAX_DEPTH = 64
+_MAX_OPERATORS = 100  # the tree walks (_refs, _evaluate) recurse once per operator
 
 _REF_RE = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_-]*)\.([A-Za-z_][A-Za-z0-9_]*)")
 _WILD_RE = re.compile(r"\*\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -335,6 +336,7 @@ class _Parser:
         self.tokens = self._lex()
         self.index = 0
         self.depth = 0
+        self.operators = 0
 
     def fail(self, problem: str, pos: int, hint: str = "", length: int = 12) -> ThresholdError:
         return ThresholdError(_message(self.expr, problem, pos, hint, length))
@@ -467,10 +469,18 @@ class _Parser:
         self._check_comparable(left, right)
         return Threshold(expr=self.expr, op=op, left=left, right=right)
 
+    def operator(self) -> _Token:
+        token = self.advance()
+        self.operators += 1
+        if self.operators > _MAX_OPERATORS:
+            raise self.fail(f"more than {_MAX_OPERATORS} operators", token.pos,
+                            "split it into several thresholds")
+        return token
+
     def expression(self) -> _Node:
         node = self.product()
         while self.token.kind == "arith" and self.token.text in "+-":
-            op_token = self.advance()
+            op_token = self.operator()
             right = self.product()
             node = _BinOp(op_token.text, node, right, self._sum_dim(node, right, op_token),
                           node.start, right.end)
@@ -479,7 +489,7 @@ class _Parser:
     def product(self) -> _Node:
         node = self.unary()
         while self.token.kind == "arith" and self.token.text in "*/":
-            op = self.advance().text
+            op = self.operator().text
             right = self.unary()
             node = _BinOp(op, node, right, _product_dim(op, node.dim, right.dim),
                           node.start, right.end)

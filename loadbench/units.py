@@ -21,7 +21,7 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, bool):
         raise ValueError(f"invalid duration {value!r}: use e.g. 500ms, 10s, 2m")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _as_float(value, "duration")
     else:
         match = _DURATION_RE.match(str(value))
         if not match:
@@ -37,7 +37,7 @@ def parse_rate(value: str | int | float) -> float:
     if isinstance(value, bool):
         raise ValueError(f"invalid rate {value!r}: use e.g. 500 or 500/s")
     if isinstance(value, int | float):
-        rate = float(value)
+        rate = _as_float(value, "rate")
     else:
         match = _RATE_RE.match(str(value))
         if not match:
@@ -59,10 +59,22 @@ def parse_size(value: str | int) -> int:
         if not match:
             raise ValueError(f"invalid size {value!r}: use e.g. 512, 64kb, 1MiB")
         unit = match.group(2).lower() if match.group(2) else None
-        size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+        scaled = float(match.group(1)) * _SIZE_UNITS[unit]
+        if not math.isfinite(scaled):
+            raise ValueError("invalid size: the number is out of range")
+        size = int(scaled)
     if size < 0:
         raise ValueError(f"invalid size {value!r}: must be >= 0")
     return size
+
+
+def _as_float(value: int | float, kind: str) -> float:
+    """float(value), with a huge int (YAML allows 400 digits) as a ValueError, not an
+    OverflowError that pydantic would let through as a traceback."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"invalid {kind}: the number is out of range") from None
 
 
 def format_duration(seconds: float) -> str:

@@ -3,13 +3,21 @@
 Children send per-second ticks (with encoded interval histograms) and, at the end, their
 encoded totals over a queue; the parent merges them exactly. A child that dies becomes a
 `ShardFailure`; the others' figures are kept.
+
+Children ignore SIGINT and SIGTERM from their first instruction (they are started with both
+blocked): Ctrl-C reaches the whole process group, and `kill -TERM -PGID` too, but only the
+parent decides when shards stop, so every shard still reports what it measured.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing as mp
+import os
 import queue as queue_module
 import signal
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -17,9 +25,13 @@ from dataclasses import replace
 from loadbench.clients import ShardFailure
 from loadbench.load import LoadPlan
 from loadbench.shard import ShardResult, run_shard
+from loadbench.stats import ERROR_CLASSES
 
 READY_TIMEOUT_S = 60.0
 START_DELAY_S = 0.3
+REAP_GRACE_S = 3.0
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+PR_SET_PDEATHSIG = 1
 
 
 def split_plan(plan: LoadPlan, shards: int) -> list[LoadPlan]:
@@ -41,10 +53,14 @@ def split_plan(plan: LoadPlan, shards: int) -> list[LoadPlan]:
     return plans
 
 
-def _child_main(plan, messages, start_event, start_at, stop_event) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it sets stop_event
+def _child_main(plan, messages, start_event, start_at, stop_event, parent_pid) -> None:
+    for signum in STOP_SIGNALS:  # the parent decides; it sets stop_event
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked since the fork
+    _die_with_parent(parent_pid)
     messages.put(("ready", plan.source, None))
     if not start_event.wait(READY_TIMEOUT_S) or stop_event.is_set():
+        messages.put(("stopped", plan.source, None))
         return
     result = run_shard(
         replace(plan, start_at=start_at.value),
@@ -64,7 +80,7 @@ def run_multiprocess(plan, processes, on_tick, stop_event):
     children = {
         shard.source: ctx.Process(
             target=_child_main,
-            args=(shard, messages, start_event, start_at, child_stop),
+            args=(shard, messages, start_event, start_at, child_stop, os.getpid()),
             name=f"loadbench-shard-{shard.source}",
             daemon=True,
         )
@@ -82,8 +98,9 @@ def run_multiprocess(plan, processes, on_tick, stop_event):
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, on_signal)
     try:
-        for child in children.values():
-            child.start()
+        with _signals_blocked():  # inherited: children start with SIGINT/SIGTERM blocked
+            for child in children.values():
+                child.start()
         ready: set[int] = set()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while len(ready | set(results)) < len(children) and not interrupted.is_set():
@@ -102,6 +119,7 @@ def run_multiprocess(plan, processes, on_tick, stop_event):
             _collect(messages, children, results, ready, on_tick)
     finally:
         child_stop.set()
+        start_event.set()  # a child still waiting for the start sees the stop and returns
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _reap(children)
@@ -113,6 +131,39 @@ def run_multiprocess(plan, processes, on_tick, stop_event):
             if isinstance(item, ShardResult):
                 item.interrupted = True
     return ordered
+
+
+@contextlib.contextmanager
+def _signals_blocked():
+    """Block SIGINT/SIGTERM in this thread while children are spawned; the mask survives
+    fork and exec, so a child cannot die of Ctrl-C before `_child_main` ignores it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: SIGKILL this worker if loadbench dies (it ignores SIGINT and SIGTERM)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _not_started(source: int) -> ShardResult:
+    """A shard stopped before its start instant: nothing measured, but not a failure."""
+    return ShardResult(
+        source=source, histogram="", service_histogram=None, lag_histogram=None,
+        requests=0, errors=dict.fromkeys(ERROR_CLASSES, 0), status_codes={},
+        bytes_received=0, histogram_dropped=0, warmup_requests=0, late_requests=0,
+        reconnects=0, duration_s=0.0, cpu_user_s=0.0, cpu_system_s=0.0, host=os.uname().nodename)
 
 
 def _collect(messages, children, results, ready, on_tick) -> None:
@@ -146,16 +197,18 @@ def _handle(kind, source, payload, results, ready, on_tick) -> None:
         on_tick(payload)
     elif kind == "done":
         results[source] = payload
+    elif kind == "stopped":
+        results[source] = _not_started(source)
 
 
 def _reap(children) -> None:
-    deadline = time.monotonic() + 3.0
-    for child in children.values():
+    """Join the children; SIGKILL what is still running after REAP_GRACE_S (they ignore
+    SIGTERM). Children that never started (spawn failed) are skipped."""
+    started = [child for child in children.values() if child.pid is not None]
+    deadline = time.monotonic() + REAP_GRACE_S
+    for child in started:
         child.join(max(deadline - time.monotonic(), 0.05))
-    for child in children.values():
-        if child.is_alive():
-            child.terminate()
-            child.join(2.0)
+    for child in started:
         if child.is_alive():
             child.kill()
             child.join(1.0)

@@ -3,12 +3,22 @@
 One `AsyncClient` per virtual user, each with a single connection, all sharing one SSL
 context. A single shared pool scans every connection per request and collapses as users
 grow (bench/httpx_pool.py measures both arrangements).
+
+The body is read in chunks and counted, not kept: a 100 MB response costs a chunk of
+memory, not 100 MB per user. httpx's own timeouts bound each connect and read; the plan's
+timeout also bounds the whole request (as in the fast engine), so a server that trickles
+a byte at a time cannot hold a user past it: `asyncio.timeout` for the async users, a
+watchdog thread that shuts the socket down for the blocking one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
+import socket
 import ssl
+import threading
 import time
 
 import httpx
@@ -67,18 +77,19 @@ class HttpxEngine:
         state = self.state
         recorder = state.recorder
         perf = time.perf_counter
+        timeout = self.plan.timeout_s
         async with httpx.AsyncClient(**self._client_kwargs()) as client:
             while (intended := state.next_slot()) is not None:
                 await wait_until(intended)
                 template = state.next_template()
                 sent = perf()
                 try:
-                    response = await client.request(**self._request_args(template))
+                    async with asyncio.timeout(timeout):
+                        status, nbytes = await _fetch(client, self._request_args(template))
                 except Exception as exc:  # every failure is classified and counted
                     recorder.error(intended, classify(exc))
                     continue
-                recorder.record(intended, sent, perf(), response.status_code,
-                                len(response.content))
+                recorder.record(intended, sent, perf(), status, nbytes)
 
     def run_blocking(self) -> bool:
         """The article's baseline: a plain synchronous `httpx.Client` loop."""
@@ -86,18 +97,93 @@ class HttpxEngine:
         recorder = state.recorder
         perf = time.perf_counter
         ticker = state.ticker
-        with httpx.Client(**self._client_kwargs()) as client:
+        timeout = self.plan.timeout_s
+        with httpx.Client(**self._client_kwargs()) as client, _Watchdog(timeout) as watchdog:
+            extensions = {"trace": watchdog.trace}
             while (intended := state.next_slot()) is not None:
                 wait_until_blocking(intended)
                 template = state.next_template()
                 sent = perf()
+                watchdog.arm(sent + timeout)
                 try:
-                    response = client.request(**self._request_args(template))
+                    status, nbytes = _fetch_blocking(
+                        client, {**self._request_args(template), "extensions": extensions})
                 except Exception as exc:
-                    recorder.error(intended, classify(exc))
+                    recorder.error(intended, "timeout" if watchdog.disarm() else classify(exc))
                 else:
-                    recorder.record(intended, sent, perf(), response.status_code,
-                                    len(response.content))
+                    watchdog.disarm()
+                    recorder.record(intended, sent, perf(), status, nbytes)
                 if ticker is not None:
                     ticker()
         return True
+
+
+async def _fetch(client: httpx.AsyncClient, args: dict) -> tuple[int, int]:
+    """Send one request and read its whole body, counting (not keeping) the bytes."""
+    nbytes = 0
+    async with client.stream(**args) as response:
+        async for chunk in response.aiter_bytes():
+            nbytes += len(chunk)
+    return response.status_code, nbytes
+
+
+def _fetch_blocking(client: httpx.Client, args: dict) -> tuple[int, int]:
+    nbytes = 0
+    with client.stream(**args) as response:
+        for chunk in response.iter_bytes():
+            nbytes += len(chunk)
+    return response.status_code, nbytes
+
+
+class _Watchdog:
+    """Ends a blocking request at its deadline: httpx applies its timeout to each read, so a
+    server that sends a byte a little more often than that could hold the request forever.
+
+    The user's client has one connection; `trace` (an httpcore trace hook) notes its socket
+    when it connects. A thread checks every tenth of the timeout and shuts an overdue
+    request's socket down, which makes the blocked read fail at once; `disarm` says whether
+    that happened, so the failure counts as a timeout.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.interval = min(max(timeout / 10, 0.005), 0.1)
+        self.deadline = math.inf
+        self.fired = False
+        self.sock: socket.socket | None = None
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="loadbench-httpx-watchdog",
+                                       daemon=True)
+
+    def __enter__(self) -> _Watchdog:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def trace(self, event: str, info: dict) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            self.sock = stream.get_extra_info("socket") if stream is not None else None
+
+    def arm(self, deadline: float) -> None:
+        with self.lock:
+            self.deadline = deadline
+            self.fired = False
+
+    def disarm(self) -> bool:
+        """End of the request; True if the watchdog cut it off."""
+        with self.lock:
+            self.deadline = math.inf
+            return self.fired
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            with self.lock:
+                if time.perf_counter() > self.deadline and not self.fired:
+                    self.fired = True
+                    if self.sock is not None:
+                        with contextlib.suppress(OSError):
+                            self.sock.shutdown(socket.SHUT_RDWR)
