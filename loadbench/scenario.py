@@ -212,6 +212,19 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:
+        http2_runs = [run.name for run in self.runs
+                      if (run.http2 if run.http2 is not None else self.http2)]
+        for name in http2_runs:
+            run = next(r for r in self.runs if r.name == name)
+            if (run.engine or self.engine) != "httpx":
+                raise ValueError(f"run {name!r}: http2 needs engine 'httpx' (the fast engine "
+                                 "speaks HTTP/1.1)")
+        if http2_runs:
+            import importlib.util
+
+            if importlib.util.find_spec("h2") is None:
+                raise ValueError("http2 needs the optional dependency: "
+                                 "pip install 'loadbench[http2]'")
         names = [run.name for run in self.runs]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

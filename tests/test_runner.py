@@ -56,3 +56,20 @@ def test_secret_headers_are_redacted_in_results(target_url, tmp_path):
     headers = json.loads(text)["scenario"]["config"]["requests"][0]["headers"]
     assert headers == {"Authorization": "<redacted>", "Cookie": "<redacted>",
                        "X-Api-Key": "<redacted>", "X-Trace": "visible"}
+
+
+def test_http2_option_needs_httpx_and_runs(target_url):
+    import pytest
+
+    from loadbench.errors import ScenarioError
+
+    base = {"name": "h2", "target": {"url": target_url}, "requests": [{"path": "/"}],
+            "duration": "300ms", "http2": True}
+    with pytest.raises(ScenarioError, match="http2 needs engine 'httpx'"):
+        validate_scenario({**base, "runs": [{"name": "g", "client": "gather"}]})
+    # cleartext HTTP/2 needs prior knowledge; against an HTTP/1.1 server httpx falls back,
+    # so this checks the option reaches a working client, not h2 framing itself
+    scenario = validate_scenario({**base, "engine": "httpx",
+                                  "runs": [{"name": "g", "client": "gather", "concurrency": 2}]})
+    run = run_scenario(scenario).runs[0]
+    assert run.requests > 0 and sum(run.errors.values()) == 0
