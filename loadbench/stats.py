@@ -159,7 +159,7 @@ class Recorder:
         """A complete response. Latency runs from the intended start (open loop) or send."""
         if intended < self.measure_start:
             self.warmup_requests += 1
-            if end >= self.measure_start:
+            if self.measure_start <= end <= self.deadline:
                 self.warmup_in_window += 1
             return
         self.requests += 1
@@ -189,7 +189,7 @@ class Recorder:
         """A failed request (connect, timeout, read): counted, never in the latency histogram."""
         if intended < self.measure_start:
             self.warmup_requests += 1
-            if time.perf_counter() >= self.measure_start:
+            if self.measure_start <= time.perf_counter() <= self.deadline:
                 self.warmup_in_window += 1
             return
         self.requests += 1

@@ -136,3 +136,16 @@ def test_fast_mean_and_stddev_match_hdrhistogram():
     assert math.isclose(fast.get_mean_value(), reference.get_mean_value(), rel_tol=1e-12)
     assert math.isclose(fast.get_stddev(), reference.get_stddev(), rel_tol=1e-9)
     assert new_histogram().get_mean_value() == 0.0
+
+
+def test_window_counts_only_completions_inside_it():
+    recorder = Recorder(measure_start=10.0)
+    recorder.deadline = 20.0
+    recorder.record(9.0, 9.0, 9.5, 200, 0)    # warm-up, done in warm-up: not in the window
+    recorder.record(9.0, 9.0, 12.0, 200, 0)   # warm-up start, completes inside: counts
+    recorder.record(9.0, 9.0, 25.0, 200, 0)   # warm-up start, completes after: does not
+    recorder.record(15.0, 15.0, 16.0, 200, 0)  # measured, inside
+    recorder.record(19.0, 19.0, 21.0, 200, 0)  # measured, completes after the deadline
+    assert recorder.warmup_in_window == 1
+    assert recorder.requests == 2 and recorder.after_deadline == 1
+    assert recorder.requests - recorder.after_deadline + recorder.warmup_in_window == 2
