@@ -37,6 +37,7 @@ from loadbench.result import (
     validate_file,
     write_atomic,
 )
+from loadbench.runner import NullProgress
 from loadbench.scenario import Scenario, load_scenario, validate_scenario
 from loadbench.thresholds import Threshold, parse_all
 from loadbench.units import parse_duration, parse_rate
@@ -538,7 +539,7 @@ def _measure(base: Scenario, plan: SweepPlan, rate: float, phase: Phase, index: 
                  interrupted=result.interrupted)
 
 
-class _StepDeadline(threading.Event):
+class _StepDeadline(threading.Event, NullProgress):
     """Stop event and progress sink in one: the first progress tick dates the measuring
     window's start (so start-up never counts), and the runner's poll of `is_set` after
     `limit_s` stops the step. `fired` is true only if a running step saw the stop."""
@@ -560,14 +561,6 @@ class _StepDeadline(threading.Event):
         if self.deadline is None:
             self.deadline = time.monotonic() - elapsed_s + self.limit_s
 
-    def run_started(self, *args, **kwargs) -> None:
-        pass
-
-    def run_finished(self, *args, **kwargs) -> None:
-        pass
-
-    def message(self, *args, **kwargs) -> None:
-        pass
 
 
 def _interrupted_step(index: int, rate: float, phase: Phase) -> SweepStep:
