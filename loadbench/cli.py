@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from loadbench import __version__
 from loadbench.errors import (
     EXIT_FAILED,
+    EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     BadInput,
     InvalidRun,
@@ -27,12 +29,16 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain click help: rich's help renderer costs ~85 ms of start-up
     help="Load-test HTTP services and compare client models with honest percentiles.\n\n"
     "Exit codes: 0 ok, 1 threshold or regression failed, 2 bad input, "
-    "3 target unavailable, 4 invalid run (--strict), 130 interrupted.",
+    "3 target unavailable, 4 invalid run (--strict), 70 internal error, 130 interrupted.",
 )
 
 
 def _errors_to_exit(func):
-    """Turn LoadbenchError into one line on stderr and its exit code; never a traceback."""
+    """Turn LoadbenchError into one line on stderr and its exit code; never a traceback.
+
+    Any other exception is a bug: exit 70 (not 1, which CI reads as "threshold failed"),
+    one line on stderr, the traceback in a log file whose path that line names.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -44,8 +50,40 @@ def _errors_to_exit(func):
         except KeyboardInterrupt:
             typer.echo("loadbench: interrupted", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort,
+                click.ClickException):
+            raise  # typer.Exit is a RuntimeError: exits and usage errors are not crashes
+        except Exception as exc:
+            summary = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+            log = _write_crash_log()
+            where = f"traceback in {log}" if log else "no log file could be written"
+            typer.echo(f"loadbench: internal error: {type(exc).__name__}: {summary}; {where}",
+                       err=True)
+            raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper
+
+
+def _write_crash_log() -> Path | None:
+    """Save the current exception's traceback under $XDG_CACHE_HOME/loadbench (default
+    ~/.cache/loadbench), else the temp directory; None if neither is writable."""
+    import os
+    import tempfile
+    import time
+    import traceback
+
+    text = (f"loadbench {__version__}\nargv: {sys.argv!r}\n\n" + traceback.format_exc())
+    name = f"crash-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.log"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "loadbench"
+    for folder in (cache, Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / name
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return None
 
 
 def _version(value: bool) -> None:
@@ -527,6 +565,7 @@ def sweep(
 
 
 @app.command()
+@_errors_to_exit
 def schema() -> None:
     """Print the JSON Schema of the scenario format."""
     import json

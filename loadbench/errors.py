@@ -10,6 +10,7 @@ EXIT_FAILED = 1  # a threshold or regression failed
 EXIT_BAD_INPUT = 2
 EXIT_TARGET = 3
 EXIT_INVALID_RUN = 4
+EXIT_INTERNAL = 70  # a bug in loadbench (BSD EX_SOFTWARE), never a verdict on the target
 EXIT_INTERRUPTED = 130
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import psutil
 import pytest
@@ -293,3 +297,40 @@ def test_staged_open_loop_ramps(target_url):
     assert abs(run.requests - 300) <= 3, run.requests
     assert abs(run.pacing.target_rate - 150) < 1
     assert run.timeline[0].requests < run.timeline[1].requests
+
+
+def test_internal_error_exits_70_with_one_line_and_a_log(tmp_path, monkeypatch):
+    """A bug is not a failed threshold: exit 70, one line, the traceback in a log file."""
+    import loadbench.scenario
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(loadbench.scenario, "load_scenario", broken)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    result = CliRunner().invoke(app, ["validate", "x.yaml"])
+    assert result.exit_code == 70
+    lines = result.output.splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("loadbench: internal error: RuntimeError: boom\\nsecond line; "
+                               f"traceback in {tmp_path / 'cache' / 'loadbench'}")
+    log = Path(lines[0].rsplit("traceback in ", 1)[1])
+    assert "Traceback" in log.read_text() and "RuntimeError: boom" in log.read_text()
+
+
+def test_internal_error_exits_70_in_a_real_process(tmp_path):
+    code = ("import sys, loadbench.scenario as s\n"
+            "def broken(*a, **k): raise KeyError('nope')\n"
+            "s.load_scenario = broken\n"
+            "sys.argv = ['loadbench', 'validate', 'x.yaml']\n"
+            "from loadbench.cli import main\nmain()\n")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode == 70, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("loadbench: internal error: KeyError: 'nope'; traceback in ")
+    log = Path(done.stderr.strip().rsplit("traceback in ", 1)[1])
+    assert "KeyError: 'nope'" in log.read_text()
+
