@@ -7,6 +7,7 @@ bad override is reported exactly like a bad file and nothing unvalidated reaches
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -276,8 +277,7 @@ def load_scenario(
         raise ScenarioError(f"{path}: cannot read scenario: {exc.strerror or exc}") from None
     text = raw.decode("utf-8", errors="replace")
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        root, data = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -296,6 +296,47 @@ def load_scenario(
     if duration is not None:
         data["duration"] = duration
     return validate_scenario(data, source=str(path), root=root), hashlib.sha256(raw).hexdigest()
+
+
+def _load_yaml(text: str) -> tuple[Any, Any]:
+    """Parse once: the node tree (for line numbers) and the data, duplicate keys refused."""
+    loader = _strict_loader()(text)
+    try:
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
+    finally:
+        loader.dispose()
+
+
+@functools.cache
+def _strict_loader() -> type:
+    """A SafeLoader whose mappings refuse a key given twice (PyYAML keeps the last one
+    silently); merge keys (`<<: *base`) may still be overridden, as YAML intends."""
+    import yaml
+
+    class DuplicateKey(yaml.constructor.ConstructorError):
+        pass
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                first_line: dict[Any, int] = {}
+                for key_node, _value in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        line = first_line.get(key)
+                    except TypeError:  # unhashable: SafeLoader reports it below
+                        continue
+                    if line is not None:
+                        raise DuplicateKey(
+                            None, None, f"duplicate key {key!r} (first at line {line}); "
+                            "give each key once", key_node.start_mark)
+                    first_line[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    return StrictLoader
 
 
 MAX_NESTING = 64

@@ -124,3 +124,26 @@ def test_shipped_scenarios_validate(repo_root):
 def test_schema_lists_fields():
     schema = scenario_schema()
     assert {"name", "requests", "runs", "thresholds", "target"} <= set(schema["properties"])
+
+
+def test_duplicate_key_names_both_lines(tmp_path):
+    """PyYAML keeps the last of two equal keys; a scenario refuses them with both lines."""
+    path = write(tmp_path, GOOD.replace("    concurrency: 10", "    concurrency: 10\n"
+                                        "    client: sequential"))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert str(info.value) == (f"{path}:12: invalid YAML: duplicate key 'client' (first at "
+                               "line 10); give each key once")
+    flow = write(tmp_path, GOOD.replace("path: /io?ms=5", "{path: /a, path: /b}")
+                 .replace("  - name: io\n", "  - "), name="flow.yaml")
+    with pytest.raises(ScenarioError, match=r"flow.yaml:3: .*duplicate key 'path' \(first at "
+                       r"line 3\)"):
+        load_scenario(flow)
+
+
+
+def test_merge_keys_may_still_override():
+    from loadbench.scenario import _load_yaml
+
+    _root, data = _load_yaml("base: &b {x: 1, y: 1}\nrun:\n  <<: *b\n  x: 2\n")
+    assert data["run"] == {"x": 2, "y": 1}
