@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from loadbench.errors import BadInput
+from loadbench.http_syntax import header_problem, url_problem
 from loadbench.scenario import Scenario, validate_scenario
 
 
@@ -15,9 +16,10 @@ def bench_scenario(
     headers: list[str], body: str | None, warmup: str = "0s", verify_tls: bool = True,
     executor: str = "local",
 ) -> Scenario:
+    problem = url_problem(url)
+    if problem:
+        raise BadInput(f"URL {url!r}: {problem}")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadInput(f"URL {url!r}: use http://host[:port]/path or https://...")
     base = f"{parts.scheme}://{parts.netloc}"
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     header_map = {}
@@ -25,6 +27,9 @@ def bench_scenario(
         name, sep, value = item.partition(":")
         if not sep or not name.strip():
             raise BadInput(f"-H {item!r}: use 'Name: value'")
+        problem = header_problem(name.strip(), value.strip())
+        if problem:
+            raise BadInput(f"-H {item!r}: {problem}")
         header_map[name.strip()] = value.strip()
     if body is not None and body.startswith("@"):
         try:

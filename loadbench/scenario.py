@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from loadbench.errors import ScenarioError
+from loadbench.http_syntax import header_problem, url_problem
 from loadbench.units import parse_duration, parse_rate, parse_size
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
@@ -52,9 +53,12 @@ class TargetSpec(_Model):
     def _one_of_app_or_url(self) -> TargetSpec:
         if self.app and self.url:
             raise ValueError("give either 'app' or 'url', not both")
-        if self.url and not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"url {self.url!r} must start with http:// or https://")
         return self
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _checked_url(value)
 
     @property
     def resolved_app(self) -> str | None:
@@ -70,6 +74,18 @@ class TargetOverride(_Model):
     workers: int | None = Field(None, ge=1, le=64)
     loop: Literal["uvloop", "asyncio"] | None = None
     env: dict[str, str] | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return _checked_url(value)
+
+
+def _checked_url(value: str | None) -> str | None:
+    problem = url_problem(value) if value is not None else None
+    if problem:
+        raise ValueError(f"url {value!r}: {problem}")
+    return value
 
 
 class FileUpload(_Model):
@@ -111,6 +127,17 @@ class RequestSpec(_Model):
     def _path(cls, value: str) -> str:
         if not value.startswith(("/", "http://", "https://")):
             raise ValueError(f"path {value!r} must start with '/' (or be an absolute http URL)")
+        if not value.startswith("/") and (problem := url_problem(value)):
+            raise ValueError(f"path {value!r}: {problem}")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str | HeaderValue]) -> dict[str, str | HeaderValue]:
+        for name, item in value.items():
+            problem = header_problem(name, item.value if isinstance(item, HeaderValue) else item)
+            if problem:
+                raise ValueError(problem)
         return value
 
     @model_validator(mode="after")

@@ -334,3 +334,63 @@ def test_internal_error_exits_70_in_a_real_process(tmp_path):
     log = Path(done.stderr.strip().rsplit("traceback in ", 1)[1])
     assert "KeyError: 'nope'" in log.read_text()
 
+
+
+BAD_HEADERS = ["Bad Name: x", "X-A: a\r\nInjected: 1", "X-A: a\x00b", "(x): y"]
+
+
+@pytest.mark.parametrize("header", BAD_HEADERS)
+@pytest.mark.parametrize(("client", "engine"), [("gather", "fast"), ("multiprocess", "fast"),
+                                                ("gather", "httpx")])
+def test_bench_refuses_a_bad_header_before_sending(header, client, engine):
+    result = runner.invoke(app, ["bench", "http://127.0.0.1:1/", "-H", header, "-d", "1s",
+                                 "--client", client, "--engine", engine, "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"loadbench: error: -H {header!r}: header ")
+    assert result.output.count("\n") == 1 and "requests" not in result.output
+
+
+@pytest.mark.parametrize("header", ['"Bad Name": x', 'X-A: "a\\r\\nB: c"', 'X-A: "a\\nb"',
+                                    'X-A: {value: "a\\rb", secret: true}'])
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_scenario_with_a_bad_header_exits_2_for_validate_and_run(tmp_path, header, command):
+    path = scenario_file(tmp_path, f"""\
+        name: h
+        target: {{url: "http://127.0.0.1:1"}}
+        requests:
+          - path: /
+            headers:
+              {header}
+        duration: 1s
+        runs: [{{name: a}}]
+        """)
+    result = runner.invoke(app, [command, str(path), "--no-progress"] if command == "run"
+                           else [command, str(path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"loadbench: error: {path}:6: requests[0].headers: header")
+    assert result.output.count("\n") == 1
+
+
+BAD_URLS = ["http://127.0.0.1:65536/", "http://127.0.0.1:99999/", "http://127.0.0.1:0/",
+            "http://127.0.0.1:abc/", "http://[::1/", "http://[zz]/", "http:///x", "ftp://h/",
+            "http://user:pw@127.0.0.1/", "http://127.0.0.1/a b", "http://127.0.0.1/\r\nX: y"]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_every_url_problem_is_one_line_exit_2(tmp_path, url):
+    outputs = [runner.invoke(app, ["bench", url, "-d", "1s", "--no-progress"]),
+               runner.invoke(app, ["sweep", url, "--step-duration", "1s"])]
+    for where in ("target: {url: URL}", "requests: [{path: URL}]"):
+        path = scenario_file(tmp_path, f"""\
+            name: u
+            {where}
+            runs: [{{name: a, client: gather}}]
+            """.replace("URL", json.dumps(url)))
+        if "requests" not in where:
+            path.write_text(path.read_text() + "requests: [{path: /}]\n")
+        outputs += [runner.invoke(app, ["validate", str(path)]),
+                    runner.invoke(app, ["run", str(path), "--no-progress", "--duration", "1s"])]
+    for result in outputs:
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("loadbench: error: ")
+        assert result.output.count("\n") == 1 and "Traceback" not in result.output

@@ -239,6 +239,74 @@ def test_durations_and_rates_in_a_scenario(duration, rate):
     check_scenario(outcome(lambda: validate_scenario(data)))
 
 
+
+# ---------------------------------------------------------------- headers and URLs
+
+EXACT = settings(PROPERTY, derandomize=True)
+TCHARS = string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~"
+HEADER_NAMES = st.one_of(
+    st.text(TCHARS, min_size=1, max_size=12),
+    st.text(max_size=12),
+    st.text(TCHARS + " :\t\r\n\x00\x7f()<>@,;\"/[]?={}é", max_size=12),
+)
+HEADER_VALUES = st.one_of(
+    st.text(string.printable, max_size=20),
+    st.text(max_size=20),
+    st.sampled_from(["", "a\r\nInjected: 1", "a\nb", "a\x00b", "tab\there", "é", "\x7f"]),
+)
+
+
+@EXACT
+@given(name=HEADER_NAMES, value=HEADER_VALUES)
+def test_a_header_is_refused_up_front_or_sent_by_both_engines(name, value):
+    """One rule: what the scenario accepts, both engines send as exactly one header line;
+    what it refuses is a one-line ScenarioError (so validate, run and bench agree)."""
+    import httpx
+
+    from loadbench.engines.fast import encode_request, origin_of
+    from loadbench.load import RequestTemplate
+
+    data = {**VALID_SCENARIO, "requests": [{"path": "/", "headers": {name: value}}]}
+    got = outcome(lambda: validate_scenario(data))
+    tchar = set(TCHARS)
+    legal = (bool(name) and set(name) <= tchar
+             and all(ch == "\t" or " " <= ch <= "~" for ch in value))
+    assert isinstance(got, Scenario) == legal, (name, value, got)
+    if not legal:
+        return
+    template = RequestTemplate("r", "GET", "http://127.0.0.1:1/", headers=((name, value),))
+    wire = encode_request(template, origin_of((template,)))
+    head = wire.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert f"{name}: {value}".encode() in head
+    assert len(head) == 3 + (name.lower() not in ("host", "user-agent"))
+    assert name in httpx.Request("GET", "http://127.0.0.1:1/", headers={name: value}).headers
+
+
+@EXACT
+@given(port=st.one_of(st.integers(min_value=-5, max_value=70_000),
+                      st.integers(min_value=60_000, max_value=10**6),
+                      st.text(st.characters(blacklist_characters="/?#@[]\\"), max_size=6)))
+@example(port=65535)
+@example(port=65536)
+@example(port=99999)
+@example(port=0)
+def test_a_port_is_accepted_only_from_1_to_65535(port):
+    """bench, sweep (via bench), target.url and absolute request paths share one rule."""
+    from loadbench.bench import bench_scenario
+
+    url = f"http://127.0.0.1:{port}/x"
+    valid = port == "" or (  # an empty port means the scheme's default (RFC 3986)
+        str(port).isdecimal() and str(port).isascii() and 1 <= int(port) <= 65535)
+    got = outcome(lambda: bench_scenario(
+        url, connections=1, duration="1s", requests=None, rate=None, client="gather",
+        processes=1, engine="fast", timeout="1s", method="GET", headers=[], body=None))
+    assert isinstance(got, Scenario) == valid, (port, got)
+    for data in ({**VALID_SCENARIO, "target": {"url": url}},
+                 {**VALID_SCENARIO, "requests": [{"path": url}]},
+                 {**VALID_SCENARIO, "runs": [{"name": "g", "target": {"url": url}}]}):
+        assert isinstance(outcome(lambda d=data: validate_scenario(d)), Scenario) == valid
+
+
 # ---------------------------------------------------------------- thresholds
 
 RUN_NAMES = ["sequential", "gather", "processes"]
