@@ -318,11 +318,14 @@ def load_scenario(
         raise ScenarioError(f"{path}:1: a scenario must be a mapping with keys such as "
                             "name, requests, runs")
     data.setdefault("name", path.stem)
+    blame: dict[tuple, str] = {}  # a value an option set is the option's fault, not a line's
     for item in overrides or []:
-        apply_override(data, item)
+        blame[apply_override(data, item)] = f"--set {item}"
     if duration is not None:
         data["duration"] = duration
-    return validate_scenario(data, source=str(path), root=root), hashlib.sha256(raw).hexdigest()
+        blame[("duration",)] = f"--duration {duration}"
+    scenario = validate_scenario(data, source=str(path), root=root, blame=blame)
+    return scenario, hashlib.sha256(raw).hexdigest()
 
 
 def _load_yaml(text: str) -> tuple[Any, Any]:
@@ -370,12 +373,15 @@ MAX_NESTING = 64
 MAX_NODES = 1_000_000
 
 
-def validate_scenario(data: dict, source: str = "<scenario>", root: Any = None) -> Scenario:
+def validate_scenario(data: dict, source: str = "<scenario>", root: Any = None,
+                      blame: dict[tuple, str] | None = None) -> Scenario:
+    """Validate merged data; `blame` maps the location of each overridden value to the
+    option that set it, so an error there names the option instead of a file line."""
     _check_shape(data, source)
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_format_validation_error(exc, source, root)) from None
+        raise ScenarioError(_format_validation_error(exc, source, root, blame or {})) from None
 
 
 def _check_shape(data: Any, source: str) -> None:
@@ -410,8 +416,10 @@ def _check_shape(data: Any, source: str) -> None:
         stack.extend((child, depth + 1, False) for child in children)
 
 
-def apply_override(data: dict, item: str) -> None:
-    """Apply `a.b.c=value` in place; list items are addressed by `name` or index."""
+def apply_override(data: dict, item: str) -> tuple:
+    """Apply `a.b.c=value` in place; list items are addressed by `name` or index.
+
+    Returns where the value went, e.g. ("runs", 1, "concurrency"), for error messages."""
     import yaml
 
     key, sep, value_text = item.partition("=")
@@ -423,6 +431,7 @@ def apply_override(data: dict, item: str) -> None:
         value = value_text
     parts = key.strip().split(".")
     node: Any = data
+    loc: list[str | int] = []
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
         where = ".".join(parts[: depth + 1])
@@ -432,17 +441,20 @@ def apply_override(data: dict, item: str) -> None:
                 names = [str(x.get("name")) for x in node if isinstance(x, dict) and "name" in x]
                 raise ScenarioError(f"--set {key}: no item {part!r} in {where.rpartition('.')[0]}; "
                                     f"valid: {', '.join(names) or 'an index'}")
+            loc.append(index)
             if last:
                 node[index] = value
             else:
                 node = node[index]
         elif isinstance(node, dict):
+            loc.append(part)
             if last:
                 node[part] = value
             else:
                 node = node.setdefault(part, {})
         else:
             raise ScenarioError(f"--set {key}: {where.rpartition('.')[0]} is not a mapping or list")
+    return tuple(loc)
 
 
 def _list_index(items: list, part: str) -> int | None:
@@ -454,13 +466,15 @@ def _list_index(items: list, part: str) -> int | None:
     return None
 
 
-def _format_validation_error(exc: ValidationError, source: str, root: Any) -> str:
+def _format_validation_error(exc: ValidationError, source: str, root: Any,
+                             blame: dict[tuple, str]) -> str:
     errors = exc.errors()
     first = errors[0]
     loc = tuple(first.get("loc", ()))
     field = _dotted(loc)
+    option = next((label for at, label in blame.items() if at and loc[:len(at)] == at), None)
     line = _line_of(root, loc, key=first.get("type") == "extra_forbidden")
-    where = f"{source}:{line}" if line else source
+    where = option or (f"{source}:{line}" if line else source)
     message = _describe(first, loc)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     prefix = f"{field}: " if field else ""

@@ -147,3 +147,25 @@ def test_merge_keys_may_still_override():
 
     _root, data = _load_yaml("base: &b {x: 1, y: 1}\nrun:\n  <<: *b\n  x: 2\n")
     assert data["run"] == {"x": 2, "y": 1}
+
+
+def test_a_bad_override_blames_the_option_not_a_line(tmp_path):
+    path = write(tmp_path, GOOD)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, overrides=["runs.g.concurrency=abc"])
+    assert str(info.value).startswith("--set runs.g.concurrency=abc: runs[1].concurrency: ")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, overrides=["runs.1.concurency=3"])
+    assert str(info.value).startswith("--set runs.1.concurency=3: runs[1].concurency: "
+                                      "unknown key; did you mean 'concurrency'?")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, overrides=["target={url: 'http://h:99999'}"])
+    assert str(info.value).startswith("--set target={url: 'http://h:99999'}: target.url: ")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, duration="2 fortnights")
+    assert str(info.value).startswith("--duration 2 fortnights: duration: ")
+    # an error in the file itself still names its line, overrides or not
+    bad = write(tmp_path, GOOD.replace("client: gather", "client: threads"), name="bad.yaml")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(bad, overrides=["runs.seq.client=sequential"], duration="1s")
+    assert str(info.value).startswith(f"{bad}:10: runs[1].client: invalid value 'threads'")
