@@ -166,15 +166,14 @@ def run(
 ) -> None:
     """Run a scenario file and save its result under results/."""
     from loadbench.report.console import LiveProgress, print_summary
-    from loadbench.runner import run_scenario
+    from loadbench.runner import check_scenario, run_scenario
     from loadbench.scenario import load_scenario
-    from loadbench.thresholds import parse_all
 
     if report not in ("md", "none"):
         raise BadInput(f"--report {report!r}: use md or none")
     overrides = [*(set_ or []), *([f"executor={executor}"] if executor else [])]
     loaded, sha = load_scenario(scenario, overrides=overrides, duration=duration)
-    parse_all(loaded.thresholds, [r.name for r in loaded.runs], source=str(scenario))
+    check_scenario(loaded, source=str(scenario))
     console = _console(quiet)
     _sigterm_as_interrupt()
     with LiveProgress(console, enabled=not no_progress and not quiet) as progress:
@@ -443,15 +442,14 @@ def target(
 def validate(
     scenarios: Annotated[list[Path], typer.Argument(help="Scenario files.")],
 ) -> None:
-    """Check scenario files without running them."""
+    """Check scenario files without running them: everything `run` checks before it starts
+    (syntax, values, headers, URLs, origins, thresholds, executor, target app module)."""
+    from loadbench.runner import check_scenario
     from loadbench.scenario import load_scenario
 
     for path in scenarios:
         scenario, _ = load_scenario(path)
-        if scenario.thresholds:
-            from loadbench.thresholds import parse_all
-
-            parse_all(scenario.thresholds, [run.name for run in scenario.runs], source=str(path))
+        check_scenario(scenario, source=str(path))
         typer.echo(f"{path}: ok ({len(scenario.runs)} runs)")
 
 

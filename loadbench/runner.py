@@ -7,6 +7,7 @@ and (later) remote executors all observe the same events.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import platform
@@ -104,14 +105,42 @@ def build_schedule(rate: float | None, stages=None) -> RateSchedule | None:
     return RateSchedule(tuple(segments))
 
 
-def build_templates(base_url: str, requests: list[RequestSpec]) -> tuple[RequestTemplate, ...]:
-    """Resolve paths against the target and encode bodies once (JSON, text or multipart)."""
-    templates = []
-    origins = {_origin(spec.path if spec.path.startswith(("http://", "https://")) else base_url)
-               for spec in requests}
+def check_scenario(scenario: Scenario, source: str = "") -> None:
+    """Everything a run would refuse that needs neither load nor a started target: the
+    executor, threshold expressions, each run's target app and request origins. `validate`
+    and `run` call it before anything starts, and so does `run_scenario`: one place."""
+    from loadbench.target import app_problem
+    from loadbench.thresholds import parse_all
+
+    prefix = f"{source}: " if source else ""
+    _check_executor(scenario)
+    parse_all(scenario.thresholds, [run.name for run in scenario.runs], source=source)
+    for run in scenario.runs:
+        target = effective_target(scenario, run)
+        app = target.resolved_app
+        problem = app_problem(app, dict(target.env)) if app else None
+        if problem:
+            raise BadInput(f"{prefix}run {run.name!r}: target {problem}")
+        base = _origin(target.url) if target.url else f"http://{target.host}:<port of {app}>"
+        try:
+            check_origins(base, run.requests or scenario.requests)
+        except BadInput as exc:
+            raise BadInput(f"{prefix}run {run.name!r}: {exc}") from None
+
+
+def check_origins(base_origin: str, requests: list[RequestSpec]) -> None:
+    """All requests of a run go to one scheme://host:port (relative paths to the target)."""
+    origins = {_origin(spec.path) if spec.path.startswith(("http://", "https://"))
+               else base_origin for spec in requests}
     if len(origins) > 1:
         raise BadInput(f"requests go to several origins ({', '.join(sorted(origins))}); "
                        "one scenario loads one scheme://host:port")
+
+
+def build_templates(base_url: str, requests: list[RequestSpec]) -> tuple[RequestTemplate, ...]:
+    """Resolve paths against the target and encode bodies once (JSON, text or multipart)."""
+    templates = []
+    check_origins(_origin(base_url), requests)
     for spec in requests:
         url = spec.path if spec.path.startswith(("http://", "https://")) else (
             base_url.rstrip("/") + spec.path)
@@ -414,6 +443,7 @@ def run_scenario(
     from loadbench.target import TargetProcess
 
     progress = progress or NullProgress()
+    check_scenario(scenario)
     executor = _check_executor(scenario)
     started = environment(scenario.target.loop, scenario.engine)
     runs: list[RunResult] = []
@@ -497,6 +527,10 @@ def _check_executor(scenario: Scenario):
     from loadbench.clients.dask_executor import parse_executor
 
     executor = parse_executor(scenario.executor)
+    if importlib.util.find_spec("distributed") is None:
+        from loadbench.clients.dask_executor import DASK_HINT
+
+        raise BadInput(DASK_HINT)
     if executor.remote:
         apps = [run.name for run in scenario.runs
                 if effective_target(scenario, run).resolved_app]

@@ -65,6 +65,39 @@ def _repo_root() -> str | None:
     return str(Path(locations[0]).resolve().parent) if locations else None
 
 
+def app_problem(app: str, env: dict[str, str] | None = None, cwd: str | None = None) -> str | None:
+    """Why uvicorn could not import `app` (MODULE:ATTRIBUTE), or None.
+
+    The module is looked up on the path the target subprocess gets (its working directory,
+    PYTHONPATH with the repo root, installed packages) without running any code, not even
+    a parent package's __init__: a check must not start the app. A missing attribute, or
+    an import that fails inside the app, still shows when the target starts (exit 3).
+    """
+    import importlib.machinery
+
+    module, sep, attribute = app.partition(":")
+    names = module.split(".")
+    if not sep or not all(n.isidentifier() for n in [*names, *attribute.split(".")]):
+        return f"app {app!r}: use MODULE:ATTRIBUTE, e.g. {DEFAULT_APP}"
+    merged = {**os.environ, **(env or {})}
+    search = [cwd or os.getcwd(), _repo_root() or "",
+              *merged.get("PYTHONPATH", "").split(os.pathsep), *sys.path]
+    locations: list[str] | None = [entry for entry in search if entry]
+    for depth in range(len(names)):
+        name = ".".join(names[: depth + 1])
+        spec = importlib.machinery.PathFinder.find_spec(name, locations)
+        if spec is None and depth == 0:  # e.g. an editable install's meta-path finder
+            with contextlib.suppress(ImportError, ValueError):
+                spec = importlib.util.find_spec(name)  # a top-level lookup runs no code
+        if spec is None:
+            return (f"app {app!r}: no module {name!r} where the target would look (the "
+                    "current directory, PYTHONPATH, installed packages)")
+        locations = list(spec.submodule_search_locations or [])
+        if depth < len(names) - 1 and not locations:
+            return f"app {app!r}: {name!r} is a module, not a package"
+    return None
+
+
 def _die_with_parent_preexec() -> Callable[[], None] | None:
     """A preexec_fn that makes Linux SIGKILL the target when loadbench dies, even by SIGKILL.
 

@@ -70,9 +70,10 @@ def test_report_on_bad_file_exit_2(tmp_path):
 
 
 def test_target_that_cannot_start_exit_3(tmp_path):
+    (tmp_path / "no_attribute_xyz.py").write_text("x = 1\n")  # found, but has no `app`
     path = scenario_file(tmp_path, """\
         name: broken
-        target: {app: "no_such_module_xyz:app"}
+        target: {app: "no_attribute_xyz:app"}
         requests: [{path: /}]
         duration: 1s
         runs: [{name: g, client: gather}]
@@ -80,7 +81,7 @@ def test_target_that_cannot_start_exit_3(tmp_path):
     result = invoke("run", str(path), "--no-progress")
     assert result.exit_code == 3
     assert "did not become ready" in result.output
-    assert "no_such_module_xyz" in result.output
+    assert "no_attribute_xyz" in result.output
 
 
 def test_unreachable_url_counts_connect_errors(tmp_path):
@@ -394,3 +395,64 @@ def test_every_url_problem_is_one_line_exit_2(tmp_path, url):
         assert result.exit_code == 2, result.output
         assert result.output.startswith("loadbench: error: ")
         assert result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+CHECKED_BEFORE_RUNNING = {
+    "missing app module": ("target: {app: 'no_such_module_xyz:app'}",
+                           "run 'a': target app 'no_such_module_xyz:app': no module "
+                           "'no_such_module_xyz'"),
+    "missing app submodule": ("target: {app: 'target_app.nope:app'}",
+                              "no module 'target_app.nope'"),
+    "app without attribute": ("target: {app: 'target_app.main'}", "use MODULE:ATTRIBUTE"),
+    "run's own app": ("runs: [{name: a, target: {app: 'nope_xyz:app'}}]", "no module 'nope_xyz'"),
+    "mixed origins": ("requests: [{path: /}, {path: 'http://127.0.0.1:9/x'}]",
+                      "run 'a': requests go to several origins (http://127.0.0.1:8, "
+                      "http://127.0.0.1:9)"),
+    "mixed origins with an app": ("target: {app: 'target_app.main:app'}\n"
+                                  "requests: [{path: 'http://127.0.0.1:9/x'}, {path: /}]",
+                                  "requests go to several origins"),
+    "threshold on an unknown run": ("thresholds: ['nope.p99 < 1s']", "unknown run 'nope'"),
+    "remote executor with a local app": ("target: {app: 'target_app.main:app'}\n"
+                                         "executor: dask://127.0.0.1:8786",
+                                         "cannot reach a target.app"),
+    "bad executor": ("executor: threads", "is not an executor"),
+    "http2 on the fast engine": ("http2: true", "http2 needs engine 'httpx'"),
+}
+
+
+@pytest.mark.parametrize("case", list(CHECKED_BEFORE_RUNNING))
+def test_validate_refuses_what_run_refuses_with_the_same_line(tmp_path, case):
+    """`validate` and `run` share one check: same exit code, same message, nothing run."""
+    change, expected = CHECKED_BEFORE_RUNNING[case]
+    text = "name: c\ntarget: {url: 'http://127.0.0.1:8'}\nrequests: [{path: /}]\n" \
+           "duration: 1s\nruns: [{name: a}]\n"
+    for line in change.split("\n"):
+        key = line.split(":", 1)[0]
+        lines = [kept for kept in text.splitlines() if not kept.startswith(key + ":")]
+        text = "\n".join([*lines, line]) + "\n"
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    checked = runner.invoke(app, ["validate", str(path)])
+    ran = runner.invoke(app, ["run", str(path), "--no-progress", "--out", str(tmp_path / "r")])
+    assert checked.exit_code == 2, checked.output
+    assert expected in checked.output and checked.output.count("\n") == 1
+    assert (ran.exit_code, ran.output) == (checked.exit_code, checked.output)
+    assert not (tmp_path / "r").exists()
+
+
+def test_validate_refuses_a_dask_executor_without_distributed(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "distributed" else real(name, *a))
+    path = scenario_file(tmp_path, """\
+        name: d
+        target: {url: "http://127.0.0.1:8"}
+        requests: [{path: /}]
+        executor: dask-local
+        runs: [{name: a}]
+        """)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "pip install 'loadbench[dask]'" in result.output
