@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from loadbench import __version__
@@ -21,6 +20,11 @@ from loadbench.errors import (
     InvalidRun,
     LoadbenchError,
 )
+
+try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
+    from typer.exceptions import TyperException as _UsageError
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import ClickException as _UsageError
 
 app = typer.Typer(
     add_completion=False,
@@ -50,8 +54,7 @@ def _errors_to_exit(func):
         except KeyboardInterrupt:
             typer.echo("loadbench: interrupted", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort,
-                click.ClickException):
+        except (typer.Exit, typer.Abort, _UsageError):
             raise  # typer.Exit is a RuntimeError: exits and usage errors are not crashes
         except Exception as exc:
             summary = str(exc).replace("\r", "\\r").replace("\n", "\\n")

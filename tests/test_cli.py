@@ -456,3 +456,19 @@ def test_validate_refuses_a_dask_executor_without_distributed(tmp_path, monkeypa
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 2
     assert "pip install 'loadbench[dask]'" in result.output
+
+
+@pytest.mark.parametrize(("raised", "code"), [("exit", 1), ("usage", 2)])
+def test_exits_and_usage_errors_inside_a_command_are_not_internal_errors(monkeypatch, raised,
+                                                                         code):
+    """typer.Exit is a RuntimeError and typer's usage errors are Exceptions: neither is a
+    crash, so neither may become exit 70."""
+    import typer
+
+    import loadbench.scenario
+
+    def raising(*args, **kwargs):
+        raise typer.Exit(1) if raised == "exit" else typer.BadParameter("nope")
+
+    monkeypatch.setattr(loadbench.scenario, "load_scenario", raising)
+    assert runner.invoke(app, ["validate", "x.yaml"]).exit_code == code
