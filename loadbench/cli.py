@@ -26,7 +26,22 @@ try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
 except ImportError:  # pragma: no cover - older typer on top of click
     from click import ClickException as _UsageError
 
+
+
+class _Commands(typer.core.TyperGroup):
+    """Subcommands whose help names an argument by its metavar alone: typer appends the
+    Python type (`SCENARIO... <list[Path]>`), which tells a user nothing."""
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        for param in getattr(command, "params", []):
+            if isinstance(param, typer.core.TyperArgument):
+                param.display_type_rich = lambda ctx: None
+        return command
+
+
 app = typer.Typer(
+    cls=_Commands,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -141,22 +156,25 @@ def _console(quiet: bool = False, stderr: bool = False):
 @app.command()
 @_errors_to_exit
 def run(
-    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
-    out: Annotated[Path, typer.Option("--out", help="Directory for result files.")] = Path(
+    scenario: Annotated[Path, typer.Argument(metavar="SCENARIO", help="Scenario YAML file.")],
+    out: Annotated[Path, typer.Option("--out", metavar="DIR", help=(
+        "Directory (not a file) for the result JSON and report; created if missing."))] = Path(
         "results"),
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a scenario key before validation, e.g. "
+        "--set", metavar="KEY=VALUE", help="Override a scenario key before validation, e.g. "
         "runs.gather.concurrency=100 (repeatable).")] = None,
-    duration: Annotated[str | None, typer.Option(help="Override the duration, e.g. 10s.")] = None,
+    duration: Annotated[str | None, typer.Option(
+        metavar="DURATION", help="Override the scenario's duration, e.g. 10s.")] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No live view.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
-    report: Annotated[str, typer.Option(help="Report written next to the JSON: md or none.")
+    report: Annotated[str, typer.Option(metavar="md|none",
+                                        help="Report written next to the JSON: md or none.")
                       ] = "md",
     fail_on_threshold: Annotated[bool, typer.Option(
         "--fail-on-threshold/--no-fail-on-threshold",
         help="Exit 1 when a threshold fails.")] = True,
     junit: Annotated[Path | None, typer.Option(
-        "--junit", help="Write thresholds as JUnit XML to FILE.")] = None,
+        "--junit", metavar="FILE", help="Write thresholds as JUnit XML to FILE.")] = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 4 when a run is invalid (generator-bound, rate not reached)."
     )] = False,
@@ -165,7 +183,8 @@ def run(
         help="Also store the result as baseline NAME (default: 'default') under "
         "results/baselines/, keyed by git commit and environment fingerprint.")] = None,
     executor: Annotated[str | None, typer.Option(
-        "--executor", help=EXECUTOR_HELP + " Overrides the scenario's executor.")] = None,
+        "--executor", metavar="EXECUTOR",
+        help=EXECUTOR_HELP + " Overrides the scenario's executor (default local).")] = None,
 ) -> None:
     """Run a scenario file and save its result under results/."""
     from loadbench.report.console import LiveProgress, print_summary
@@ -242,32 +261,49 @@ def _save(result, out: Path, report: str) -> tuple[Path, Path | None]:
 @app.command()
 @_errors_to_exit
 def bench(
-    url: Annotated[str, typer.Argument(help="http(s)://host:port/path to load.")],
-    connections: Annotated[int, typer.Option("-c", "--connections", min=1,
+    url: Annotated[str, typer.Argument(metavar="URL",
+                                       help="http(s)://host[:port]/path to load.")],
+    connections: Annotated[int, typer.Option("-c", "--connections", min=1, metavar="N",
                                              help="Virtual users (per process).")] = 50,
-    duration: Annotated[str | None, typer.Option("-d", "--duration", help="e.g. 10s")] = None,
-    requests: Annotated[int | None, typer.Option("-n", "--requests", min=1,
+    duration: Annotated[str | None, typer.Option(
+        "-d", "--duration", metavar="DURATION",
+        help="How long to measure, e.g. 10s (default 10s; with -n: until N requests).")] = None,
+    requests: Annotated[int | None, typer.Option("-n", "--requests", min=1, metavar="N",
                                                  help="Stop after N requests.")] = None,
-    rate: Annotated[str | None, typer.Option(help="Open-loop rate, e.g. 1000/s.")] = None,
-    client: Annotated[str, typer.Option(help="gather, sequential or multiprocess.")] = "gather",
-    processes: Annotated[int, typer.Option("-p", "--processes", min=1)] = 2,
-    engine: Annotated[str, typer.Option(help="fast or httpx.")] = "fast",
-    timeout: Annotated[str, typer.Option(help="Per-request timeout.")] = "5s",
-    method: Annotated[str, typer.Option("-m", "--method")] = "GET",
-    header: Annotated[list[str] | None, typer.Option("-H", "--header",
-                                                     help="'Name: value' (repeatable).")] = None,
-    body: Annotated[str | None, typer.Option(help="Request body: text or @file.")] = None,
-    warmup: Annotated[str, typer.Option(help="Warm-up excluded from statistics.")] = "0s",
+    rate: Annotated[str | None, typer.Option(
+        metavar="RATE", help="Open-loop rate, e.g. 1000/s (default: closed loop, each user "
+        "sends when its previous response arrives).")] = None,
+    client: Annotated[str, typer.Option(metavar="MODEL",
+                                        help="gather, sequential or multiprocess.")] = "gather",
+    processes: Annotated[int, typer.Option("-p", "--processes", min=1, metavar="N",
+                                           help="Worker processes for --client multiprocess.")
+                         ] = 2,
+    engine: Annotated[str, typer.Option(metavar="ENGINE", help="fast or httpx.")] = "fast",
+    timeout: Annotated[str, typer.Option(metavar="DURATION", help="Per-request timeout.")
+                       ] = "5s",
+    method: Annotated[str, typer.Option("-m", "--method", metavar="METHOD",
+                                        help="HTTP method.")] = "GET",
+    header: Annotated[list[str] | None, typer.Option(
+        "-H", "--header", metavar="'NAME: VALUE'", help="Request header (repeatable).")] = None,
+    body: Annotated[str | None, typer.Option(
+        metavar="TEXT|@FILE", help="Request body: text, or @FILE for a file's contents.")
+    ] = None,
+    warmup: Annotated[str, typer.Option(metavar="DURATION",
+                                        help="Warm-up excluded from statistics.")] = "0s",
     insecure: Annotated[bool, typer.Option("--insecure", "-k",
                                            help="Do not verify TLS certificates.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one RunResult as JSON only.")
                        ] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Save the result to FILE.")] = None,
-    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", metavar="FILE",
+        help="Also save the result JSON to FILE (a file; run --out takes a directory).")
+    ] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No live view.")] = False,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit 4 when the run is invalid (generator-bound, rate not reached)."
     )] = False,
-    executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
+    executor: Annotated[str, typer.Option("--executor", metavar="EXECUTOR", help=EXECUTOR_HELP)
+                        ] = "local",
 ) -> None:
     """Load one URL without a scenario file (like wrk)."""
     from loadbench.bench import bench_scenario
@@ -307,10 +343,13 @@ def bench(
 @app.command()
 @_errors_to_exit
 def report(
-    result_file: Annotated[Path, typer.Argument(help="A saved result JSON.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="md, json, csv, hgrm or html.")
-                      ] = "md",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
+    result_file: Annotated[Path, typer.Argument(metavar="RESULT.json",
+                                                help="A saved result JSON.")],
+    format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT",
+                                        help="md, json, csv, hgrm or html.")] = "md",
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", metavar="FILE", help="Write to FILE (default: standard output).")
+    ] = None,
 ) -> None:
     """Render a saved result; the same text that `run` produced."""
     from loadbench.report import load_reporter
@@ -328,31 +367,36 @@ def report(
 @_errors_to_exit
 def compare(
     files: Annotated[list[Path], typer.Argument(
+        metavar="FILE.json",
         help="BASELINE.json CURRENT.json, or just CURRENT.json with --baseline NAME.")],
     baseline_name: Annotated[str | None, typer.Option(
-        "--baseline", help="Compare against the saved baseline NAME (see run --save-baseline)."
-    )] = None,
+        "--baseline", metavar="NAME",
+        help="Compare against the saved baseline NAME (see run --save-baseline).")] = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Refuse (exit 2) when the two environments' fingerprints differ.")
     ] = False,
     max_regression: Annotated[str | None, typer.Option(
-        help="Tolerance before a change counts, e.g. 10% (default 10%; not with --stats)."
-    )] = None,
-    metric: Annotated[str, typer.Option(help="Metrics to compare, e.g. rps,p99.")] = "rps,p99",
+        metavar="PERCENT",
+        help="Tolerance before a change counts, e.g. 10% (default 10%; not with --stats).")
+    ] = None,
+    metric: Annotated[str, typer.Option(metavar="METRICS",
+                                        help="Metrics to compare, e.g. rps,p99.")] = "rps,p99",
     stats: Annotated[bool, typer.Option(
         "--stats", help="Judge from per-second windows with a 95% bootstrap interval: "
         "regression, improvement, no change or inconclusive.")] = False,
     min_effect: Annotated[str | None, typer.Option(
-        help="With --stats: smallest change that counts, e.g. 5% (default).")] = None,
+        metavar="PERCENT", help="With --stats: smallest change that counts, e.g. 5% (default).")
+    ] = None,
     fail_on_inconclusive: Annotated[bool, typer.Option(
         "--fail-on-inconclusive", help="With --stats: exit 1 on an inconclusive verdict too."
     )] = False,
     output: Annotated[Path | None, typer.Option(
-        "-o", "--output", help="Write markdown (or JSON for *.json) to FILE.")] = None,
+        "-o", "--output", metavar="FILE", help="Write markdown (or JSON for *.json) to FILE.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")
                        ] = False,
-    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML to FILE.")
-                     ] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", metavar="FILE",
+                                               help="Write JUnit XML to FILE.")] = None,
 ) -> None:
     """Compare two results run by run; exit 1 on any regression."""
     from loadbench.compare import (
@@ -427,10 +471,11 @@ def _fingerprint_differences(baseline: Path, current: Path, strict: bool) -> lis
 @app.command()
 @_errors_to_exit
 def target(
-    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
-    workers: Annotated[int, typer.Option(min=1)] = 1,
-    loop: Annotated[str, typer.Option(help="uvloop or asyncio.")] = "uvloop",
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT",
+                                      help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, metavar="N", help="Worker processes.")] = 1,
+    loop: Annotated[str, typer.Option(metavar="LOOP", help="uvloop or asyncio.")] = "uvloop",
 ) -> None:
     """Serve the sample FastAPI target in the foreground (Ctrl-C stops it)."""
     from loadbench.target import serve_foreground
@@ -443,7 +488,8 @@ def target(
 @app.command()
 @_errors_to_exit
 def validate(
-    scenarios: Annotated[list[Path], typer.Argument(help="Scenario files.")],
+    scenarios: Annotated[list[Path], typer.Argument(metavar="SCENARIO...",
+                                                    help="Scenario files.")],
 ) -> None:
     """Check scenario files without running them: everything `run` checks before it starts
     (syntax, values, headers, URLs, origins, thresholds, executor, target app module)."""
@@ -459,16 +505,20 @@ def validate(
 @app.command()
 @_errors_to_exit
 def claims(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Report file.")] = Path(
+    output: Annotated[Path, typer.Option("-o", "--output", metavar="FILE",
+                                         help="Report file (markdown).")] = Path(
         "docs/claims.md"),
-    duration: Annotated[str | None, typer.Option(help="Override every scenario's duration.")
-                        ] = None,
-    scenarios_dir: Annotated[Path, typer.Option("--scenarios", help="Claim scenario folder.")
+    duration: Annotated[str | None, typer.Option(
+        metavar="DURATION", help="Override every scenario's duration, e.g. 2s.")] = None,
+    scenarios_dir: Annotated[Path, typer.Option("--scenarios", metavar="DIR",
+                                                help="Claim scenario directory.")
                              ] = Path("scenarios"),
-    out: Annotated[Path, typer.Option("--out", help="Directory for the result JSON files.")
+    out: Annotated[Path, typer.Option("--out", metavar="DIR",
+                                      help="Directory for the result JSON files.")
                    ] = Path("results"),
     only: Annotated[list[str] | None, typer.Option(
-        "--only", help="Run only these claim scenarios (repeatable).")] = None,
+        "--only", metavar="NAME", help="Run only these claim scenarios (repeatable; default: "
+        "all).")] = None,
 ) -> None:
     """Run every claim scenario of the article and write the verdict report."""
     from loadbench.claims import CLAIM_SCENARIOS, ClaimOutcome, render
@@ -506,31 +556,40 @@ def claims(
 @app.command()
 @_errors_to_exit
 def sweep(
-    target: Annotated[str, typer.Argument(help="URL to load, or a scenario .yaml file.")],
+    target: Annotated[str, typer.Argument(metavar="URL|SCENARIO",
+                                          help="URL to load, or a scenario .yaml file.")],
     slo: Annotated[list[str] | None, typer.Option(
-        "--slo", help="Objective every step must meet, e.g. 'p99 < 100ms' (repeatable; a "
-        "bare metric means the step).")] = None,
-    from_rate: Annotated[str, typer.Option("--from", help="First offered rate, e.g. 100/s.")
-                         ] = "100/s",
-    to_rate: Annotated[str, typer.Option("--to", help="Highest offered rate, e.g. 20000/s.")
+        "--slo", metavar="EXPR", help="Objective every step must meet, e.g. 'p99 < 100ms' "
+        "(repeatable; a bare metric means the step).")] = None,
+    from_rate: Annotated[str, typer.Option("--from", metavar="RATE",
+                                           help="First offered rate, e.g. 100/s.")] = "100/s",
+    to_rate: Annotated[str, typer.Option("--to", metavar="RATE",
+                                         help="Highest offered rate, e.g. 20000/s.")
                        ] = "20000/s",
-    step_duration: Annotated[str, typer.Option(help="Measuring time per step.")] = "10s",
+    step_duration: Annotated[str, typer.Option(metavar="DURATION",
+                                               help="Measuring time per step.")] = "10s",
     warmup: Annotated[str | None, typer.Option(
+        metavar="DURATION",
         help="Warm-up before each step (default 20% of the step, 0.2s..2s).")] = None,
-    factor: Annotated[float, typer.Option(help="Rate multiplier between steps.")] = 2.0,
-    refine: Annotated[int, typer.Option(help="Bisection steps near the knee.")] = 3,
+    factor: Annotated[float, typer.Option(metavar="X",
+                                          help="Rate multiplier between steps.")] = 2.0,
+    refine: Annotated[int, typer.Option(metavar="N", help="Bisection steps near the knee.")
+                      ] = 3,
     connections: Annotated[int | None, typer.Option(
-        "-c", "--connections", min=1,
+        "-c", "--connections", min=1, metavar="N",
         help="Connections (per process); default 200, or the scenario run's.")] = None,
     run_name: Annotated[str | None, typer.Option(
-        "--run", help="Scenario run to sweep (default: the first).")] = None,
-    engine: Annotated[str | None, typer.Option(help="fast or httpx.")] = None,
-    timeout: Annotated[str | None, typer.Option(help="Per-request timeout (default 5s).")
-                       ] = None,
-    out: Annotated[Path, typer.Option("--out", help="Directory for the sweep JSON.")] = Path(
-        "results"),
+        "--run", metavar="NAME", help="Scenario run to sweep (default: the first).")] = None,
+    engine: Annotated[str | None, typer.Option(
+        metavar="ENGINE", help="fast or httpx (default: the scenario's, else fast).")] = None,
+    timeout: Annotated[str | None, typer.Option(
+        metavar="DURATION", help="Per-request timeout (default 5s).")] = None,
+    out: Annotated[Path, typer.Option("--out", metavar="DIR",
+                                      help="Directory (not a file) for the sweep JSON.")
+                   ] = Path("results"),
     output: Annotated[Path | None, typer.Option(
-        "-o", "--output", help="Also write the report to FILE (.md or .html).")] = None,
+        "-o", "--output", metavar="FILE", help="Also write the report to FILE (.md or .html).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the SweepResult JSON only.")
                        ] = False,
 ) -> None:

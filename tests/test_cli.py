@@ -472,3 +472,23 @@ def test_exits_and_usage_errors_inside_a_command_are_not_internal_errors(monkeyp
 
     monkeypatch.setattr(loadbench.scenario, "load_scenario", raising)
     assert runner.invoke(app, ["validate", "x.yaml"]).exit_code == code
+
+
+def test_every_option_has_help_and_no_python_type_names():
+    """Help speaks the user's words: FILE, DIR, DURATION; never `<list[str]>` or `<path>`."""
+    import re
+
+    import typer.main
+
+    group = typer.main.get_command(app)
+    assert all(param.help for param in group.params), group.params
+    for name in group.commands:
+        command = group.get_command(None, name)
+        for param in command.params:
+            assert getattr(param, "help", None), f"{name} {param.name}: no help"
+        text = runner.invoke(app, [name, "--help"]).output
+        assert "list[" not in text and not re.search(r"<[A-Za-z][\w\[\], ]*>", text), text
+    run_help = runner.invoke(app, ["run", "--help"]).output
+    bench_help = runner.invoke(app, ["bench", "--help"]).output
+    assert re.search(r"--out DIR\s+Directory", run_help), run_help
+    assert re.search(r"--out FILE\s+Also save the result JSON to FILE", bench_help), bench_help
