@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from loadbench.errors import BadInput
-from loadbench.http_syntax import header_problem, url_problem
+from loadbench.http_syntax import header_problem, shown, url_problem
 from loadbench.scenario import Scenario, validate_scenario
 
 
@@ -18,7 +18,7 @@ def bench_scenario(
 ) -> Scenario:
     problem = url_problem(url)
     if problem:
-        raise BadInput(f"URL {url!r}: {problem}")
+        raise BadInput(f"URL {shown(url)!r}: {problem}")
     parts = urlsplit(url)
     base = f"{parts.scheme}://{parts.netloc}"
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

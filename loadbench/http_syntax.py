@@ -58,3 +58,13 @@ def url_problem(url: str) -> str | None:
         return ("credentials in the URL (user:password@) are not sent; use an "
                 "Authorization header")
     return None
+
+
+def shown(url: str) -> str:
+    """`url` for an error message: a password in it is replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url
+    user, _at, host = authority.rpartition("@")
+    return f"{scheme}://{user.partition(':')[0]}:***@{host}{slash}{path}"

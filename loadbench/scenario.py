@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from loadbench.errors import ScenarioError
-from loadbench.http_syntax import header_problem, url_problem
+from loadbench.http_syntax import header_problem, shown, url_problem
 from loadbench.units import parse_duration, parse_rate, parse_size
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
@@ -84,7 +84,7 @@ class TargetOverride(_Model):
 def _checked_url(value: str | None) -> str | None:
     problem = url_problem(value) if value is not None else None
     if problem:
-        raise ValueError(f"url {value!r}: {problem}")
+        raise ValueError(f"url {shown(value)!r}: {problem}")
     return value
 
 
@@ -128,7 +128,7 @@ class RequestSpec(_Model):
         if not value.startswith(("/", "http://", "https://")):
             raise ValueError(f"path {value!r} must start with '/' (or be an absolute http URL)")
         if not value.startswith("/") and (problem := url_problem(value)):
-            raise ValueError(f"path {value!r}: {problem}")
+            raise ValueError(f"path {shown(value)!r}: {problem}")
         return value
 
     @field_validator("headers")

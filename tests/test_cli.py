@@ -395,6 +395,7 @@ def test_every_url_problem_is_one_line_exit_2(tmp_path, url):
         assert result.exit_code == 2, result.output
         assert result.output.startswith("loadbench: error: ")
         assert result.output.count("\n") == 1 and "Traceback" not in result.output
+        assert ":pw@" not in result.output  # a password in a URL is not echoed
 
 
 CHECKED_BEFORE_RUNNING = {
