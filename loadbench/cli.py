@@ -73,6 +73,8 @@ def _errors_to_exit(func):
             raise  # typer.Exit is a RuntimeError: exits and usage errors are not crashes
         except Exception as exc:
             summary = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+            if len(summary) > 300:  # the whole message is in the log
+                summary = summary[:300] + "..."
             log = _write_crash_log()
             where = f"traceback in {log}" if log else "no log file could be written"
             typer.echo(f"loadbench: internal error: {type(exc).__name__}: {summary}; {where}",
