@@ -63,9 +63,13 @@ def _check_name(name: str) -> str:
     return name
 
 
+def baseline_folder(name: str, root: Path = BASELINE_DIR) -> Path:
+    return root / _check_name(name)
+
+
 def save_baseline(result: Result, name: str, root: Path = BASELINE_DIR) -> Path:
     commit = (result.environment.git_commit or "nocommit")[:12]
-    path = root / _check_name(name) / f"{commit}-{fingerprint_hash(result)}.json"
+    path = baseline_folder(name, root) / f"{commit}-{fingerprint_hash(result)}.json"
     return write_atomic(path, to_json(result))
 
 

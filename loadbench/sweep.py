@@ -35,7 +35,7 @@ from loadbench.result import (
     ThresholdResult,
     to_json,
     validate_file,
-    write_atomic,
+    write_rescued,
 )
 from loadbench.runner import NullProgress
 from loadbench.scenario import Scenario, load_scenario, validate_scenario
@@ -581,10 +581,11 @@ def _check_reachable(step: SweepStep, url: str | None) -> None:
 # ---------------------------------------------------------------- files
 
 
-def save_sweep(result: SweepResult, out_dir: str | Path) -> Path:
-    """`sweep-<UTC>.json` under `out_dir`, written atomically."""
+def save_sweep(result: SweepResult, out_dir: str | Path) -> tuple[Path, str | None]:
+    """`sweep-<UTC>.json` under `out_dir`, written atomically; if that fails, rescued to
+    the temp directory: returns (where it went, the error or None)."""
     stamp = result.environment.started_at.replace(":", "").replace("-", "")
-    return write_atomic(Path(out_dir) / f"sweep-{stamp}.json", to_json(result))
+    return write_rescued(Path(out_dir) / f"sweep-{stamp}.json", to_json(result))
 
 
 def load_sweep(path: str | Path) -> SweepResult:
