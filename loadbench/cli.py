@@ -257,7 +257,12 @@ def bench(
     method: Annotated[str, typer.Option("-m", "--method")] = "GET",
     header: Annotated[list[str] | None, typer.Option("-H", "--header",
                                                      help="'Name: value' (repeatable).")] = None,
-    body: Annotated[str | None, typer.Option(help="Request body: text or @file.")] = None,
+    body: Annotated[str | None, typer.Option(
+        help="Request body: text, or @FILE for a file's bytes (a regular file, at most "
+        "--max-body-size).")] = None,
+    max_body_size: Annotated[str, typer.Option(
+        "--max-body-size", help="Largest --body @FILE accepted, e.g. 64MiB, 1GiB.")
+    ] = "64MiB",
     warmup: Annotated[str, typer.Option(help="Warm-up excluded from statistics.")] = "0s",
     insecure: Annotated[bool, typer.Option("--insecure", "-k",
                                            help="Do not verify TLS certificates.")] = False,
@@ -278,11 +283,18 @@ def bench(
 
     if out is not None:
         check_output(out, "--out")
+    from loadbench.units import parse_size
+
+    try:
+        body_limit = parse_size(max_body_size)
+    except ValueError as exc:
+        raise BadInput(f"--max-body-size: {exc}") from None
     scenario = bench_scenario(url, connections=connections, duration=duration,
                               requests=requests, rate=rate, client=client, processes=processes,
                               engine=engine, timeout=timeout, method=method,
                               headers=header or [], body=body, warmup=warmup,
-                              verify_tls=not insecure, executor=executor)
+                              verify_tls=not insecure, executor=executor,
+                              max_body_size=body_limit)
     console = _console(quiet=as_json)
     _sigterm_as_interrupt()
     if as_json:

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -96,7 +97,8 @@ class RequestSpec(_Model):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
     path: str = "/"
     headers: dict[str, str | HeaderValue] = Field(default_factory=dict)
-    body: str | dict | list | None = None
+    body: str | bytes | dict | list | None = Field(
+        None, description="text, or a JSON object/array (sent as JSON)")
     files: list[FileUpload] | None = None
     weight: int = Field(1, ge=1)
 
@@ -111,6 +113,14 @@ class RequestSpec(_Model):
         if not value.startswith(("/", "http://", "https://")):
             raise ValueError(f"path {value!r} must start with '/' (or be an absolute http URL)")
         return value
+
+    @field_serializer("body", when_used="json")
+    def _body_record(self, body: Any) -> Any:
+        """A bytes body (`bench --body @file`) is recorded by size and digest, not copied
+        into every result file (and binary is not JSON)."""
+        if isinstance(body, bytes):
+            return f"<{len(body)} bytes, sha256 {hashlib.sha256(body).hexdigest()[:16]}>"
+        return body
 
     @model_validator(mode="after")
     def _body_or_files(self) -> RequestSpec:
