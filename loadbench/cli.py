@@ -603,10 +603,19 @@ def sweep(
 
 
 @app.command()
-def schema() -> None:
-    """Print the JSON Schema of the scenario format."""
+def schema(
+    result: Annotated[bool, typer.Option(
+        "--result", help="Print the schema of result files (results/*.json) instead.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema (Draft 2020-12) of the scenario format, or of result files."""
     import json
 
+    if result:
+        from loadbench.result import result_schema
+
+        typer.echo(json.dumps(result_schema(), indent=2))
+        return
     from loadbench.scenario import scenario_schema
 
     typer.echo(json.dumps(scenario_schema(), indent=2))

@@ -164,6 +164,12 @@ class Result(_Model):
         return next((r for r in self.runs if r.name == name), None)
 
 
+def result_schema() -> dict:
+    """JSON Schema (Draft 2020-12) of a saved result file (`loadbench schema --result`)."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            **Result.model_json_schema()}
+
+
 def to_json(model: BaseModel) -> str:
     return json.dumps(model.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
 
