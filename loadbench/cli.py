@@ -327,31 +327,49 @@ def bench(
 @app.command()
 @_errors_to_exit
 def report(
-    result_file: Annotated[Path, typer.Argument(help="A saved result JSON.")],
+    result_files: Annotated[list[Path], typer.Argument(
+        help="A saved JSON: a run result, a sweep, or a bench --json run. Several files "
+        "(a shell glob): the newest is rendered, with a note on stderr.")],
     format: Annotated[str, typer.Option("--format", "-f", help="md, json, csv, hgrm or html.")
                       ] = "md",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to FILE.")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Write to FILE ('-' is stdout). hgrm with several runs: "
+        "FILE.<run>.hgrm per run.")] = None,
+    run_name: Annotated[str | None, typer.Option(
+        "--run", help="hgrm: the run to write (one distribution per file).")] = None,
 ) -> None:
     """Render a saved result; the same text that `run` produced."""
-    from loadbench.report import load_reporter
-    from loadbench.result import load_result, write_atomic
+    from loadbench.report import render_document
+    from loadbench.result import load_document, newest, write_atomic
 
-    render = load_reporter(format)
-    text = render(load_result(result_file))
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_atomic(output, text)
+    path = newest(result_files, note=_note)
+    for target, text in render_document(load_document(path), format, output,
+                                        run_name).items():
+        if target is None:
+            sys.stdout.write(text)
+        else:
+            write_atomic(target, text)
+            if target != output:
+                _note(f"wrote {target}")
+
+
+def _note(message: str) -> None:
+    typer.echo(f"loadbench: note: {message}", err=True)
 
 
 @app.command()
 @_errors_to_exit
 def compare(
     files: Annotated[list[Path], typer.Argument(
-        help="BASELINE.json CURRENT.json, or just CURRENT.json with --baseline NAME.")],
+        help="BASELINE.json CURRENT.json, or just CURRENT.json with --baseline NAME (several "
+        "files, e.g. a glob: the newest is CURRENT). Run results, sweeps and bench --json "
+        "runs all compare.")],
     baseline_name: Annotated[str | None, typer.Option(
         "--baseline", help="Compare against the saved baseline NAME (see run --save-baseline)."
     )] = None,
+    baselines_dir: Annotated[Path | None, typer.Option(
+        "--baselines", help="Folder of saved baselines (default: baselines/ beside "
+        "CURRENT.json, then results/baselines).")] = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Refuse (exit 2) when the two environments' fingerprints differ.")
     ] = False,
@@ -389,7 +407,7 @@ def compare(
         raise BadInput("--max-regression is the tolerance rule; with --stats use --min-effect")
     if not stats and (min_effect is not None or fail_on_inconclusive):
         raise BadInput("--min-effect and --fail-on-inconclusive need --stats")
-    baseline, current = _compare_paths(files, baseline_name)
+    baseline, current = _compare_paths(files, baseline_name, baselines_dir)
     differences = _fingerprint_differences(baseline, current, strict)
     comparison = compare_files(
         baseline, current, metrics=parse_metrics(metric),
@@ -419,16 +437,20 @@ def compare(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _compare_paths(files: list[Path], baseline_name: str | None) -> tuple[Path, Path]:
+def _compare_paths(files: list[Path], baseline_name: str | None,
+                   baselines_dir: Path | None) -> tuple[Path, Path]:
     if baseline_name is not None:
-        if len(files) != 1:
-            raise BadInput("with --baseline NAME give exactly one file: CURRENT.json")
-        from loadbench.baseline import find_baseline
-        from loadbench.result import load_result
+        from loadbench.baseline import baseline_roots, find_baseline
+        from loadbench.result import load_result, newest
 
-        return find_baseline(baseline_name, load_result(files[0])), files[0]
+        current = newest(files, note=_note)
+        return find_baseline(baseline_name, load_result(current),
+                             baseline_roots(current, baselines_dir)), current
+    if baselines_dir is not None:
+        raise BadInput("--baselines DIR needs --baseline NAME")
     if len(files) != 2:
-        raise BadInput("give BASELINE.json CURRENT.json (or --baseline NAME CURRENT.json)")
+        raise BadInput(f"give BASELINE.json CURRENT.json (got {len(files)} files), or "
+                       "--baseline NAME CURRENT.json")
     return files[0], files[1]
 
 

@@ -341,9 +341,57 @@ def write_rescued(path: str | Path, data: str | bytes) -> tuple[Path, str | None
         raise
 
 
-def load_result(path: str | Path) -> Result:
-    """Read a result file; any problem is one line naming the file (exit 2)."""
+def load_document(path: str | Path) -> Result | Any:
+    """Any JSON file loadbench writes, by its kind: a scenario result (`run`, `bench --out`),
+    one run (`bench --json`, wrapped in a Result) or a sweep (a `SweepResult`)."""
     path = Path(path)
+    data = _read_json(path)
+    if data.get("kind") == "sweep":
+        from loadbench.sweep import load_sweep  # only sweeps pay for importing it
+
+        return load_sweep(path)
+    return _result_from(data, path)
+
+
+def load_result(path: str | Path) -> Result:
+    """Read a result file as a `Result` (what compare, baselines and reports need): a
+    `bench --json` run is wrapped, a sweep becomes one run per step. Any problem is one
+    line naming the file (exit 2)."""
+    document = load_document(path)
+    return document if isinstance(document, Result) else document.as_result()
+
+
+def newest(paths: list[Path], note=None) -> Path:
+    """Of several result files (a shell glob such as results/gather-*.json), the one
+    measured last, by the start time recorded in each file (file time when none); `note`
+    is told which one was chosen. One file is returned as is."""
+    if len(paths) == 1:
+        return paths[0]
+    if not paths:
+        raise ResultFileError("no result file given")
+
+    def started(path: Path) -> tuple[str, float]:
+        document = load_document(path)
+        environment = getattr(document, "environment", None)
+        return (getattr(environment, "started_at", "") or "",
+                path.stat().st_mtime)
+
+    chosen = max(paths, key=started)
+    if note is not None:
+        note(f"{len(paths)} files given; using the newest, {chosen}")
+    return chosen
+
+
+def single_run_result(run: RunResult) -> Result:
+    """A `bench --json` RunResult as a Result: what the run did not record (environment,
+    version) stays empty rather than guessed."""
+    return Result(loadbench_version="", scenario=ScenarioInfo(
+        name="bench", description="one run saved by bench --json"),
+        environment=Environment(python="", platform="", cpu_count=0, loop="",
+                                engine=run.engine, started_at=""), runs=[run])
+
+
+def _read_json(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -361,9 +409,15 @@ def load_result(path: str | Path) -> Result:
     if not isinstance(data, dict):
         raise ResultFileError(f"{path}: a result file holds a JSON object, not "
                               f"{type(data).__name__}")
-    if "runs" in data and "scenario" not in data and "name" in data:
-        raise ResultFileError(f"{path}: this is a single run (bench --json), not a scenario "
-                              "result; save one with 'loadbench bench URL --out FILE'")
+    return data
+
+
+def _result_from(data: dict, path: Path) -> Result:
+    if "schema_version" not in data and {"name", "client", "histogram"} <= data.keys():
+        run = validate_file(RunResult, data, path, "run (bench --json)")
+        result = single_run_result(run)
+        _check_histograms(result, path)
+        return result
     if "schema_version" not in data:
         raise ResultFileError(f"{path}: no schema_version; not a loadbench result file")
     version = data.get("schema_version")
