@@ -232,3 +232,35 @@ def test_a_write_failing_after_the_run_rescues_the_result(tmp_path, target_url, 
         assert '"runs"' in open(rescued).read()
     finally:
         os.unlink(rescued)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory nobody may write in, root included: chmod for users, `chattr +i` for
+    root (permission bits do not stop root)."""
+    import shutil
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("running as root without chattr +i here: cannot make a read-only folder")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_read_only_directory_is_refused_before_the_run(tmp_path, read_only_dir):
+    result = invoke("run", str(scenario(tmp_path)), "--no-progress", "--out", str(read_only_dir))
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"loadbench: error: --out {read_only_dir}: cannot write in")
+    nested = invoke("bench", f"http://127.0.0.1:{closed_port()}/", "-d", "300ms", "--out",
+                    str(read_only_dir / "sub" / "r.json"))
+    assert nested.exit_code == 2 and "cannot write in" in nested.output
