@@ -343,13 +343,19 @@ def write_rescued(path: str | Path, data: str | bytes) -> tuple[Path, str | None
 
 def load_document(path: str | Path) -> Result | Any:
     """Any JSON file loadbench writes, by its kind: a scenario result (`run`, `bench --out`),
-    one run (`bench --json`, wrapped in a Result) or a sweep (a `SweepResult`)."""
+    one run (`bench --json`, wrapped in a Result), a sweep (a `SweepResult`) or a
+    comparison (`compare --json`, a `Comparison`)."""
     path = Path(path)
     data = _read_json(path)
     if data.get("kind") == "sweep":
         from loadbench.sweep import load_sweep  # only sweeps pay for importing it
 
         return load_sweep(path)
+    if "schema_version" not in data and {"baseline_label", "current_label", "rows"} <= data.keys():
+        from loadbench.compare import Comparison
+
+        data = {k: v for k, v in data.items() if k not in ("regressions", "has_regression")}
+        return validate_file(Comparison, data, path, "comparison (compare --json)")
     return _result_from(data, path)
 
 
@@ -358,7 +364,12 @@ def load_result(path: str | Path) -> Result:
     `bench --json` run is wrapped, a sweep becomes one run per step. Any problem is one
     line naming the file (exit 2)."""
     document = load_document(path)
-    return document if isinstance(document, Result) else document.as_result()
+    if isinstance(document, Result):
+        return document
+    if not hasattr(document, "as_result"):
+        raise ResultFileError(f"{path}: a comparison (compare --json), not a result; compare "
+                              "the result files it was made from")
+    return document.as_result()
 
 
 def newest(paths: list[Path], note=None) -> Path:

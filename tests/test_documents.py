@@ -164,3 +164,15 @@ def test_a_baseline_saved_under_out_is_found_beside_the_result(fixed, tmp_path):
     assert explicit.exit_code == 0, explicit.output
     alone = invoke("compare", current, current, "--baselines", tmp_path)
     assert alone.exit_code == 2 and "needs --baseline NAME" in alone.output
+
+
+def test_a_saved_comparison_renders_and_is_not_compared(fixed, tmp_path):
+    saved = tmp_path / "cmp.json"
+    made = invoke("compare", fixed, fixed, "-o", saved)
+    assert made.exit_code == 0
+    assert invoke("report", saved, "-f", "json").stdout == saved.read_text()
+    markdown = invoke("report", saved)
+    assert markdown.exit_code == 0 and "No regressions" in markdown.stdout
+    refused = invoke("compare", saved, saved)
+    assert refused.exit_code == 2 and "a comparison (compare --json), not a result" in \
+        refused.output

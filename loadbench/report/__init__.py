@@ -31,6 +31,12 @@ def render_document(document: Any, format: str, output: Path | None = None,
     A sweep renders with the sweep reports; hgrm writes one distribution per file."""
     from loadbench.result import Result
 
+    if hasattr(document, "rows"):  # a Comparison (compare --json)
+        from loadbench.compare import render_json, render_markdown
+
+        if format not in ("md", "json"):
+            raise BadInput(f"--format {format}: a comparison renders as md or json")
+        return {output: (render_markdown if format == "md" else render_json)(document)}
     if not isinstance(document, Result):  # a SweepResult: its own renderers
         if format not in SWEEP_FORMATS:
             raise BadInput(f"--format {format}: a sweep renders as {', '.join(SWEEP_FORMATS)} "
