@@ -7,6 +7,7 @@ written in place; symlinks are followed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -186,7 +187,8 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     place, as a shell redirection would: `-` is stdout, and a device or fifo (`/dev/null`,
     `/dev/stdout`, a pipe) is opened and written, never replaced by a regular file. A
     symlink is followed: its target is replaced and the link stays. A new file gets the
-    mode the umask allows (0666 & ~umask); a replaced file keeps its mode. Any OS error
+    mode the umask allows (0666 & ~umask); a replaced file keeps its mode (and, where the
+    process may, its owner: `sudo loadbench report -o mine.md`). Any OS error
     becomes OutputError (exit 2), one line naming the path.
     """
     payload = data.encode("utf-8") if isinstance(data, str) else data
@@ -214,6 +216,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=".loadbench-", suffix=".tmp", dir=target.parent)
         try:
             os.fchmod(fd, mode)
+            if existing is not None and (existing.st_uid, existing.st_gid) != (
+                    os.geteuid(), os.getegid()):
+                with contextlib.suppress(OSError):  # only root may; others keep their own
+                    os.fchown(fd, existing.st_uid, existing.st_gid)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(payload)
                 handle.flush()

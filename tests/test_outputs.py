@@ -264,3 +264,12 @@ def test_a_read_only_directory_is_refused_before_the_run(tmp_path, read_only_dir
     nested = invoke("bench", f"http://127.0.0.1:{closed_port()}/", "-d", "300ms", "--out",
                     str(read_only_dir / "sub" / "r.json"))
     assert nested.exit_code == 2 and "cannot write in" in nested.output
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_root_replacing_a_users_file_keeps_its_owner(tmp_path):
+    path = tmp_path / "mine.md"
+    path.write_text("old\n")
+    os.chown(path, 4321, 4321)
+    write_atomic(path, "new\n")
+    assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4321)
