@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -120,6 +120,9 @@ def test_a_replaced_file_keeps_its_mode(tmp_path):
 
 @settings(max_examples=50, derandomize=True, deadline=None)
 @given(name=st.text(alphabet="abcXYZ019_.-", min_size=1, max_size=400))
+@example(name="n" * 300)
+@example(name="n" * 101)
+@example(name="n" * 100)
 def test_result_file_names_are_bounded_and_distinct(name):
     stem = result_file_stem(name, "2026-12-01T22:04:42Z")
     assert len(stem.encode()) <= NAME_STEM_MAX + 17
