@@ -63,21 +63,45 @@ def _check_name(name: str) -> str:
     return name
 
 
+def baseline_folder(name: str, root: Path = BASELINE_DIR) -> Path:
+    return root / _check_name(name)
+
+
 def save_baseline(result: Result, name: str, root: Path = BASELINE_DIR) -> Path:
     commit = (result.environment.git_commit or "nocommit")[:12]
-    path = root / _check_name(name) / f"{commit}-{fingerprint_hash(result)}.json"
+    path = baseline_folder(name, root) / f"{commit}-{fingerprint_hash(result)}.json"
     return write_atomic(path, to_json(result))
 
 
-def find_baseline(name: str, current: Result | None = None, root: Path = BASELINE_DIR) -> Path:
-    """The newest baseline NAME with the current fingerprint, else the newest of any."""
-    folder = root / _check_name(name)
-    candidates = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+def baseline_roots(current: Path, explicit: Path | None = None) -> list[Path]:
+    """Where `compare --baseline` looks: `--baselines DIR` alone when given, else
+    `baselines/` beside CURRENT.json (where `run --out DIR --save-baseline` put it), then
+    results/baselines."""
+    if explicit is not None:
+        return [explicit]
+    roots = [current.parent / "baselines", BASELINE_DIR]
+    return [root for index, root in enumerate(roots)
+            if root.resolve() not in {r.resolve() for r in roots[:index]}]
+
+
+def find_baseline(name: str, current: Result | None = None,
+                  root: Path | list[Path] = BASELINE_DIR) -> Path:
+    """The newest baseline NAME with the current fingerprint, else the newest of any (in
+    the first of `root` that holds baseline NAME)."""
+    roots = root if isinstance(root, list) else [root]
+    _check_name(name)
+    candidates: list[Path] = []
+    for folder in roots:
+        candidates = sorted((folder / name).glob("*.json"), key=lambda p: p.stat().st_mtime,
+                            reverse=True)
+        if candidates:
+            break
     if not candidates:
-        known = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.exists() else []
-        raise ResultFileError(f"no baseline {name!r} under {root}; saved baselines: "
-                              f"{', '.join(known) or 'none'} (save one with "
-                              f"'loadbench run SCENARIO --save-baseline {name}')")
+        known = sorted({p.name for r in roots if r.is_dir() for p in r.iterdir() if p.is_dir()})
+        raise ResultFileError(f"no baseline {name!r} under {' or '.join(map(str, roots))}; "
+                              f"saved baselines: {', '.join(known) or 'none'} (save one with "
+                              f"'loadbench run SCENARIO --save-baseline {name}', or give "
+                              "--baselines DIR)")
     if current is not None:
         wanted = fingerprint_hash(current)
         for path in candidates:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -9,12 +11,14 @@ from loadbench.errors import BadInput
 from loadbench.http_syntax import header_problem, shown, url_problem
 from loadbench.scenario import Scenario, validate_scenario
 
+MAX_BODY_SIZE = 64 * 1024**2  # `--body @file` default limit (raise with --max-body-size)
+
 
 def bench_scenario(
     url: str, *, connections: int, duration: str | None, requests: int | None,
     rate: str | None, client: str, processes: int, engine: str, timeout: str, method: str,
     headers: list[str], body: str | None, warmup: str = "0s", verify_tls: bool = True,
-    executor: str = "local",
+    executor: str = "local", max_body_size: int = MAX_BODY_SIZE,
 ) -> Scenario:
     problem = url_problem(url)
     if problem:
@@ -32,10 +36,7 @@ def bench_scenario(
             raise BadInput(f"-H {item!r}: {problem}")
         header_map[name.strip()] = value.strip()
     if body is not None and body.startswith("@"):
-        try:
-            body = Path(body[1:]).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise BadInput(f"--body {body}: cannot read file: {exc.strerror or exc}") from None
+        body = read_body_file(Path(body[1:]), max_body_size)
     run = {"name": client, "client": client, "engine": engine}
     if client != "sequential":
         run["concurrency"] = connections
@@ -62,3 +63,30 @@ def bench_scenario(
     else:
         data["duration"] = duration or "10s"
     return validate_scenario(data, source="bench options")
+
+
+def read_body_file(path: Path, limit: int = MAX_BODY_SIZE) -> bytes:
+    """`--body @file`: the file's bytes as sent (binary is fine). Only a regular file, and
+    at most `limit` bytes: `@/dev/urandom` or a fifo would otherwise be read without end."""
+    option = f"--body @{path}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a fifo must not block the open
+    except OSError as exc:
+        raise BadInput(f"{option}: cannot read file: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise BadInput(f"{option}: not a regular file (a device, fifo or directory); "
+                       "give a file holding the body")
+    with os.fdopen(fd, "rb") as handle:
+        if info.st_size > limit:
+            raise BadInput(f"{option}: {info.st_size:,} bytes is over the limit of "
+                           f"{limit:,} bytes; raise it with --max-body-size")
+        try:
+            data = handle.read(limit + 1)  # bounded even if the file grows meanwhile
+        except OSError as exc:
+            raise BadInput(f"{option}: cannot read file: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise BadInput(f"{option}: over the limit of {limit:,} bytes; raise it with "
+                       "--max-body-size")
+    return data

@@ -13,6 +13,7 @@ import typer
 
 from loadbench import __version__
 from loadbench.errors import (
+    EXIT_BAD_INPUT,
     EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -198,31 +199,37 @@ def run(
     overrides = [*(set_ or []), *([f"executor={executor}"] if executor else [])]
     loaded, sha = load_scenario(scenario, overrides=overrides, duration=duration)
     check_scenario(loaded, source=str(scenario))
+    _check_run_outputs(loaded.name, out, report, junit, save_baseline)
     console = _console(quiet)
     _sigterm_as_interrupt()
     with LiveProgress(console, enabled=not no_progress and not quiet) as progress:
         result = run_scenario(loaded, sha, progress)
+    problems: list[str] = []
     with _signals_deferred() as received:
         result = _apply_thresholds(loaded, result)
-        json_path, md_path = _save(result, out, report)
+        json_path, md_path = _save(result, out, report, problems)
         if save_baseline is not None and not result.interrupted and not received:
             from loadbench.baseline import save_baseline as store
 
-            console.print(f"[dim]baseline {store(result, save_baseline, out / 'baselines')}"
-                          "[/dim]")
+            with _output_problem(problems):
+                console.print(f"[dim]baseline {store(result, save_baseline, out / 'baselines')}"
+                              "[/dim]")
         if junit is not None:
             from loadbench.junit import thresholds_junit
             from loadbench.result import write_atomic
 
-            write_atomic(junit, thresholds_junit(result))
+            with _output_problem(problems):
+                write_atomic(junit, thresholds_junit(result))
         if received and not result.interrupted:  # Ctrl-C while saving: the file says so
             result = result.model_copy(update={"interrupted": True})
-            json_path, md_path = _save(result, out, report)
+            json_path, md_path = _save(result, out, report, problems)
     print_summary(console, result)
     console.print(f"[dim]saved {json_path}" + (f" and {md_path}" if md_path else "") + "[/dim]")
     if result.interrupted:
         typer.echo("loadbench: interrupted; partial result saved", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
+    if problems:
+        raise typer.Exit(EXIT_BAD_INPUT)
     if not result.passed and fail_on_threshold:
         raise typer.Exit(EXIT_FAILED)
     _check_strict(result, strict)
@@ -246,17 +253,51 @@ def _apply_thresholds(scenario, result):
                                      "passed": all(o.passed for o in outcomes)})
 
 
-def _save(result, out: Path, report: str) -> tuple[Path, Path | None]:
-    from loadbench.result import to_json, write_atomic
+def _check_run_outputs(name: str, out: Path, report: str, junit: Path | None,
+                       baseline: str | None) -> None:
+    """Every place `run` will write, checked before any load is sent (exit 2)."""
+    from loadbench.result import check_output, result_file_stem
 
-    stamp = result.environment.started_at.replace(":", "").replace("-", "")
-    base = out / f"{result.scenario.name}-{stamp}"
-    json_path = write_atomic(base.with_suffix(".json"), to_json(result))
+    stem = result_file_stem(name, "2000-01-01T00:00:00Z")
+    check_output(out, "--out", directory=True,
+                 file_names=(f"{stem}.json", *((f"{stem}.md",) if report == "md" else ())))
+    if junit is not None:
+        check_output(junit, "--junit")
+    if baseline is not None:
+        from loadbench.baseline import baseline_folder
+
+        check_output(baseline_folder(baseline, out / "baselines"), "--save-baseline",
+                     directory=True, file_names=("0" * 23 + ".json",))
+
+
+@contextlib.contextmanager
+def _output_problem(problems: list[str]):
+    """An output that fails after the run: say so now, finish the other outputs, exit 2."""
+    from loadbench.errors import OutputError
+
+    try:
+        yield
+    except OutputError as exc:
+        typer.echo(f"loadbench: error: {exc}", err=True)
+        problems.append(str(exc))
+
+
+def _save(result, out: Path, report: str, problems: list[str]) -> tuple[Path, Path | None]:
+    """The result JSON (rescued to the temp directory if `out` fails) and the markdown."""
+    from loadbench.result import result_file_stem, to_json, write_rescued
+
+    base = out / result_file_stem(result.scenario.name, result.environment.started_at)
+    json_path, problem = write_rescued(base.with_name(base.name + ".json"), to_json(result))
+    if problem:
+        typer.echo(f"loadbench: error: {problem}", err=True)
+        problems.append(problem)
     md_path = None
     if report == "md":
         from loadbench.report.markdown import render
+        from loadbench.result import write_atomic
 
-        md_path = write_atomic(base.with_suffix(".md"), render(result))
+        with _output_problem(problems):
+            md_path = write_atomic(base.with_name(base.name + ".md"), render(result))
     return json_path, md_path
 
 
@@ -288,8 +329,11 @@ def bench(
     header: Annotated[list[str] | None, typer.Option(
         "-H", "--header", metavar="'NAME: VALUE'", help="Request header (repeatable).")] = None,
     body: Annotated[str | None, typer.Option(
-        metavar="TEXT|@FILE", help="Request body: text, or @FILE for a file's contents.")
-    ] = None,
+        metavar="TEXT|@FILE", help="Request body: text, or @FILE for a file's bytes (a "
+        "regular file, at most --max-body-size).")] = None,
+    max_body_size: Annotated[str, typer.Option(
+        "--max-body-size", metavar="SIZE", help="Largest --body @FILE accepted, e.g. 64MiB, "
+        "1GiB.")] = "64MiB",
     warmup: Annotated[str, typer.Option(metavar="DURATION",
                                         help="Warm-up excluded from statistics.")] = "0s",
     insecure: Annotated[bool, typer.Option("--insecure", "-k",
@@ -310,14 +354,23 @@ def bench(
     """Load one URL without a scenario file (like wrk)."""
     from loadbench.bench import bench_scenario
     from loadbench.report.console import LiveProgress, print_summary
-    from loadbench.result import to_json, write_atomic
+    from loadbench.result import check_output, to_json, write_rescued
     from loadbench.runner import run_scenario
 
+    if out is not None:
+        check_output(out, "--out")
+    from loadbench.units import parse_size
+
+    try:
+        body_limit = parse_size(max_body_size)
+    except ValueError as exc:
+        raise BadInput(f"--max-body-size: {exc}") from None
     scenario = bench_scenario(url, connections=connections, duration=duration,
                               requests=requests, rate=rate, client=client, processes=processes,
                               engine=engine, timeout=timeout, method=method,
                               headers=header or [], body=body, warmup=warmup,
-                              verify_tls=not insecure, executor=executor)
+                              verify_tls=not insecure, executor=executor,
+                              max_body_size=body_limit)
     console = _console(quiet=as_json)
     _sigterm_as_interrupt()
     if as_json:
@@ -327,42 +380,60 @@ def bench(
     else:
         with LiveProgress(_console(stderr=True), enabled=not no_progress) as progress:
             result = run_scenario(scenario, "", progress)
+    problem = None
     if out is not None:
         with _signals_deferred() as received:
-            write_atomic(out, to_json(result))
+            _, problem = write_rescued(out, to_json(result))
             if received and not result.interrupted:
                 result = result.model_copy(update={"interrupted": True})
-                write_atomic(out, to_json(result))
+                _, problem = write_rescued(out, to_json(result))
+        if problem:
+            typer.echo(f"loadbench: error: {problem}", err=True)
     if as_json:
         sys.stdout.write(to_json(result.runs[0]) if result.runs else "{}\n")
     else:
         print_summary(console, result)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    if problem:
+        raise typer.Exit(EXIT_BAD_INPUT)
     _check_strict(result, strict)
 
 
 @app.command()
 @_errors_to_exit
 def report(
-    result_file: Annotated[Path, typer.Argument(metavar="RESULT.json",
-                                                help="A saved result JSON.")],
+    result_files: Annotated[list[Path], typer.Argument(
+        metavar="RESULT.json...",
+        help="A saved JSON: a run result, a sweep, or a bench --json run. Several files "
+        "(a shell glob): the newest is rendered, with a note on stderr.")],
     format: Annotated[str, typer.Option("--format", "-f", metavar="FORMAT",
                                         help="md, json, csv, hgrm or html.")] = "md",
     output: Annotated[Path | None, typer.Option(
-        "-o", "--output", metavar="FILE", help="Write to FILE (default: standard output).")
+        "-o", "--output", metavar="FILE",
+        help="Write to FILE (default: standard output; '-' is stdout too). hgrm with several "
+        "runs: FILE.RUN.hgrm per run.")] = None,
+    run_name: Annotated[str | None, typer.Option(
+        "--run", metavar="NAME", help="hgrm: the run to write (one distribution per file).")
     ] = None,
 ) -> None:
     """Render a saved result; the same text that `run` produced."""
-    from loadbench.report import load_reporter
-    from loadbench.result import load_result, write_atomic
+    from loadbench.report import render_document
+    from loadbench.result import load_document, newest, write_atomic
 
-    render = load_reporter(format)
-    text = render(load_result(result_file))
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_atomic(output, text)
+    path = newest(result_files, note=_note)
+    for target, text in render_document(load_document(path), format, output,
+                                        run_name).items():
+        if target is None:
+            sys.stdout.write(text)
+        else:
+            write_atomic(target, text)
+            if target != output:
+                _note(f"wrote {target}")
+
+
+def _note(message: str) -> None:
+    typer.echo(f"loadbench: note: {message}", err=True)
 
 
 @app.command()
@@ -370,10 +441,15 @@ def report(
 def compare(
     files: Annotated[list[Path], typer.Argument(
         metavar="FILE.json",
-        help="BASELINE.json CURRENT.json, or just CURRENT.json with --baseline NAME.")],
+        help="BASELINE.json CURRENT.json, or just CURRENT.json with --baseline NAME (several "
+        "files, e.g. a glob: the newest is CURRENT). Run results, sweeps and bench --json "
+        "runs all compare.")],
     baseline_name: Annotated[str | None, typer.Option(
         "--baseline", metavar="NAME",
         help="Compare against the saved baseline NAME (see run --save-baseline).")] = None,
+    baselines_dir: Annotated[Path | None, typer.Option(
+        "--baselines", metavar="DIR", help="Folder of saved baselines (default: baselines/ "
+        "beside CURRENT.json, then results/baselines).")] = None,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Refuse (exit 2) when the two environments' fingerprints differ.")
     ] = False,
@@ -415,7 +491,7 @@ def compare(
         raise BadInput("--max-regression is the tolerance rule; with --stats use --min-effect")
     if not stats and (min_effect is not None or fail_on_inconclusive):
         raise BadInput("--min-effect and --fail-on-inconclusive need --stats")
-    baseline, current = _compare_paths(files, baseline_name)
+    baseline, current = _compare_paths(files, baseline_name, baselines_dir)
     differences = _fingerprint_differences(baseline, current, strict)
     comparison = compare_files(
         baseline, current, metrics=parse_metrics(metric),
@@ -445,16 +521,20 @@ def compare(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _compare_paths(files: list[Path], baseline_name: str | None) -> tuple[Path, Path]:
+def _compare_paths(files: list[Path], baseline_name: str | None,
+                   baselines_dir: Path | None) -> tuple[Path, Path]:
     if baseline_name is not None:
-        if len(files) != 1:
-            raise BadInput("with --baseline NAME give exactly one file: CURRENT.json")
-        from loadbench.baseline import find_baseline
-        from loadbench.result import load_result
+        from loadbench.baseline import baseline_roots, find_baseline
+        from loadbench.result import load_result, newest
 
-        return find_baseline(baseline_name, load_result(files[0])), files[0]
+        current = newest(files, note=_note)
+        return find_baseline(baseline_name, load_result(current),
+                             baseline_roots(current, baselines_dir)), current
+    if baselines_dir is not None:
+        raise BadInput("--baselines DIR needs --baseline NAME")
     if len(files) != 2:
-        raise BadInput("give BASELINE.json CURRENT.json (or --baseline NAME CURRENT.json)")
+        raise BadInput(f"give BASELINE.json CURRENT.json (got {len(files)} files), or "
+                       "--baseline NAME CURRENT.json")
     return files[0], files[1]
 
 
@@ -525,7 +605,7 @@ def claims(
     """Run every claim scenario of the article and write the verdict report."""
     from loadbench.claims import CLAIM_SCENARIOS, ClaimOutcome, render
     from loadbench.report.console import LiveProgress
-    from loadbench.result import write_atomic
+    from loadbench.result import check_output, result_file_stem, write_atomic
     from loadbench.runner import run_scenario
     from loadbench.scenario import load_scenario
 
@@ -536,23 +616,30 @@ def claims(
                        f"{', '.join(CLAIM_SCENARIOS)}")
     loaded = [load_scenario(scenarios_dir / f"{name}.yaml", duration=duration)
               for name in names]
+    check_output(output, "--output")
+    check_output(out, "--out", directory=True, file_names=tuple(
+        result_file_stem(s.name, "2000-01-01T00:00:00Z") + ".json" for s, _ in loaded))
     console = _console()
     _sigterm_as_interrupt()
     outcomes = []
+    problems: list[str] = []
     for scenario, sha in loaded:
         console.print(f"[bold]{scenario.name}[/bold]: {scenario.claim}")
         with LiveProgress(console) as progress:
             result = _apply_thresholds(scenario, run_scenario(scenario, sha, progress))
-        _save(result, out, "none")
+        _save(result, out, "none", problems)
         outcome = ClaimOutcome(result, scenario.expectation, dict(scenario.verdicts))
         console.print(f"  verdict: [bold]{outcome.verdict}[/bold]. {outcome.why}")
         outcomes.append(outcome)
         if result.interrupted:
             break
-    write_atomic(output, render(outcomes))
-    console.print(f"[dim]wrote {output}[/dim]")
+    with _output_problem(problems):
+        write_atomic(output, render(outcomes))
+        console.print(f"[dim]wrote {output}[/dim]")
     if any(o.result.interrupted for o in outcomes):
         raise typer.Exit(EXIT_INTERRUPTED)
+    if problems:
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
 @app.command()
@@ -597,11 +684,14 @@ def sweep(
 ) -> None:
     """Step the open-loop rate up until an SLO fails; report the highest sustainable rate."""
     from loadbench.report.sweep import print_sweep, render_html, render_markdown, step_line
-    from loadbench.result import to_json, write_atomic
+    from loadbench.result import check_output, to_json, write_atomic
     from loadbench.sweep import make_plan, run_sweep, save_sweep, sweep_base
 
     if output is not None and output.suffix.lower() not in (".md", ".html", ".htm"):
         raise BadInput(f"-o {output}: use a .md or .html file name")
+    check_output(out, "--out", directory=True, file_names=("sweep-20000101T000000Z.json",))
+    if output is not None:
+        check_output(output, "--output")
     plan = make_plan(slo or [], start=from_rate, stop=to_rate, step_duration=step_duration,
                      warmup=warmup, factor=factor, refine=refine)
     base, _sha = sweep_base(target, run=run_name, connections=connections, engine=engine,
@@ -612,10 +702,15 @@ def sweep(
     result = run_sweep(base, plan,
                        on_step=lambda step: progress.print(step_line(step), markup=False,
                                                            highlight=False))
-    json_path = save_sweep(result, out)
+    problems: list[str] = []
+    json_path, problem = save_sweep(result, out)
+    if problem:
+        typer.echo(f"loadbench: error: {problem}", err=True)
+        problems.append(problem)
     if output is not None:
         render = render_markdown if output.suffix.lower() == ".md" else render_html
-        write_atomic(output, render(result))
+        with _output_problem(problems):
+            write_atomic(output, render(result))
     if as_json:
         sys.stdout.write(to_json(result))
     else:
@@ -623,15 +718,25 @@ def sweep(
         console.print(f"[dim]saved {json_path}" + (f" and {output}" if output else "") + "[/dim]")
     if result.interrupted:
         typer.echo("loadbench: interrupted; partial sweep saved", err=True)
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(EXIT_BAD_INPUT if problems and not result.interrupted
+                     else result.exit_code)
 
 
 @app.command()
 @_errors_to_exit
-def schema() -> None:
-    """Print the JSON Schema of the scenario format."""
+def schema(
+    result: Annotated[bool, typer.Option(
+        "--result", help="Print the schema of result files (results/*.json) instead.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema (Draft 2020-12) of the scenario format, or of result files."""
     import json
 
+    if result:
+        from loadbench.result import result_schema
+
+        typer.echo(json.dumps(result_schema(), indent=2))
+        return
     from loadbench.scenario import scenario_schema
 
     typer.echo(json.dumps(scenario_schema(), indent=2))

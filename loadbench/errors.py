@@ -43,6 +43,10 @@ class ResultFileError(BadInput):
     """A result file that cannot be read, is truncated or has another schema version."""
 
 
+class OutputError(BadInput):
+    """An output path that cannot be written (checked before a run, and when writing)."""
+
+
 class TargetError(LoadbenchError):
     """The target could not be started or reached."""
 

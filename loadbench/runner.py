@@ -154,6 +154,8 @@ def build_templates(base_url: str, requests: list[RequestSpec]) -> tuple[Request
             headers.setdefault("Content-Type", "application/json")
         elif isinstance(spec.body, str):
             body = spec.body.encode()
+        elif isinstance(spec.body, bytes):
+            body = spec.body
         templates.append(RequestTemplate(spec.name, spec.method, url, tuple(headers.items()),
                                          body, spec.weight))
     return tuple(templates)

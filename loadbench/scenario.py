@@ -18,17 +18,38 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
 from loadbench.errors import ScenarioError
 from loadbench.http_syntax import header_problem, shown, url_problem
-from loadbench.units import parse_duration, parse_rate, parse_size
+from loadbench.units import (
+    DURATION_PATTERN,
+    RATE_PATTERN,
+    SIZE_PATTERN,
+    parse_duration,
+    parse_rate,
+    parse_size,
+)
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
-Rate = Annotated[float, BeforeValidator(parse_rate), Field(gt=0)]
-Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _number_or_text(number: dict, pattern: str, example: str) -> WithJsonSchema:
+    """What a user may write for a unit value: a plain number or the text form."""
+    return WithJsonSchema({"anyOf": [number, {"type": "string", "pattern": pattern}],
+                           "examples": [example]})
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0), _number_or_text(
+    {"type": "number", "minimum": 0}, DURATION_PATTERN, "10s")]
+Rate = Annotated[float, BeforeValidator(parse_rate), Field(gt=0), _number_or_text(
+    {"type": "number", "exclusiveMinimum": 0}, RATE_PATTERN, "500/s")]
+Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0), _number_or_text(
+    {"type": "number", "minimum": 0}, SIZE_PATTERN, "1MiB")]
 
 CLIENT_MODELS = ("sequential", "gather", "multiprocess")
 ENGINE_NAMES = ("fast", "httpx")
@@ -113,7 +134,8 @@ class RequestSpec(_Model):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
     path: str = "/"
     headers: dict[str, str | HeaderValue] = Field(default_factory=dict)
-    body: str | dict | list | None = None
+    body: str | bytes | dict | list | None = Field(
+        None, description="text, or a JSON object/array (sent as JSON)")
     files: list[FileUpload] | None = None
     weight: int = Field(1, ge=1)
 
@@ -139,6 +161,14 @@ class RequestSpec(_Model):
             if problem:
                 raise ValueError(problem)
         return value
+
+    @field_serializer("body", when_used="json")
+    def _body_record(self, body: Any) -> Any:
+        """A bytes body (`bench --body @file`) is recorded by size and digest, not copied
+        into every result file (and binary is not JSON)."""
+        if isinstance(body, bytes):
+            return f"<{len(body)} bytes, sha256 {hashlib.sha256(body).hexdigest()[:16]}>"
+        return body
 
     @model_validator(mode="after")
     def _body_or_files(self) -> RequestSpec:
@@ -282,8 +312,9 @@ def redacted_config(scenario: Scenario) -> dict:
 
 
 def scenario_schema() -> dict:
-    """JSON Schema of the scenario format (`loadbench schema`)."""
-    return Scenario.model_json_schema()
+    """JSON Schema (Draft 2020-12) of the scenario format (`loadbench schema`): what an
+    editor checks a YAML file against, so it must accept every form a run accepts."""
+    return {"$schema": JSON_SCHEMA_DIALECT, **Scenario.model_json_schema()}
 
 
 # ---------------------------------------------------------------- loading

@@ -30,12 +30,16 @@ from loadbench.errors import (
     TargetError,
 )
 from loadbench.result import (
+    ClientCpu,
     Environment,
+    LatencySummary,
+    Result,
     RunResult,
+    ScenarioInfo,
     ThresholdResult,
     to_json,
     validate_file,
-    write_atomic,
+    write_rescued,
 )
 from loadbench.runner import NullProgress
 from loadbench.scenario import Scenario, load_scenario, validate_scenario
@@ -141,6 +145,30 @@ class SweepResult(_Model):
     @property
     def passed(self) -> bool:
         return self.knee is not None
+
+    def as_result(self) -> Result:
+        """The sweep as a Result with one run per step, named by its offered rate, so
+        `compare` matches steps at equal offered load (the same ladder from the same
+        --from) and `report`-style tools read it. Histograms were not kept per step, so
+        only the recorded percentiles are there."""
+        runs = []
+        for step in self.steps:
+            runs.append(RunResult(
+                name=f"{step.rate:g}/s" + (" (refine)" if step.phase == "refine" else ""),
+                client=self.config.client or "gather", engine="", concurrency=step.connections,
+                processes=1, rate=step.rate, duration_s=step.duration_s,
+                requests=step.requests, errors=dict(step.errors), status_codes={},
+                rps=step.achieved, bytes_received=0,
+                latency_ms=LatencySummary(p50=step.p50, p90=step.p90, p99=step.p99,
+                                          p99_9=step.p99_9, max=step.max),
+                histogram="", client_cpu=ClientCpu(user_s=0.0, system_s=0.0,
+                                                   utilisation=step.cpu),
+                error_rate=step.error_rate, interrupted=step.interrupted,
+                warnings=[] if step.passed else [f"step failed: {step.reason or 'SLO'}"],
+                verdict="invalid: generator-bound" if step.saturated else "valid"))
+        return Result(loadbench_version=self.loadbench_version,
+                      scenario=ScenarioInfo(name=self.name, description=self.description),
+                      environment=self.environment, runs=runs, interrupted=self.interrupted)
 
     @property
     def exit_code(self) -> int:
@@ -581,10 +609,11 @@ def _check_reachable(step: SweepStep, url: str | None) -> None:
 # ---------------------------------------------------------------- files
 
 
-def save_sweep(result: SweepResult, out_dir: str | Path) -> Path:
-    """`sweep-<UTC>.json` under `out_dir`, written atomically."""
+def save_sweep(result: SweepResult, out_dir: str | Path) -> tuple[Path, str | None]:
+    """`sweep-<UTC>.json` under `out_dir`, written atomically; if that fails, rescued to
+    the temp directory: returns (where it went, the error or None)."""
     stamp = result.environment.started_at.replace(":", "").replace("-", "")
-    return write_atomic(Path(out_dir) / f"sweep-{stamp}.json", to_json(result))
+    return write_rescued(Path(out_dir) / f"sweep-{stamp}.json", to_json(result))
 
 
 def load_sweep(path: str | Path) -> SweepResult:

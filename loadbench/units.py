@@ -5,15 +5,30 @@ from __future__ import annotations
 import math
 import re
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(us|µs|ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-_RATE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*(s|m|h))?\s*$")
 _RATE_UNITS = {None: 1.0, "s": 1.0, "m": 1 / 60.0, "h": 1 / 3600.0}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     None: 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2,
     "gb": 1000**3, "gib": 1024**3,
 }
+_NUMBER = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+
+
+def _any_case(unit: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in unit)
+
+
+# One pattern per unit kind, used by the parsers below AND published in the JSON Schema
+# (`loadbench schema`), so an editor accepts exactly what a run accepts. ECMA-262 and
+# Python read them alike: ASCII digits, no flags (sizes spell case-insensitivity out).
+DURATION_PATTERN = (rf"^\s*{_NUMBER}\s*({'|'.join(u for u in _DURATION_UNITS if u)})?\s*$")
+RATE_PATTERN = rf"^\s*{_NUMBER}\s*(?:/\s*(s|m|h))?\s*$"
+SIZE_PATTERN = (r"^\s*([0-9]+(?:\.[0-9]*)?)\s*("
+                + "|".join(_any_case(u) for u in sorted(filter(None, _SIZE_UNITS), key=len,
+                                                        reverse=True)) + r")?\s*$")
+_DURATION_RE = re.compile(DURATION_PATTERN)
+_RATE_RE = re.compile(RATE_PATTERN)
+_SIZE_RE = re.compile(SIZE_PATTERN)
 
 
 def parse_duration(value: str | int | float) -> float:

@@ -284,7 +284,8 @@ def test_save_load_and_reports(tmp_path):
 
     sweep_plan = plan()
     result = _result(search(FakeTarget(capacity=1050), sweep_plan), sweep_plan)
-    path = save_sweep(result, tmp_path / "results")
+    path, problem = save_sweep(result, tmp_path / "results")
+    assert problem is None
     assert path.name.startswith("sweep-") and path.name.endswith("Z.json")
     assert load_sweep(path) == result
     assert json.loads(path.read_text())["knee"] == 1000

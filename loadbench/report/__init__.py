@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+from loadbench.errors import BadInput
 from loadbench.registry import load_entry
 
 REPORTERS = {
@@ -17,3 +20,36 @@ REPORTERS = {
 
 def load_reporter(name: str) -> Callable:
     return load_entry(REPORTERS, name, "report format")
+
+
+SWEEP_FORMATS = ("md", "html", "json")
+
+
+def render_document(document: Any, format: str, output: Path | None = None,
+                    run: str | None = None) -> dict[Path | None, str]:
+    """What `loadbench report` writes for any saved file: {path or None for stdout: text}.
+    A sweep renders with the sweep reports; hgrm writes one distribution per file."""
+    from loadbench.result import Result
+
+    if hasattr(document, "rows"):  # a Comparison (compare --json)
+        from loadbench.compare import render_json, render_markdown
+
+        if format not in ("md", "json"):
+            raise BadInput(f"--format {format}: a comparison renders as md or json")
+        return {output: (render_markdown if format == "md" else render_json)(document)}
+    if not isinstance(document, Result):  # a SweepResult: its own renderers
+        if format not in SWEEP_FORMATS:
+            raise BadInput(f"--format {format}: a sweep renders as {', '.join(SWEEP_FORMATS)} "
+                           "(its steps keep no histograms)")
+        from loadbench.report import sweep
+        from loadbench.result import to_json
+
+        renderers = {"md": sweep.render_markdown, "html": sweep.render_html, "json": to_json}
+        return {output: renderers[format](document)}
+    if format == "hgrm":
+        from loadbench.report.hgrm import outputs
+
+        return outputs(document, output, run)
+    if run is not None:
+        raise BadInput("--run picks the run of an hgrm file; other formats show every run")
+    return {output: load_reporter(format)(document)}

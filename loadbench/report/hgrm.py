@@ -12,11 +12,14 @@ writes "TotalCount" as a float where parsers of wrk2/HdrHistogram output expect
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
 from hdrh.iterators import PercentileIterator
 
-from loadbench.result import Result
+from loadbench.errors import BadInput
+from loadbench.result import Result, RunResult
 from loadbench.stats import decode_histogram
 
 UNIT_SCALING = 1000.0  # histogram microseconds -> milliseconds
@@ -37,17 +40,52 @@ class ReferencePercentileIterator(PercentileIterator):
 
 
 def render(result: Result) -> str:
+    """Every run's block, one after the other: a listing to read. An HDR plotter reads one
+    distribution per file, so `report` writes `render_run` per run (see `outputs`)."""
     if not result.runs:
         return "# no runs\n"
-    blocks = []
-    for run in result.runs:
-        histogram = decode_histogram(run.histogram)
-        if histogram.get_total_count() == 0:
-            blocks.append(f"# run: {run.name}\n# no latency histogram recorded "
-                          "(no successful requests)\n")
-        else:
-            blocks.append(f"# run: {run.name}\n{distribution(histogram)}")
-    return "\n".join(blocks)
+    return "\n".join(render_run(run) for run in result.runs)
+
+
+def render_run(run: RunResult) -> str:
+    """One run's distribution: one .hgrm file, one series in a plotter."""
+    histogram = decode_histogram(run.histogram) if run.histogram else None
+    if histogram is None or histogram.get_total_count() == 0:
+        return (f"# run: {run.name}\n# no latency histogram recorded "
+                "(no successful requests)\n")
+    return f"# run: {run.name}\n{distribution(histogram)}"
+
+
+def outputs(result: Result, output: Path | None, run: str | None) -> dict[Path | None, str]:
+    """What `report --format hgrm` writes: {path: text}, None meaning stdout. One run per
+    file: `--run NAME` picks one; with several runs `-o out.hgrm` becomes
+    `out.<run>.hgrm` per run (run names made file-safe), and stdout needs --run."""
+    names = [r.name for r in result.runs]
+    if run is not None:
+        chosen = result.run(run)
+        if chosen is None:
+            raise BadInput(f"--run {run!r}: no such run; runs: {', '.join(names) or 'none'}")
+        return {output: render_run(chosen)}
+    if len(result.runs) <= 1:
+        return {output: render(result)}
+    if output is None:
+        raise BadInput(f"{len(names)} runs ({', '.join(names)}) and a .hgrm file holds one "
+                       "distribution: give --run NAME, or -o FILE.hgrm for one file per run")
+    if str(output) == "-":
+        raise BadInput("-o -: several runs need several files; give --run NAME")
+    stem = output.name[:-len(output.suffix)] if output.suffix else output.name
+    files: dict[Path | None, str] = {}
+    for item in result.runs:
+        path = output.with_name(f"{stem}.{_file_safe(item.name)}{output.suffix or '.hgrm'}")
+        if path in files:
+            raise BadInput(f"runs {item.name!r} and another map to the same file {path}; "
+                           "give --run NAME")
+        files[path] = render_run(item)
+    return files
+
+
+def _file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:100] or "_"
 
 
 def distribution(histogram: HdrHistogram, scaling: float = UNIT_SCALING,
