@@ -39,7 +39,7 @@ class LatencySummary(_Model):
 
     @property
     def measured(self) -> bool:
-        return self.max is not None
+        return any(value is not None for value in self.__dict__.values())
 
 
 class TimelinePoint(_Model):

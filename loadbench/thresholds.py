@@ -204,7 +204,7 @@ class Threshold:
             return ThresholdResult(expr=expr, value=left, passed=False, detail=problem.detail)
         passed = _COMPARISONS[self.op](left, right)
         dim = self.left.dim if self.left.dim not in (None, "?") else self.right.dim
-        detail = f"{_show(left, dim)}, limit {self.op} {_show(right, dim)}"
+        detail = f"{_show(left, dim, measured=True)}, limit {self.op} {_show(right, dim)}"
         notes = [_approximate_note(ref, runs, bound) for ref in self.refs]
         detail = "; ".join([detail, *dict.fromkeys(n for n in notes if n)])
         return ThresholdResult(expr=expr, value=left, passed=passed, detail=detail)
@@ -329,11 +329,12 @@ def _approximate_note(ref: _Ref, runs: Mapping[str, RunResult], bound: str | Non
             f"({run.latency_samples:,} successful responses)")
 
 
-def _show(value: float, dim: str | None) -> str:
-    """A side of a comparison with its unit: 47.4 ms, 9.978%, 1,234/s."""
+def _show(value: float, dim: str | None, measured: bool = False) -> str:
+    """A side of a comparison with its unit: 47.4 ms, 9.978%, 1,234/s. A measured latency
+    is printed as every report prints it; a limit as written (30 ms, not 30.0 ms)."""
     if dim == "fraction":
         return _number(value * 100) + "%"
-    if dim == "time" and value >= 0:
+    if dim == "time" and measured and value >= 0:
         return ms(value) + " ms"
     if dim == "time":
         return _number(value) + " ms"

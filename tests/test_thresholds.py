@@ -106,10 +106,10 @@ def test_evaluate_ratio_against_another_run():
 def test_evaluate_latency_reads_milliseconds():
     result = outcome("gather.p99 < 250ms")
     assert (result.passed, result.value, result.detail) == (
-        True, 212.34, "212.3 ms, limit < 250 ms")
+        True, 212.34, "212 ms, limit < 250 ms")
     failed = outcome("gather.p99 < 0.2s")
     assert not failed.passed
-    assert failed.detail == "212.3 ms, limit < 200 ms"
+    assert failed.detail == "212 ms, limit < 200 ms"
 
 
 def test_evaluate_requests_and_division():

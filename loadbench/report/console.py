@@ -147,7 +147,7 @@ def summary_table(result: Result, width: int = 200) -> Table:
     for index in shown:
         header = SUMMARY_COLUMNS[index][0]
         if index == 0:
-            table.add_column(header, overflow="fold", min_width=min(_NAME_MIN, width // 4))
+            table.add_column(header, overflow="fold")
         elif index in (1, 2):
             table.add_column(header, no_wrap=True)
         else:
