@@ -48,9 +48,10 @@ DEFAULT_METRICS = ("rps", "p99")
 HIGHER_IS_BETTER = frozenset({"rps", "requests"})
 Verdict = Literal["regression", "improvement", "within noise", "no change", "inconclusive",
                   "missing in current", "new in current", "not measured in current",
-                  "not measured in baseline"]
+                  "not measured in baseline", "not measured in either"]
 Mode = Literal["tolerance", "stats"]
-# a gate must not pass what the current result did not measure (all requests failed)
+# a gate must not pass a current result that lost a measurement the baseline had (all
+# requests failed); when neither side measured it there is nothing to regress from
 FAILING_VERDICTS = frozenset({"regression", "missing in current", "not measured in current"})
 
 # two-sided 95 % critical values of Student's t by whole degrees of freedom
@@ -238,16 +239,19 @@ def _not_measured(base_run: RunResult, cur_run: RunResult,
     base, cur = metric_value(base_run, metric), metric_value(cur_run, metric)
     if _finite(base) and _finite(cur):
         return None
-    side, value = ("current", cur) if not _finite(cur) else ("baseline", base)
-    run = cur_run if side == "current" else base_run
-    why = ("no successful responses" if value is None else f"not a finite number ({value})")
-    if value is None and run.requests:
-        why += f" ({run.requests:,} requests, all failed)"
+    sides = [(side, run, value) for side, run, value in
+             (("baseline", base_run, base), ("current", cur_run, cur)) if not _finite(value)]
+    reasons = []
+    for side, run, value in sides:
+        why = "no successful responses" if value is None else f"not a finite number ({value})"
+        if value is None and run.requests:
+            why += f" ({run.requests:,} requests, all failed)"
+        reasons.append(f"the {side} has {why}")
+    verdict = f"not measured in {sides[0][0]}" if len(sides) == 1 else "not measured in either"
     return MetricComparison(
         run=base_run.name, metric=metric, baseline=base if _finite(base) else None,
-        current=cur if _finite(cur) else None, change=None, verdict=f"not measured in {side}",
-        method="none", reason=f"cannot compare {base_run.name}.{metric}: the {side} has "
-        f"{why}")
+        current=cur if _finite(cur) else None, change=None, verdict=verdict, method="none",
+        reason=f"cannot compare {base_run.name}.{metric}: " + "; ".join(reasons))
 
 
 def _finite(value: float | None) -> bool:
@@ -468,6 +472,7 @@ def render_console(comparison: Comparison) -> Table:
 
     colour = {"regression": "red", "missing in current": "red", "improvement": "green",
               "not measured in current": "red", "not measured in baseline": "yellow",
+              "not measured in either": "yellow",
               "within noise": "dim", "no change": "dim", "inconclusive": "yellow",
               "new in current": "cyan"}
     stats = comparison.mode == "stats"

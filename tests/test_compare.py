@@ -402,6 +402,9 @@ def test_null_latency_cannot_be_compared_and_fails_in_current():
     back = compare_results(make_result(failed_run()), make_result(make_run("a", 100, 10)))
     assert verdicts(back)[("a", "p99")] == "not measured in baseline"
     assert not back.has_regression
+    both = compare_results(make_result(failed_run()), make_result(failed_run()))
+    assert verdicts(both)[("a", "p99")] == "not measured in either"
+    assert not both.has_regression  # a result compared with itself never fails
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
