@@ -394,7 +394,8 @@ def judge_step(run: RunResult, rate: float, phase: Phase, index: int,
     if interrupted:
         failures = ["interrupted"]
     lat = run.latency_ms
-    service = run.pacing.service_time_ms.mean if run.pacing is not None else 0.0
+    # 0: no service time known (no pacing, or no successful response); never a divisor
+    service = (run.pacing.service_time_ms.mean or 0.0) if run.pacing is not None else 0.0
     return SweepStep(
         index=index, phase=phase, rate=rate, achieved=run.rps, requests=run.requests,
         p50=lat.p50, p90=lat.p90, p99=lat.p99, p99_9=lat.p99_9, max=lat.max,

@@ -425,7 +425,8 @@ def test_every_step_passed_headline_says_at_least_not_knee():
 def server_error_step(rate: float, index: int = 0) -> SweepStep:
     """A step where the server answered 500 to everything."""
     run = run_result(rps=rate, requests=int(rate), errors={"status_5xx": int(rate)})
-    run = run.model_copy(update={"latency_ms": LatencySummary(),
+    pacing = run.pacing.model_copy(update={"service_time_ms": LatencySummary()})
+    run = run.model_copy(update={"latency_ms": LatencySummary(), "pacing": pacing,
                                  "status_codes": {"500": int(rate)}})
     return judge_step(run, rate, "geometric", index, plan().thresholds)
 

@@ -139,9 +139,9 @@ def summary_table(result: Result, width: int = 200) -> Table:
     """The results table for a terminal `width` columns wide; see SUMMARY_COLUMNS."""
     rows = _summary_rows(result)
     shown = _fitting_columns(rows, width)
-    dropped = len(SUMMARY_COLUMNS) - len(shown)
-    caption = (f"{dropped} column(s) hidden for width {width}; the saved report has them all"
-               if dropped else None)
+    hidden = [SUMMARY_COLUMNS[i][0] for i in range(len(SUMMARY_COLUMNS)) if i not in shown]
+    caption = (f"hidden at width {width}: {', '.join(hidden)} (widen the terminal, or "
+               "render the saved result with loadbench report)" if hidden else None)
     table = Table(title=f"loadbench: {result.scenario.name}", title_justify="left",
                   caption=caption, caption_justify="left")
     for index in shown:
