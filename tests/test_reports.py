@@ -290,3 +290,13 @@ def test_approximate_percentiles_are_marked_in_md_and_html(fixed):
     assert "~ approximate: fewer than 10 successful responses" in md
     assert "| 99.9 | ~58.7 | ~69.1 | ~62.1 |" in md and "| 100 | 58.7 | 112 | 1,204 |" in md
     assert '<td class="num">~52.4</td>' in html.render(fixed)
+
+
+def test_one_number_format_in_console_markdown_and_html(fixed):
+    """Thousands separators and the error count with its percentage, the same everywhere."""
+    outputs = {"console": _console_text(fixed, 200), "md": markdown.render(fixed),
+               "html": html.render(fixed)}
+    for name, text in outputs.items():
+        for figure in ("4,795", "1,204", "5 (0.10%)", "500 (100.00%)"):
+            assert figure in text, (name, figure)
+        assert "1204" not in text.replace("1204.223", ""), name

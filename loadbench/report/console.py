@@ -186,7 +186,7 @@ def _pacing_table(result: Result) -> Table:
         if run.pacing is None:
             continue
         p = run.pacing
-        table.add_row(run.name, rate(p.target_rate), rate(p.achieved_rate), str(p.late_requests),
+        table.add_row(run.name, rate(p.target_rate), rate(p.achieved_rate), count(p.late_requests),
                       ms(p.schedule_lag_ms.p99), ms(p.service_time_ms.p99),
                       ms(run.latency_ms.p99))
     return table

@@ -153,8 +153,8 @@ def _pacing(runs: list[RunResult]) -> list[str]:
     rows = []
     for run in paced:
         p = run.pacing
-        rows.append([run.name, rate(p.target_rate), rate(p.achieved_rate), str(p.late_requests),
-                     str(p.unsent_requests), ms(run.latency_ms.p50), ms(run.latency_ms.p99),
+        rows.append([run.name, rate(p.target_rate), rate(p.achieved_rate), count(p.late_requests),
+                     count(p.unsent_requests), ms(run.latency_ms.p50), ms(run.latency_ms.p99),
                      ms(p.service_time_ms.p50), ms(p.service_time_ms.p99),
                      ms(p.schedule_lag_ms.p50), ms(p.schedule_lag_ms.p99)])
     intro = ("<p>Response time counts from each request's intended start (coordinated "

@@ -112,7 +112,7 @@ def _pacing(runs: list[RunResult]) -> list[str]:
         p = run.pacing
         out.append(
             f"| {cell(run.name)} | {rate(p.target_rate)} | {rate(p.achieved_rate)} | "
-            f"{p.late_requests} | {p.unsent_requests} | {ms(run.latency_ms.p50)} | "
+            f"{count(p.late_requests)} | {count(p.unsent_requests)} | {ms(run.latency_ms.p50)} | "
             f"{ms(run.latency_ms.p99)} | {ms(p.service_time_ms.p50)} | "
             f"{ms(p.service_time_ms.p99)} | {ms(p.schedule_lag_ms.p50)} | "
             f"{ms(p.schedule_lag_ms.p99)} |"

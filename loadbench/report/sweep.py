@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from html import escape
 
-from loadbench.report.format import cell, ms, pct, rate
+from loadbench.report.format import cell, count, ms, pct, rate
 from loadbench.report.html import (
     MARGIN_BOTTOM,
     MARGIN_LEFT,
@@ -238,7 +238,7 @@ def _html_steps(result: SweepResult) -> list[str]:
     header = ["offered req/s", "achieved req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
               "errors", "late", "client CPU", "step", "result"]
     rows = [[rate(s.rate), rate(s.achieved), ms(s.p50), ms(s.p90), ms(s.p99), ms(s.p99_9),
-             pct(s.error_rate), str(s.late_requests), f"{s.cpu:.0%}",
+             pct(s.error_rate), count(s.late_requests), f"{s.cpu:.0%}",
              f"{s.index + 1} {s.phase}", _verdict(s, result.knee)] for s in result.curve]
     return ["<h2>Steps</h2>"] + _table(header, rows, set(range(0, 9)))
 
