@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadbench.report.format import cell, ms, number, rate
+from loadbench.report.format import MISSING, cell, errors_cell, ms, number, pct, rate
 from loadbench.result import Result
 
 CLAIM_SCENARIOS = ("gather", "blocking", "multi_fetch", "cpu", "async_libs", "background",
@@ -58,7 +58,7 @@ def fill(template: str, result: Result) -> str:
         if match.group(2) == "rps":
             return rate(value)
         if match.group(2) == "error_rate":
-            return f"{value * 100:.2f}%"
+            return pct(value)
         return ms(value) if match.group(2) not in ("requests",) else number(value)
 
     return _PLACEHOLDER.sub(replace, template)
@@ -129,11 +129,11 @@ def _section(outcome: ClaimOutcome) -> list[str]:
             run.concurrency)
         out.append(f"| {cell(run.name)} | {run.client} | {run.engine} | {users} | "
                    f"{rate(run.rps)} | {ms(run.latency_ms.p50)} | {ms(run.latency_ms.p99)} | "
-                   f"{sum(run.errors.values())} |")
-    out += ["", "| threshold | value | result |", "|---|--:|---|"]
+                   f"{errors_cell(run)} |")
+    out += ["", "| threshold | result | measured, limit or reason |", "|---|---|---|"]
     for item in result.thresholds:
-        value = "-" if item.value is None else number(item.value)
-        out.append(f"| `{cell(item.expr)}` | {value} | {'pass' if item.passed else 'fail'} |")
+        out.append(f"| `{cell(item.expr)}` | {'pass' if item.passed else 'fail'} "
+                   f"| {cell(item.detail) or MISSING} |")
     warnings = [f"- {cell(run.name)}: {cell(w)}" for run in result.runs for w in run.warnings]
     if warnings:
         out += ["", "Warnings:", *warnings]

@@ -190,7 +190,7 @@ def run(
         help=EXECUTOR_HELP + " Overrides the scenario's executor (default local).")] = None,
 ) -> None:
     """Run a scenario file and save its result under results/."""
-    from loadbench.report.console import LiveProgress, print_summary
+    from loadbench.report.console import LiveProgress, print_summary, threshold_failures
     from loadbench.runner import check_scenario, run_scenario
     from loadbench.scenario import load_scenario
 
@@ -224,6 +224,9 @@ def run(
             result = result.model_copy(update={"interrupted": True})
             json_path, md_path = _save(result, out, report, problems)
     print_summary(console, result)
+    if quiet:  # the table is not printed: each failure still reaches stderr
+        for line in threshold_failures(result):
+            typer.echo(f"loadbench: {line}", err=True)
     console.print(f"[dim]saved {json_path}" + (f" and {md_path}" if md_path else "") + "[/dim]")
     if result.interrupted:
         typer.echo("loadbench: interrupted; partial result saved", err=True)

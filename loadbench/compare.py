@@ -47,9 +47,12 @@ __all__ = [
 DEFAULT_METRICS = ("rps", "p99")
 HIGHER_IS_BETTER = frozenset({"rps", "requests"})
 Verdict = Literal["regression", "improvement", "within noise", "no change", "inconclusive",
-                  "missing in current", "new in current"]
+                  "missing in current", "new in current", "not measured in current",
+                  "not measured in baseline", "not measured in either"]
 Mode = Literal["tolerance", "stats"]
-FAILING_VERDICTS = frozenset({"regression", "missing in current"})
+# a gate must not pass a current result that lost a measurement the baseline had (all
+# requests failed); when neither side measured it there is nothing to regress from
+FAILING_VERDICTS = frozenset({"regression", "missing in current", "not measured in current"})
 
 # two-sided 95 % critical values of Student's t by whole degrees of freedom
 _T_CRITICAL = {
@@ -215,7 +218,8 @@ def compare_runs(baseline: Result, current: Result, metrics: Sequence[str],
                     reason=f"run '{base_run.name}' is in the baseline but not in the current "
                     "result"))
             else:
-                rows.append(judge(base_run, cur_run, metric))
+                rows.append(_not_measured(base_run, cur_run, metric)
+                            or judge(base_run, cur_run, metric))
     baseline_names = {run.name for run in baseline.runs}
     for cur_run in current.runs:
         if cur_run.name in baseline_names:
@@ -226,6 +230,32 @@ def compare_runs(baseline: Result, current: Result, metrics: Sequence[str],
                 current=metric_value(cur_run, metric), change=None, verdict="new in current",
                 method="none", reason=f"run '{cur_run.name}' has no baseline"))
     return rows
+
+
+def _not_measured(base_run: RunResult, cur_run: RunResult,
+                  metric: str) -> MetricComparison | None:
+    """A metric missing on either side (a latency of a run with no successful response, or
+    a non-finite value) cannot be compared: say so, never "within noise"."""
+    base, cur = metric_value(base_run, metric), metric_value(cur_run, metric)
+    if _finite(base) and _finite(cur):
+        return None
+    sides = [(side, run, value) for side, run, value in
+             (("baseline", base_run, base), ("current", cur_run, cur)) if not _finite(value)]
+    reasons = []
+    for side, run, value in sides:
+        why = "no successful responses" if value is None else f"not a finite number ({value})"
+        if value is None and run.requests:
+            why += f" ({run.requests:,} requests, all failed)"
+        reasons.append(f"the {side} has {why}")
+    verdict = f"not measured in {sides[0][0]}" if len(sides) == 1 else "not measured in either"
+    return MetricComparison(
+        run=base_run.name, metric=metric, baseline=base if _finite(base) else None,
+        current=cur if _finite(cur) else None, change=None, verdict=verdict, method="none",
+        reason=f"cannot compare {base_run.name}.{metric}: " + "; ".join(reasons))
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def _check_same_scenario(baseline: Result, current: Result, baseline_label: str,
@@ -281,13 +311,15 @@ def _samples(run: RunResult, metric: str) -> list[float] | None:
     if metric == "rps":
         return [r.rps for r in repeats]
     if metric == "p99":
-        return [r.p99 for r in repeats]
+        values = [r.p99 for r in repeats]
+        return None if any(v is None for v in values) else values
     if metric == "requests":
         return [float(r.requests) for r in repeats]
     if METRICS.get(metric) == "time" and all(r.histogram for r in repeats):
         from loadbench.stats import decode_histogram, latency_summary_ms
 
-        return [latency_summary_ms(decode_histogram(r.histogram))[metric] for r in repeats]
+        values = [latency_summary_ms(decode_histogram(r.histogram))[metric] for r in repeats]
+        return None if any(v is None for v in values) else values
     return None
 
 
@@ -332,7 +364,47 @@ def comparison_warnings(baseline: Result, current: Result) -> list[str]:
     if differences:
         out.append("the environments differ (" + ", ".join(differences) + "): the change "
                    "may come from the machine, not the code")
+    return out + _config_warnings(baseline.scenario.config, current.scenario.config,
+                                  sha_changed=bool(b_sha and c_sha and b_sha != c_sha))
+
+
+def _config_warnings(before: dict, after: dict, sha_changed: bool) -> list[str]:
+    """Different targets, requests or settings: the two results may not measure the same
+    thing (two `bench` results of different URLs share the scenario name "bench")."""
+    if not before or not after:
+        return []  # files without the scenario config: nothing to check
+    out = []
+    targets = _changes(before.get("target") or {}, after.get("target") or {})
+    if targets:
+        out.append(f"the targets differ ({targets}): the results measure different servers")
+    old_requests, new_requests = before.get("requests") or [], after.get("requests") or []
+    if old_requests != new_requests:
+        if len(old_requests) == len(new_requests):
+            changes = "; ".join(filter(None, (_changes(a, b) for a, b in
+                                              zip(old_requests, new_requests, strict=True)
+                                              if isinstance(a, dict) and isinstance(b, dict))))
+        else:
+            changes = f"{len(old_requests)} -> {len(new_requests)} requests"
+        out.append(f"the requests differ ({changes or 'changed'}): the results measure "
+                   "different URLs or payloads")
+    other = sorted(key for key in set(before) | set(after)
+                   if key not in ("name", "target", "requests")
+                   and before.get(key) != after.get(key))
+    if other and not sha_changed:
+        out.append(f"the scenario configuration differs ({', '.join(other)})")
     return out
+
+
+def _changes(before: dict, after: dict) -> str:
+    """"url http://a -> http://b, path /x -> /y" for the keys whose values differ."""
+    keys = [key for key in dict.fromkeys([*before, *after]) if before.get(key) != after.get(key)]
+    return ", ".join(f"{key} {_short(before.get(key))} -> {_short(after.get(key))}"
+                     for key in keys)
+
+
+def _short(value: object) -> str:
+    text = "-" if value is None else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # ---------------------------------------------------------------- rendering
@@ -379,8 +451,9 @@ def render_markdown(comparison: Comparison) -> str:
     for row in comparison.rows:
         verdict = f"**{row.verdict}**" if row.is_regression else row.verdict
         ci_cell = f" {_ci(row)} |" if stats else ""
-        lines.append(f"| {_md(row.run)} | {row.metric} | {_value(row.metric, row.baseline)} | "
-                     f"{_value(row.metric, row.current, missing='missing')} | "
+        lines.append(f"| {_md(row.run)} | {_metric_label(comparison, row.metric)} "
+                     f"| {_value(row.metric, row.baseline)} | "
+                     f"{_value(row.metric, row.current, _missing(row))} | "
                      f"{_row_change(row)} |{ci_cell} {verdict} |")
     lines.append("")
     if comparison.warnings:
@@ -398,6 +471,8 @@ def render_console(comparison: Comparison) -> Table:
     from rich.table import Table
 
     colour = {"regression": "red", "missing in current": "red", "improvement": "green",
+              "not measured in current": "red", "not measured in baseline": "yellow",
+              "not measured in either": "yellow",
               "within noise": "dim", "no change": "dim", "inconclusive": "yellow",
               "new in current": "cyan"}
     stats = comparison.mode == "stats"
@@ -414,8 +489,9 @@ def render_console(comparison: Comparison) -> Table:
     table.add_column("verdict")
     for row in comparison.rows:
         style = colour[row.verdict]
-        cells = [escape(row.run), row.metric, _value(row.metric, row.baseline),
-                 _value(row.metric, row.current, missing="missing"), _row_change(row)]
+        cells = [escape(row.run), _metric_label(comparison, row.metric),
+                 _value(row.metric, row.baseline),
+                 _value(row.metric, row.current, _missing(row)), _row_change(row)]
         if stats:
             cells.append(_ci(row))
         table.add_row(*cells, f"[{style}]{row.verdict}[/{style}]")
@@ -423,22 +499,33 @@ def render_console(comparison: Comparison) -> Table:
 
 
 def _value(metric: str, value: float | None, missing: str = "-") -> str:
+    """One figure in the shared format (loadbench.report.format) with its unit."""
+    from loadbench.report.format import count, ms, pct, rate
+
     if value is None:
         return missing
     dim = METRICS[metric]
     if dim == "time":
-        if value >= 100:
-            text = f"{value:.0f}"
-        elif value >= 10:
-            text = f"{value:.1f}"
-        else:
-            text = f"{value:.3g}" if value else "0"
-        return f"{text} ms"
+        return f"{ms(value)} ms"
     if dim == "fraction":
-        return f"{value * 100:.2f}%"
+        return pct(value)
     if dim == "count":
-        return f"{value:,.0f}"
-    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+        return count(round(value))
+    return rate(value)
+
+
+def _missing(row: MetricComparison) -> str:
+    return "missing" if row.verdict == "missing in current" else "not measured"
+
+
+def _metric_label(comparison: Comparison, metric: str) -> str:
+    """In stats mode the figures are window statistics, not the run's own p99: say so."""
+    if comparison.mode != "stats":
+        return metric
+    from loadbench.stats_compare import STATS_METRICS
+
+    spec = STATS_METRICS.get(metric)
+    return spec.describe if spec else metric
 
 
 def _change(change: float | None) -> str:

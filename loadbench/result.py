@@ -11,13 +11,14 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
 import os
 import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from loadbench.errors import OutputError, ResultFileError
 
@@ -29,15 +30,22 @@ class _Model(BaseModel):
 
 
 class LatencySummary(_Model):
-    min: float = 0.0
-    mean: float = 0.0
-    stdev: float = 0.0
-    p50: float = 0.0
-    p90: float = 0.0
-    p95: float = 0.0
-    p99: float = 0.0
-    p99_9: float = 0.0
-    max: float = 0.0
+    """Milliseconds; every field is None when nothing was measured (no successful
+    response), because 0 ms would read as a perfect server."""
+
+    min: float | None = None
+    mean: float | None = None
+    stdev: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    p99_9: float | None = None
+    max: float | None = None
+
+    @property
+    def measured(self) -> bool:
+        return any(value is not None for value in self.__dict__.values())
 
 
 class TimelinePoint(_Model):
@@ -45,8 +53,8 @@ class TimelinePoint(_Model):
     width_s: int = 1
     requests: int
     errors: int
-    p50_ms: float
-    p99_ms: float
+    p50_ms: float | None  # None: no successful response in this window
+    p99_ms: float | None
 
 
 class ClientCpu(_Model):
@@ -84,7 +92,7 @@ class RepeatStat(_Model):
     requests: int
     duration_s: float
     rps: float
-    p99: float
+    p99: float | None  # None: no successful response in this repeat
     histogram: str = ""
 
 
@@ -122,6 +130,33 @@ class RunResult(_Model):
     verdict: str = "valid"  # valid | invalid: generator-bound | invalid: rate not reached
     verdict_evidence: list[str] = Field(default_factory=list)
     loop_lag_ms: LatencySummary | None = None
+
+    @property
+    def latency_samples(self) -> int:
+        """Successful responses in the latency histogram (the sample count behind every
+        percentile): requests minus errors minus latencies outside the histogram range."""
+        if not self.latency_ms.measured:
+            return 0
+        return max(self.requests - sum(self.errors.values()) - self.histogram_dropped, 0)
+
+    @model_validator(mode="after")
+    def _legacy_zero_latency(self) -> RunResult:
+        """Files written before latencies could be null stored 0 for "nothing measured";
+        a real latency is never 0.000 ms (resolution 1 us), so read those zeros as null."""
+        if not self.histogram and self.latency_ms.max == 0:
+            self.latency_ms = LatencySummary()
+        for repeat in self.repeats:
+            if not repeat.histogram and repeat.p99 == 0:
+                repeat.p99 = None
+        for point in self.timeline:
+            if point.p99_ms == 0:
+                point.p50_ms = point.p99_ms = None
+        pacing = self.pacing
+        if pacing is not None and not pacing.service_histogram \
+                and pacing.service_time_ms.max == 0:
+            pacing.service_time_ms = LatencySummary()
+            pacing.schedule_lag_ms = LatencySummary()
+        return self
 
 
 class ThresholdResult(_Model):
@@ -414,7 +449,7 @@ def _read_json(path: Path) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultFileError(f"{path}: cannot read result file: {exc}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=float)
     except json.JSONDecodeError as exc:
         raise ResultFileError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
@@ -442,9 +477,36 @@ def _result_from(data: dict, path: Path) -> Result:
         raise ResultFileError(
             f"{path}: schema_version {version!r} is not supported; this loadbench reads "
             f"schema_version {SCHEMA_VERSION}")
+    reject_non_finite(data, path, "result file")
     result = validate_file(Result, data, path, "result file")
     _check_histograms(result, path)
     return result
+
+
+def reject_non_finite(data: Any, path: Path, what: str) -> None:
+    """Exit 2 naming the field of a NaN/Infinity: a measurement is always finite."""
+    where = _non_finite(data)
+    if where is not None:
+        raise ResultFileError(f"{path}: invalid {what} at {where}: not a finite number "
+                              "(NaN or Infinity)")
+
+
+def _non_finite(data: Any, where: str = "") -> str | None:
+    """Dotted path of the first NaN/Infinity in loaded JSON (json accepts them; a compare
+    on NaN would otherwise read as "within noise"), or None."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else (where or "top level")
+    if isinstance(data, dict):
+        items = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return None
+    for key, value in items:
+        found = _non_finite(value, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _check_histograms(result: Result, path: Path) -> None:

@@ -258,10 +258,11 @@ def build_run_result(
         merged = merge_encoded([s.histogram for s in ok])
         requests = sum(s.requests for s in ok)
         duration = max((s.duration_s for s in ok), default=0.0)
-        p99 = merged.get_value_at_percentile(99) / 1000.0 if merged.get_total_count() else 0.0
+        p99 = (round(merged.get_value_at_percentile(99) / 1000.0, 3)
+               if merged.get_total_count() else None)
         repeat_stats.append(RepeatStat(repeat=index, requests=requests,
                                        duration_s=round(duration, 6), rps=_rps(ok),
-                                       p99=round(p99, 3),
+                                       p99=p99,
                                        histogram=merged.encode().decode()
                                        if merged.get_total_count() else ""))
         points = aggregator.timeline()
@@ -308,7 +309,7 @@ def build_run_result(
         warnings.append("interrupted: partial result")
     error_total = sum(errors.values())
     rps_values = [r.rps for r in repeat_stats]
-    p99_values = [r.p99 for r in repeat_stats]
+    p99_values = [r.p99 for r in repeat_stats if r.p99 is not None]
     pacing = None
     if shape.schedule is not None:
         pacing = _pacing(shape, all_ok, requests, duration)
@@ -370,12 +371,13 @@ def saturation_verdict(cpu: float, loop_lag: LatencySummary | None,
     if cpu >= SATURATION_UTILISATION:
         evidence.append(f"generator CPU {cpu * 100:.0f}% of a core (limit "
                         f"{SATURATION_UTILISATION * 100:.0f}%)")
-    if loop_lag is not None and loop_lag.p99 > LOOP_LAG_LIMIT_MS:
+    if loop_lag is not None and (loop_lag.p99 or 0.0) > LOOP_LAG_LIMIT_MS:
         evidence.append(f"event-loop lag p99 {loop_lag.p99:.1f} ms (limit "
                         f"{LOOP_LAG_LIMIT_MS:.0f} ms)")
     if evidence:
-        if pacing is not None and pacing.schedule_lag_ms.p99 > LOOP_LAG_LIMIT_MS:
-            evidence.append(f"schedule lag p99 {pacing.schedule_lag_ms.p99:.1f} ms")
+        lag_p99 = pacing.schedule_lag_ms.p99 if pacing is not None else None
+        if lag_p99 is not None and lag_p99 > LOOP_LAG_LIMIT_MS:
+            evidence.append(f"schedule lag p99 {lag_p99:.1f} ms")
         return "invalid: generator-bound", evidence
     if pacing is not None and pacing.target_rate > 0 and (
             pacing.achieved_rate < RATE_REACHED * pacing.target_rate):

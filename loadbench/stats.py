@@ -101,10 +101,26 @@ def merge_encoded(encoded: list[str]) -> Histogram:
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99_9", 99.9))
 
 
-def latency_summary_ms(histogram: HdrHistogram) -> dict[str, float]:
-    """min/mean/stdev/percentiles/max in milliseconds; zeros for an empty histogram."""
+APPROXIMATE_TAIL = 10  # a percentile with fewer samples beyond it is marked approximate
+
+
+def is_approximate(count: int, percentile: float) -> bool:
+    """True when fewer than APPROXIMATE_TAIL of `count` samples lie beyond `percentile`
+    (0-100): p99.9 of 200 requests is then the max, not a measured percentile. The one
+    rule every report and threshold uses."""
+    return 0 < percentile < 100 and count * (1 - percentile / 100) < APPROXIMATE_TAIL
+
+
+def tail_samples(count: int, percentile: float) -> int:
+    """How many of `count` samples lie beyond `percentile` (0-100), for messages."""
+    return int(count * (1 - percentile / 100))
+
+
+def latency_summary_ms(histogram: HdrHistogram) -> dict[str, float | None]:
+    """min/mean/stdev/percentiles/max in milliseconds; None for an empty histogram
+    (no successful response: nothing was measured, and 0 would read as a fast server)."""
     if histogram.get_total_count() == 0:
-        return {k: 0.0 for k in ("min", "mean", "stdev", *[p for p, _ in PERCENTILES], "max")}
+        return dict.fromkeys(("min", "mean", "stdev", *[p for p, _ in PERCENTILES], "max"))
     summary = {
         "min": histogram.get_min_value() / 1000.0,
         "mean": histogram.get_mean_value() / 1000.0,
@@ -222,8 +238,8 @@ class _Second:
     errors: int = 0
     histogram: HdrHistogram | None = None
     sources: set[int] = field(default_factory=set)
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
+    p50_ms: float | None = None  # None: no successful response in this second
+    p99_ms: float | None = None
 
 
 class Aggregator:
@@ -284,8 +300,8 @@ class Aggregator:
                     "width_s": 1,
                     "requests": second.requests,
                     "errors": second.errors,
-                    "p50_ms": round(second.p50_ms, 3),
-                    "p99_ms": round(second.p99_ms, 3),
+                    "p50_ms": None if second.p50_ms is None else round(second.p50_ms, 3),
+                    "p99_ms": None if second.p99_ms is None else round(second.p99_ms, 3),
                 }
             )
         while len(points) > MAX_TIMELINE_POINTS:
@@ -294,13 +310,17 @@ class Aggregator:
 
 
 def _combine(pair: list[dict]) -> dict:
-    requests = sum(p["requests"] for p in pair)
-    weighted = sum(p["p50_ms"] * p["requests"] for p in pair)
+    measured = [p for p in pair if p["p50_ms"] is not None]
+    weight = sum(p["requests"] - p["errors"] for p in measured)
+    weighted = sum(p["p50_ms"] * (p["requests"] - p["errors"]) for p in measured)
+    p50 = None
+    if measured:
+        p50 = round(weighted / weight, 3) if weight > 0 else measured[0]["p50_ms"]
     return {
         "t": pair[0]["t"],
         "width_s": sum(p["width_s"] for p in pair),
-        "requests": requests,
+        "requests": sum(p["requests"] for p in pair),
         "errors": sum(p["errors"] for p in pair),
-        "p50_ms": round(weighted / requests, 3) if requests else 0.0,
-        "p99_ms": max(p["p99_ms"] for p in pair),
+        "p50_ms": p50,
+        "p99_ms": max((p["p99_ms"] for p in measured), default=None),
     }

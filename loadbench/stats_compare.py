@@ -57,8 +57,11 @@ class _WindowMetric:
 
 def _latency(field: str) -> Callable[[TimelinePoint], float | None]:
     def sample(point: TimelinePoint) -> float | None:
-        # a window without a success has no latency (its p99 is stored as 0)
-        return getattr(point, field) if point.requests > point.errors else None
+        # a window without a success has no latency (null; 0 in files before M8)
+        value = getattr(point, field)
+        if value is None or not math.isfinite(value) or point.requests <= point.errors:
+            return None
+        return value
 
     return sample
 

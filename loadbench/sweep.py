@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from loadbench import __version__
 from loadbench.errors import (
@@ -29,6 +29,7 @@ from loadbench.errors import (
     ResultFileError,
     TargetError,
 )
+from loadbench.report.format import error_breakdown
 from loadbench.result import (
     ClientCpu,
     Environment,
@@ -37,6 +38,7 @@ from loadbench.result import (
     RunResult,
     ScenarioInfo,
     ThresholdResult,
+    reject_non_finite,
     to_json,
     validate_file,
     write_rescued,
@@ -87,14 +89,15 @@ class SweepStep(_Model):
     rate: float  # offered, requests per second
     achieved: float  # responses (ok or error) completed per second inside the window
     requests: int
-    p50: float  # milliseconds from the intended start
-    p90: float
-    p99: float
-    p99_9: float = 0.0
-    max: float = 0.0
+    p50: float | None  # milliseconds from the intended start; None: no successful response
+    p90: float | None
+    p99: float | None
+    p99_9: float | None = None
+    max: float | None = None
     service_mean_ms: float = 0.0  # connection busy time per request (no queueing)
     error_rate: float
     errors: dict[str, int] = Field(default_factory=dict)
+    status_codes: dict[str, int] = Field(default_factory=dict)
     late_requests: int = 0
     cpu: float  # busiest generator process, fraction of one core
     connections: int = 0  # concurrency x processes
@@ -106,6 +109,21 @@ class SweepStep(_Model):
     reason: str = ""  # why it failed; empty when it passed
     slos: list[ThresholdResult] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _legacy_zero_latency(self) -> SweepStep:
+        """Sweeps saved before latencies could be null stored 0 for "nothing measured"."""
+        if self.p99 == 0 and not self.max:
+            self.p50 = self.p90 = self.p99 = self.p99_9 = self.max = None
+        return self
+
+    @property
+    def failed_on_errors(self) -> bool:
+        """Did the step fail because the server answered errors (not because of a rate)?"""
+        if self.passed or not self.errors:
+            return False
+        return self.p99 is None or any(not o.passed and "error_rate" in o.expr
+                                       for o in self.slos)
 
 
 class SweepConfig(_Model):
@@ -310,8 +328,13 @@ def summarise(steps: Sequence[SweepStep], plan: SweepPlan) -> tuple[float | None
         limit = "lowest"
         first = measured[0] if measured else None
         reason = f" ({first.reason})" if first is not None and first.reason else ""
-        notes.append(f"even the lowest rate, {plan.start_rate:g}/s, failed{reason}; "
-                     "lower --from")
+        if first is not None and first.failed_on_errors:
+            notes.append(f"the target answered errors at the lowest rate, {plan.start_rate:g}/s "
+                         f"({error_breakdown(first)}): fix the target or the URL; a lower rate "
+                         "will not help")
+        else:
+            notes.append(f"even the lowest rate, {plan.start_rate:g}/s, failed{reason}; "
+                         "lower --from")
     elif bound is None:
         limit = "to"
         notes.append(f"every step passed up to --to {plan.stop_rate:g}/s: the knee is above "
@@ -333,6 +356,9 @@ def summarise(steps: Sequence[SweepStep], plan: SweepPlan) -> tuple[float | None
             "raise --connections to measure the target")
     else:
         limit = "slo"
+        if bound.failed_on_errors:
+            notes.append(f"at {bound.rate:g}/s the target answered errors "
+                         f"({error_breakdown(bound)})")
     if not any("error_rate" in slo for slo in plan.slos):
         notes.append("no error_rate SLO: errors count as responses and do not fail a step "
                      "(add --slo 'error_rate < 1%')")
@@ -380,7 +406,7 @@ def judge_step(run: RunResult, rate: float, phase: Phase, index: int,
         for outcome in threshold.evaluate([bound]):
             outcomes.append(outcome)
             if not outcome.passed:
-                failures.append(f"SLO {threshold.expr} not met (got {outcome.detail})")
+                failures.append(f"SLO {threshold.expr} not met ({outcome.detail})")
     errors = sum(run.errors.values())
     if run.requests == 0 or errors >= run.requests:
         failures.append("no successful response")
@@ -396,12 +422,13 @@ def judge_step(run: RunResult, rate: float, phase: Phase, index: int,
     if interrupted:
         failures = ["interrupted"]
     lat = run.latency_ms
-    service = run.pacing.service_time_ms.mean if run.pacing is not None else 0.0
+    # 0: no service time known (no pacing, or no successful response); never a divisor
+    service = (run.pacing.service_time_ms.mean or 0.0) if run.pacing is not None else 0.0
     return SweepStep(
         index=index, phase=phase, rate=rate, achieved=run.rps, requests=run.requests,
         p50=lat.p50, p90=lat.p90, p99=lat.p99, p99_9=lat.p99_9, max=lat.max,
         service_mean_ms=service, error_rate=run.error_rate,
-        errors={k: v for k, v in run.errors.items() if v},
+        errors={k: v for k, v in run.errors.items() if v}, status_codes=dict(run.status_codes),
         late_requests=run.pacing.late_requests if run.pacing is not None else 0,
         cpu=run.client_cpu.utilisation, connections=run.concurrency * run.processes,
         duration_s=run.duration_s, passed=not failures, saturated=saturated, overran=overran,
@@ -630,4 +657,5 @@ def load_sweep(path: str | Path) -> SweepResult:
     if data.get("schema_version") != SWEEP_SCHEMA_VERSION:
         raise ResultFileError(f"{path}: sweep schema_version {data.get('schema_version')!r} is "
                               f"not supported; this loadbench reads {SWEEP_SCHEMA_VERSION}")
+    reject_non_finite(data, path, "sweep result")
     return validate_file(SweepResult, data, Path(path), "sweep result")

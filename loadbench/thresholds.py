@@ -21,7 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from loadbench.errors import BadInput
+from loadbench.report.format import ms, number
 from loadbench.result import RunResult, ThresholdResult
+from loadbench.stats import PERCENTILES, is_approximate, tail_samples
 
 __all__ = [
     "METRICS",
@@ -202,7 +204,9 @@ class Threshold:
             return ThresholdResult(expr=expr, value=left, passed=False, detail=problem.detail)
         passed = _COMPARISONS[self.op](left, right)
         dim = self.left.dim if self.left.dim not in (None, "?") else self.right.dim
-        detail = f"{_show(left, dim)} {self.op} {_show(right, dim)}"
+        detail = f"{_show(left, dim, measured=True)}, limit {self.op} {_show(right, dim)}"
+        notes = [_approximate_note(ref, runs, bound) for ref in self.refs]
+        detail = "; ".join([detail, *dict.fromkeys(n for n in notes if n)])
         return ThresholdResult(expr=expr, value=left, passed=passed, detail=detail)
 
     def _offset(self, bound: str | None) -> Callable[[int, int], tuple[int, int]]:
@@ -260,8 +264,9 @@ def evaluate_all(exprs: Sequence[str], runs: Sequence[RunResult]) -> list[Thresh
     return outcomes
 
 
-def metric_value(run: RunResult, metric: str) -> float:
-    """One metric of a run in its natural scale (ms, fraction, per second, count)."""
+def metric_value(run: RunResult, metric: str) -> float | None:
+    """One metric of a run in its natural scale (ms, fraction, per second, count);
+    None for a latency of a run with no successful response (nothing was measured)."""
     if metric == "rps":
         return float(run.rps)
     if metric == "requests":
@@ -269,7 +274,8 @@ def metric_value(run: RunResult, metric: str) -> float:
     if metric == "error_rate":
         return float(run.error_rate)
     if metric in METRICS:
-        return float(getattr(run.latency_ms, metric))
+        value = getattr(run.latency_ms, metric)
+        return None if value is None else float(value)
     raise KeyError(metric)
 
 
@@ -311,20 +317,36 @@ def _describe(node: _Node, expr: str) -> str:
     return f"{text} ({_DIM_NAMES.get(node.dim or '', 'a number')})"
 
 
-def _show(value: float, dim: str | None) -> str:
+def _approximate_note(ref: _Ref, runs: Mapping[str, RunResult], bound: str | None) -> str:
+    """"p99_9 of gather approximate: tail of 0 samples" when the percentile's tail is thin."""
+    name = ref.run if ref.run is not None else bound
+    run = runs.get(name) if name is not None else None
+    percentile = dict(PERCENTILES).get(ref.metric)
+    if run is None or percentile is None or not is_approximate(run.latency_samples, percentile):
+        return ""
+    tail = tail_samples(run.latency_samples, percentile)
+    return (f"{name}.{ref.metric} approximate: tail of {tail} sample{'s' * (tail != 1)} "
+            f"({run.latency_samples:,} successful responses)")
+
+
+def _show(value: float, dim: str | None, measured: bool = False) -> str:
+    """A side of a comparison with its unit: 47.4 ms, 9.978%, 1,234/s. A measured latency
+    is printed as every report prints it; a limit as written (30 ms, not 30.0 ms)."""
     if dim == "fraction":
         return _number(value * 100) + "%"
+    if dim == "time" and measured and value >= 0:
+        return ms(value) + " ms"
     if dim == "time":
-        return _number(value) + "ms"
-    if dim == "count" and value.is_integer():
-        return f"{value:.0f}"
+        return _number(value) + " ms"
+    if dim == "rate":
+        return _number(value) + "/s"
     return _number(value)
 
 
 def _number(value: float) -> str:
     if not math.isfinite(value):
         return str(value)
-    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.4g}"
+    return number(value)
 
 
 # ---------------------------------------------------------------- lexer + parser
@@ -610,7 +632,12 @@ def _evaluate(node: _Node, runs: Mapping[str, RunResult], bound: str | None, exp
         run = runs.get(name) if name is not None else None
         if run is None:
             raise _EvalProblem(f"run '{name}' has no result")
-        return metric_value(run, node.metric)
+        value = metric_value(run, node.metric)
+        if value is None:
+            why = f"{run.requests:,} requests, all failed" if run.requests else "no requests"
+            raise _EvalProblem(f"{name}.{node.metric} not measured: no successful responses "
+                               f"({why})")
+        return value
     if isinstance(node, _Neg):
         return -_evaluate(node.operand, runs, bound, expr, shift)
     left = _evaluate(node.left, runs, bound, expr, shift)

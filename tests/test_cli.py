@@ -190,7 +190,7 @@ def test_report_formats(tmp_path, repo_root, fmt):
     assert result.exit_code == 0
     expected = (repo_root / f"tests/data/expected/result_fixed.{fmt}").read_text()
     if fmt == "hgrm":  # one distribution per file, r.<run>.hgrm: the golden's blocks
-        runs = ("sequential", "gather", "processes")
+        runs = [run["name"] for run in json.loads(fixed.read_text())["runs"]]
         assert "\n".join((tmp_path / f"r.{run}.hgrm").read_text() for run in runs) == expected
     else:
         assert out.read_text() == expected
@@ -498,3 +498,32 @@ def test_every_option_has_help_and_no_python_type_names():
     bench_help = runner.invoke(app, ["bench", "--help"]).output
     assert re.search(r"--out DIR\s+Directory", run_help), run_help
     assert re.search(r"--out FILE\s+Also save the result JSON to FILE", bench_help), bench_help
+def test_all_404_run_has_null_latency_and_its_latency_threshold_fails(tmp_path, repo_root):
+    """Every request 404: latency is null (not 0 ms), `g.p99 < 100ms` fails with the reason,
+    JUnit fails, exit 1, and -q still prints the failure (both sides) on stderr."""
+    args = ["run", str(repo_root / "scenarios/smoke.yaml"), "--no-progress", "-q", "--out",
+            str(tmp_path), "--set", "runs=[{name: g, client: gather, concurrency: 2}]",
+            "--set", "requests=[{path: /no-such-page}]",
+            "--set", "thresholds=['g.p99 < 100ms', 'g.error_rate < 1%']",
+            "--duration", "300ms", "--junit", str(tmp_path / "t.xml")]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    saved = json.loads(next(tmp_path.glob("smoke-*.json")).read_text())
+    run = saved["runs"][0]
+    assert run["requests"] > 0 and run["errors"]["status_4xx"] == run["requests"]
+    assert set(run["latency_ms"].values()) == {None}
+    assert all(point["p99_ms"] is None for point in run["timeline"])
+    assert [repeat["p99"] for repeat in run["repeats"]] == [None]
+    p99, error_rate = saved["thresholds"]
+    assert (p99["passed"], p99["value"]) == (False, None)
+    assert "no successful responses" in p99["detail"]
+    assert error_rate["detail"] == "100%, limit < 1%"
+    stderr = result.stderr
+    assert "threshold failed: g.p99 < 100ms: g.p99 not measured: no successful responses" \
+        in stderr
+    assert "threshold failed: g.error_rate < 1%: 100%, limit < 1%" in stderr
+    junit = (tmp_path / "t.xml").read_text()
+    assert junit.count("<failure") == 2 and 'message="100%, limit &lt; 1%"' in junit
+    report = next(tmp_path.glob("smoke-*.md")).read_text()
+    assert "status_4xx" in report and "404 ×" in report
+    assert "| – | – | – | – | – |" in report

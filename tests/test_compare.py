@@ -378,3 +378,81 @@ def test_other_percentiles_use_repeat_histograms():
                                  make_result(run([15.0, 15.1, 14.9])), metrics=["p50"])
     [row] = comparison.rows
     assert (row.verdict, row.method) == ("regression", "welch")
+
+
+# ---------------------------------------------------------------- honest compare (M8)
+
+
+def failed_run(name: str = "a") -> RunResult:
+    """Every request failed: no latency was measured (null)."""
+    return make_run(name, 100, 1).model_copy(update={
+        "latency_ms": LatencySummary(), "errors": {"status_5xx": 1000},
+        "status_codes": {"500": 1000}, "error_rate": 1.0})
+
+
+def test_null_latency_cannot_be_compared_and_fails_in_current():
+    comparison = compare_results(make_result(make_run("a", 100, 10)),
+                                 make_result(failed_run()))
+    row = next(row for row in comparison.rows if row.metric == "p99")
+    assert row.verdict == "not measured in current" and row.is_regression
+    assert row.current is None and row.change is None
+    assert "cannot compare a.p99" in row.reason and "no successful responses" in row.reason
+    assert ("| a | p99 | 10.0 ms | not measured | - | **not measured in current** |"
+            in render_markdown(comparison))
+    back = compare_results(make_result(failed_run()), make_result(make_run("a", 100, 10)))
+    assert verdicts(back)[("a", "p99")] == "not measured in baseline"
+    assert not back.has_regression
+    both = compare_results(make_result(failed_run()), make_result(failed_run()))
+    assert verdicts(both)[("a", "p99")] == "not measured in either"
+    assert not both.has_regression  # a result compared with itself never fails
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_value_is_never_noise(bad):
+    baseline = make_result(make_run("a", 100, 10))
+    current = make_result(make_run("a", 100, 10).model_copy(update={"rps": bad}))
+    row = next(r for r in compare_results(baseline, current).rows if r.metric == "rps")
+    assert row.verdict == "not measured in current"
+    assert "not a finite number" in row.reason
+
+
+@pytest.mark.parametrize("field", [("runs", 0, "rps"), ("runs", 0, "latency_ms", "p99"),
+                                   ("runs", 0, "repeats", 0, "p99")])
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_nan_in_a_result_file_is_rejected_naming_the_field(tmp_path, field, token):
+    data = json.loads(to_json(make_result(make_run("a", 100, 10, repeats=[(1, 1), (2, 2)]))))
+    target = data
+    for key in field[:-1]:
+        target = target[key]
+    target[field[-1]] = "@@"
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data).replace('"@@"', token))
+    with pytest.raises(ResultFileError) as info:
+        load_pair(path, path)
+    where = ".".join(str(part) for part in field)
+    assert str(info.value) == (f"{path}: invalid result file at {where}: not a finite number "
+                               "(NaN or Infinity)")
+    assert info.value.exit_code == 2
+
+
+def test_different_urls_are_warned_about():
+    def bench(url: str, path: str, duration: float = 10.0) -> Result:
+        config = {"name": "bench", "target": {"url": url}, "duration": duration,
+                  "requests": [{"name": "bench", "method": "GET", "path": path}]}
+        result = make_result(make_run("bench", 100, 10), scenario="bench")
+        return result.model_copy(update={"scenario": ScenarioInfo(name="bench",
+                                                                  config=config)})
+
+    same = compare_results(bench("http://127.0.0.1:8000", "/a"),
+                           bench("http://127.0.0.1:8000", "/a"))
+    assert same.warnings == []
+    warnings = compare_results(bench("http://127.0.0.1:8000", "/a"),
+                               bench("http://127.0.0.1:9000", "/b", 5.0)).warnings
+    assert warnings == [
+        "the targets differ (url http://127.0.0.1:8000 -> http://127.0.0.1:9000): the results "
+        "measure different servers",
+        "the requests differ (path /a -> /b): the results measure different URLs or payloads",
+        "the scenario configuration differs (duration)",
+    ]
+    assert "warning: the targets differ" in render_markdown(
+        compare_results(bench("http://a:1", "/"), bench("http://b:1", "/")))

@@ -13,6 +13,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loadbench.report import csv, hgrm, html, json, markdown
 from loadbench.result import ClientCpu, LatencySummary, Result, RunResult, load_result
@@ -96,7 +98,8 @@ def test_html_is_self_contained_and_escaped(fixed):
     assert "http://" not in page and "https://" not in page
     assert not re.search(r"""(src|href)\s*=|@import|url\(""", page)
     assert page.count("<svg ") == 3 and page.count("</svg>") == 3
-    assert page.count("<polyline ") == 2 * len(fixed.runs)
+    measured = [run for run in fixed.runs if run.histogram]  # the spectrum needs latencies
+    assert page.count("<polyline ") == len(measured) + len(fixed.runs)
     assert "<code>gather.p99 &lt; 60ms</code>" in page
     assert "(GET /io?ms=50 &amp; nothing else)" in page
 
@@ -114,7 +117,7 @@ def test_html_escapes_hostile_text_and_references_no_urls(fixed):
 
 def test_html_clips_a_far_outlier_and_says_so(fixed):
     page = html.render(fixed)
-    assert "Off scale (drawn along the top edge): processes reaches 1204 ms" in page
+    assert "Off scale (drawn along the top edge): processes reaches 1,204 ms" in page
 
 
 def _empty_run(name: str, histogram: str = "") -> RunResult:
@@ -191,3 +194,109 @@ def test_html_elements_are_balanced(fixed, variant):
     checker.feed(html.render(result))
     checker.close()
     assert checker.problems == [] and checker.stack == []
+
+
+# ---------------------------------------------------------------- console summary (M8)
+
+
+def _console_text(result: Result, width: int) -> str:
+    from rich.console import Console
+
+    from loadbench.report.console import print_summary
+
+    console = Console(width=width, record=True, color_system=None, force_terminal=False)
+    print_summary(console, result)
+    return console.export_text()
+
+
+def _numbers_of(result: Result) -> list[str]:
+    from loadbench.report.format import count, rate, run_percentile
+
+    return [text for run in result.runs for text in
+            (count(run.requests), rate(run.rps), run_percentile(run, "p50"),
+             run_percentile(run, "p99"))]
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_console_table_fits_the_terminal_and_never_cuts_a_number(fixed, width):
+    text = _console_text(fixed, width)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= width
+    assert "…" not in text
+    for number in _numbers_of(fixed):  # requests, req/s, p50 and p99 survive any width
+        assert f" {number} " in text, number
+    header = next(line for line in lines if "run" in line and "req/s" in line)
+    if width == 160:
+        assert "speed-up" in header and "client" in header and "hidden" not in text
+    else:
+        assert "speed-up" not in header and "p99 ms" in header
+        assert "hidden at width 80: client, engine, users, p90 ms, p99.9 ms, speed-up" \
+            in " ".join(text.split())
+
+
+@given(width=st.integers(min_value=40, max_value=220))
+@settings(max_examples=40, deadline=None, derandomize=True)
+def test_console_table_never_cuts_a_number_at_any_width(width):
+    """Whatever the width, every cell of every column shown is printed whole."""
+    from loadbench.report.console import SUMMARY_COLUMNS, _fitting_columns, _summary_rows
+
+    result = load_result(FIXTURE)
+    text = _console_text(result, width)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    rows = _summary_rows(result)
+    shown = _fitting_columns(rows, width)
+    header = next(line for line in text.splitlines() if line.startswith("┃ run"))
+    assert [SUMMARY_COLUMNS[i][0] for i in shown] == [
+        cell.strip() for cell in header.strip("┃").split("┃")]
+    for row in rows:
+        for index in shown[1:]:
+            assert f" {row[index]} " in text, (width, SUMMARY_COLUMNS[index][0], row[index])
+
+
+def test_console_shows_errors_null_latency_and_the_approximate_note(fixed):
+    text = _console_text(fixed, 200)
+    notfound = next(line for line in text.splitlines() if line.startswith("│ notfound"))
+    assert "500 (100.00%)" in notfound and " – " in notfound and " 0 " not in notfound
+    assert "errors notfound: status_4xx 500; status codes 404 ×500" in text
+    assert "errors processes: timeout 3, status_5xx 2; status codes 200 ×4,790, 503 ×2" in text
+    assert "~52.4" in text and "~ approximate:" in text
+    assert "61.7 ms, limit < 60 ms" in text
+    assert "notfound.p99 not measured: no successful responses (500 requests, all failed)" \
+        in text
+
+
+def test_all_error_run_is_blank_not_zero_in_every_report(fixed):
+    run = fixed.run("notfound")
+    assert run is not None and run.latency_ms.p99 is None
+    md = markdown.render(fixed)
+    assert "| notfound | gather | httpx | 10 | 1 | 500 | 100 | 500 (100.00%) | – | – | – | – " \
+           "| – |" in md
+    assert "- **notfound**: status_4xx 500; status codes 404 ×500" in md
+    page = html.render(fixed)
+    assert "<li><strong>notfound</strong>: status_4xx 500; status codes 404 ×500</li>" in page
+    row = next(csv_module.DictReader(io.StringIO(csv.render(fixed))))
+    rows = {r["name"]: r for r in csv_module.DictReader(io.StringIO(csv.render(fixed)))}
+    assert row["latency_p99_ms"] != ""
+    assert rows["notfound"]["latency_p99_ms"] == "" and rows["notfound"]["latency_max_ms"] == ""
+    assert "# run: notfound\n# no latency histogram recorded" in hgrm.render(fixed)
+
+
+def test_approximate_percentiles_are_marked_in_md_and_html(fixed):
+    md = markdown.render(fixed)
+    # sequential has 97 successes: p90 (9.7 beyond), p99 and p99.9 are approximate; p50 not
+    assert "| sequential | sequential | httpx | 1 | 1 | 97 | 19.4 | 0 | 51.1 | ~51.6 | ~52.4 " \
+           "| ~58.7 | 58.7 |" in md
+    assert "~ approximate: fewer than 10 successful responses" in md
+    assert "| 99.9 | ~58.7 | ~69.1 | ~62.1 |" in md and "| 100 | 58.7 | 112 | 1,204 |" in md
+    assert '<td class="num">~52.4</td>' in html.render(fixed)
+
+
+def test_one_number_format_in_console_markdown_and_html(fixed):
+    """Thousands separators and the error count with its percentage, the same everywhere."""
+    outputs = {"console": _console_text(fixed, 200), "md": markdown.render(fixed),
+               "html": html.render(fixed)}
+    for name, text in outputs.items():
+        for figure in ("4,795", "1,204", "5 (0.10%)", "500 (100.00%)"):
+            assert figure in text, (name, figure)
+        assert "1204" not in text.replace("1204.223", ""), name

@@ -2,6 +2,9 @@
 
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from loadbench.stats import Aggregator, Recorder, Tick, merge_encoded, new_histogram
 
 
@@ -149,3 +152,62 @@ def test_window_counts_only_completions_inside_it():
     assert recorder.warmup_in_window == 1
     assert recorder.requests == 2 and recorder.after_deadline == 1
     assert recorder.requests - recorder.after_deadline + recorder.warmup_in_window == 2
+
+
+# ---------------------------------------------------------------- nothing measured (M8)
+
+
+def test_empty_histogram_summary_is_null_not_zero():
+    from loadbench.stats import latency_summary_ms
+
+    summary = latency_summary_ms(new_histogram())
+    assert set(summary) == {"min", "mean", "stdev", "p50", "p90", "p95", "p99", "p99_9", "max"}
+    assert set(summary.values()) == {None}
+
+
+def test_a_second_of_only_errors_has_null_percentiles():
+    recorder = Recorder(measure_start=0.0)
+    recorder.record(1.0, 1.0, 1.002, 200, 10)
+    first = recorder.tick()
+    recorder.record(2.0, 2.0, 2.001, 404, 10)
+    recorder.error(2.0, "connect")
+    second = recorder.tick()
+    aggregator = Aggregator()
+    aggregator.add(first)
+    aggregator.add(second)
+    ok, failed = aggregator.timeline()
+    assert ok["p99_ms"] is not None and ok["p50_ms"] is not None
+    assert (failed["requests"], failed["errors"]) == (2, 2)
+    assert failed["p50_ms"] is None and failed["p99_ms"] is None
+
+
+def test_combining_windows_ignores_those_without_successes():
+    from loadbench.stats import _combine
+
+    measured = {"t": 0, "width_s": 1, "requests": 10, "errors": 0, "p50_ms": 2.0, "p99_ms": 5.0}
+    failed = {"t": 1, "width_s": 1, "requests": 90, "errors": 90, "p50_ms": None,
+              "p99_ms": None}
+    combined = _combine([measured, failed])
+    assert (combined["p50_ms"], combined["p99_ms"], combined["requests"]) == (2.0, 5.0, 100)
+    assert _combine([failed, failed])["p99_ms"] is None
+
+
+@given(count=st.integers(min_value=1, max_value=20_000),
+       percentile=st.sampled_from([50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99]))
+@settings(max_examples=200, deadline=None, derandomize=True)
+def test_a_percentile_not_marked_approximate_has_at_least_10_samples_beyond_it(count,
+                                                                                percentile):
+    """The one rule (`is_approximate`) holds against a real histogram: when a percentile is
+    shown unmarked, at least 10 recorded samples lie at or above the value it reports."""
+    from loadbench.stats import APPROXIMATE_TAIL, is_approximate
+
+    histogram = new_histogram()
+    for value in range(1, count + 1):
+        histogram.record_value(value * 1000)  # distinct: 1 ms, 2 ms, ...
+    reported = histogram.get_value_at_percentile(percentile)
+    at_or_above = sum(1 for value in range(1, count + 1)
+                      if histogram.get_highest_equivalent_value(value * 1000) >= reported)
+    if not is_approximate(count, percentile):
+        assert at_or_above >= APPROXIMATE_TAIL
+    else:
+        assert count * (1 - percentile / 100) < APPROXIMATE_TAIL

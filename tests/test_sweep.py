@@ -178,7 +178,7 @@ def test_judge_step_passes_and_binds_bare_metrics_to_the_step():
 
 
 @pytest.mark.parametrize("kwargs, needle", [
-    (dict(p99=150), "SLO p99 < 100ms not met (got 150.0ms < 100.0ms)"),
+    (dict(p99=150), "SLO p99 < 100ms not met (150 ms, limit < 100 ms"),
     (dict(rps=90), "rate not reached: 90.0/s of 100/s offered"),
     (dict(cpu=0.93), "generator saturated (client CPU 93%)"),
     (dict(warnings=[SATURATION_WARNING]), "generator saturated"),
@@ -405,3 +405,71 @@ def test_cli_lowest_rate_failing_exits_1_with_json_and_report(target_url, tmp_pa
     saved = list((tmp_path / "r").glob("sweep-*.json"))
     assert len(saved) == 1 and load_sweep(saved[0]).knee is None
     assert "<svg " in (tmp_path / "sweep.html").read_text()
+
+
+# ---------------------------------------------------------------- honest headlines (M8)
+
+
+def test_every_step_passed_headline_says_at_least_not_knee():
+    from loadbench.report.sweep import headline, render_markdown
+
+    sweep_plan = plan(stop=1000)
+    result = _result(search(FakeTarget(capacity=1e9), sweep_plan), sweep_plan)
+    assert result.limit == "to"
+    text = headline(result)
+    assert "knee" not in text.replace("No knee found", "")
+    assert text.startswith("No knee found: every step passed, so the sustainable rate is at "
+                           "least the highest rate tried (1,000 req/s offered")
+    assert text in render_markdown(result)
+
+
+def server_error_step(rate: float, index: int = 0) -> SweepStep:
+    """A step where the server answered 500 to everything."""
+    run = run_result(rps=rate, requests=int(rate), errors={"status_5xx": int(rate)})
+    pacing = run.pacing.model_copy(update={"service_time_ms": LatencySummary()})
+    run = run.model_copy(update={"latency_ms": LatencySummary(), "pacing": pacing,
+                                 "status_codes": {"500": int(rate)}})
+    return judge_step(run, rate, "geometric", index, plan().thresholds)
+
+
+def test_a_server_answering_500_gets_no_rate_advice():
+    from loadbench.report.sweep import headline, render_markdown
+
+    sweep_plan = plan()
+    step = server_error_step(100)
+    assert not step.passed and step.p99 is None and step.failed_on_errors
+    assert step.status_codes == {"500": 100}
+    assert "not measured: no successful responses" in step.reason
+    knee, limit, notes = summarise([step], sweep_plan)
+    assert knee is None and limit == "lowest"
+    assert not any("lower --from" in note for note in notes)
+    assert notes[0] == ("the target answered errors at the lowest rate, 100/s (status_5xx 100; "
+                        "status codes 500 ×100): fix the target or the URL; a lower rate will "
+                        "not help")
+    result = _result([step], sweep_plan)
+    assert headline(result) == ("No sustainable rate: the target answered errors even at the "
+                                "lowest step.")
+    markdown = render_markdown(result)
+    assert "| 100 | 100 | – | – | – | 100.00% |" in markdown
+    assert "```mermaid" not in markdown  # no latency to draw, and never a 0 ms point
+
+
+def test_failing_on_errors_above_the_knee_names_the_status_codes():
+    sweep_plan = plan()
+    ok = judge_step(run_result(rps=100), 100, "geometric", 0, sweep_plan.thresholds)
+    _, limit, notes = summarise([ok, server_error_step(200, 1)], sweep_plan)
+    assert limit == "slo"
+    assert "at 200/s the target answered errors (status_5xx 200; status codes 500 ×200)" \
+        in notes
+
+
+def test_old_sweep_with_zero_latency_of_an_all_error_step_loads_as_null(tmp_path):
+    sweep_plan = plan()
+    result = _result([server_error_step(100)], sweep_plan)
+    data = json.loads(result.model_dump_json())
+    for key in ("p50", "p90", "p99", "p99_9", "max"):
+        data["steps"][0][key] = 0.0
+    del data["steps"][0]["status_codes"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    assert load_sweep(path).steps[0].p99 is None

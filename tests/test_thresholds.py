@@ -83,7 +83,7 @@ def test_parses(expr, runs, per_run):
      ("a.rps > 10 - 2 - 3", 5.0), ("a.rps > -(-3)", 3.0)],
 )
 def test_units_normalise(expr, value):
-    runs = [make_run("a", rps=1e9, p99=0.0, error_rate=0.0, requests=10**9)]
+    runs = [make_run("a", rps=1e9, p99=0.001, error_rate=0.0, requests=10**9)]
     result = outcome(expr, runs)
     assert result.passed
     right = parse_threshold(expr).right
@@ -99,20 +99,21 @@ def test_evaluate_ratio_against_another_run():
     result = outcome("gather.rps > 20 * sequential.rps")
     assert result.passed
     assert result.value == 4123.5
-    assert result.detail == "4123.5 > 2000.0"
+    assert result.detail == "4,123.5/s, limit > 2,000/s"
     assert result.expr == "gather.rps > 20 * sequential.rps"
 
 
 def test_evaluate_latency_reads_milliseconds():
     result = outcome("gather.p99 < 250ms")
-    assert (result.passed, result.value, result.detail) == (True, 212.34, "212.3ms < 250.0ms")
+    assert (result.passed, result.value, result.detail) == (
+        True, 212.34, "212 ms, limit < 250 ms")
     failed = outcome("gather.p99 < 0.2s")
     assert not failed.passed
-    assert failed.detail == "212.3ms < 200.0ms"
+    assert failed.detail == "212 ms, limit < 200 ms"
 
 
 def test_evaluate_requests_and_division():
-    assert outcome("gather.requests >= 1000").detail == "1000 >= 1000"
+    assert outcome("gather.requests >= 1000").detail == "1,000, limit >= 1,000"
     ratio = outcome("gather.rps / sequential.rps > 20")
     assert ratio.passed and math.isclose(ratio.value, 41.235)
     assert outcome("sequential.p50 <= 0.5s").passed
@@ -127,8 +128,8 @@ def test_star_expands_per_run_and_each_must_pass():
                                          "processes.error_rate < 1%"]
     assert [r.passed for r in results] == [True, True, False]
     assert [r.value for r in results] == [0.0, 0.0023, 0.02]
-    assert results[1].detail == "0.23% < 1%"
-    assert results[2].detail == "2% < 1%"
+    assert results[1].detail == "0.23%, limit < 1%"
+    assert results[2].detail == "2%, limit < 1%"
 
 
 def test_bare_metric_means_every_run():
@@ -378,3 +379,58 @@ def test_generated_comparisons_round_trip(metric, op, number):
         return
     [result] = evaluate_all([expr], RUNS)
     assert result.value == metric_value(RUNS[1], metric)
+
+
+# ---------------------------------------------------------------- honest outcomes (M8)
+
+
+def test_failure_detail_reads_as_a_true_statement():
+    """Not "47.4ms < 30.0ms" (false as written): the measured value, then the limit."""
+    result = outcome("gather.p99 < 30ms", [make_run("gather", p99=47.4)])
+    assert (result.passed, result.detail) == (False, "47.4 ms, limit < 30 ms")
+    result = outcome("gather.error_rate < 1%", [make_run("gather", error_rate=0.09978)])
+    assert (result.passed, result.detail) == (False, "9.978%, limit < 1%")
+
+
+def all_failed_run(name: str = "gather") -> RunResult:
+    """Every request answered 404: nothing measured, latency null."""
+    return RunResult(
+        name=name, client="gather", engine="fast", concurrency=10, processes=1,
+        duration_s=1.0, requests=500, errors={"status_4xx": 500}, status_codes={"404": 500},
+        rps=500.0, bytes_received=0, latency_ms=LatencySummary(), histogram="",
+        client_cpu=ClientCpu(user_s=0.0, system_s=0.0, utilisation=0.0), error_rate=1.0)
+
+
+@pytest.mark.parametrize("expr", ["gather.p99 < 100ms", "p99 < 100ms", "gather.max <= 1s",
+                                  "gather.mean > 0ms", "gather.p50 != 5ms",
+                                  "gather.p99 < 2 * gather.p50"])
+def test_latency_threshold_on_a_run_without_successes_fails_with_the_reason(expr):
+    result = outcome(expr, [all_failed_run()])
+    assert result.passed is False
+    assert result.value is None
+    assert "no successful responses" in result.detail
+
+
+def test_legacy_zero_latency_of_an_all_error_run_reads_as_null():
+    """Files written before M8 stored 0.0 for "not measured"; they load as null."""
+    data = all_failed_run().model_dump(mode="json")
+    data["latency_ms"] = dict.fromkeys(data["latency_ms"], 0.0)
+    run = RunResult.model_validate(data)
+    assert run.latency_ms.p99 is None
+    assert outcome("gather.p99 < 100ms", [run]).passed is False
+
+
+def test_threshold_on_a_thin_tail_says_it_is_approximate():
+    run = make_run("gather", p99=50.0, requests=200)
+    result = outcome("gather.p99_9 < 1s", [run])
+    assert result.passed
+    assert "gather.p99_9 approximate: tail of 0 samples (200 successful responses)" \
+        in result.detail
+    assert "approximate" not in outcome("gather.p50 < 1s", [run]).detail
+
+
+def test_division_by_zero_keeps_the_reason():
+    runs = [make_run("a", rps=0.0), make_run("b")]
+    result = outcome("b.rps > 2 * a.rps / a.rps", runs)
+    assert result.passed is False
+    assert "division by zero" in result.detail

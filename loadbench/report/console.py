@@ -13,7 +13,19 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from loadbench.report.format import ms, pct, rate, speedup
+from loadbench.report.format import (
+    APPROXIMATE_NOTE,
+    MISSING,
+    any_approximate,
+    count,
+    error_breakdown,
+    errors_cell,
+    ms,
+    pct,
+    rate,
+    run_percentile,
+    speedup,
+)
 from loadbench.result import Result, RunResult
 
 
@@ -87,33 +99,82 @@ class LiveProgress:
         )
 
 
-def summary_table(result: Result) -> Table:
-    table = Table(title=f"loadbench: {result.scenario.name}", title_justify="left")
-    for column, justify in (
-        ("run", "left"), ("client", "left"), ("engine", "left"), ("users", "right"),
-        ("requests", "right"), ("req/s", "right"), ("errors", "right"), ("p50 ms", "right"),
-        ("p90 ms", "right"), ("p99 ms", "right"), ("p99.9 ms", "right"), ("max ms", "right"),
-        ("speed-up", "right"),
-    ):
-        table.add_column(column, justify=justify)
+# (header, priority): when the terminal is too narrow the highest priority numbers are
+# dropped last; a number is never cut (no_wrap) and the run name folds instead.
+SUMMARY_COLUMNS = (
+    ("run", 0), ("client", 11), ("engine", 10), ("users", 8), ("requests", 4),
+    ("req/s", 1), ("errors", 2), ("p50 ms", 5), ("p90 ms", 9), ("p99 ms", 3),
+    ("p99.9 ms", 7), ("max ms", 6), ("speed-up", 12),
+)
+_CELL_OVERHEAD = 3  # one padding space each side and one border
+_NAME_MIN = 12  # the run name folds down to this width before numbers are dropped
+
+
+def _summary_rows(result: Result) -> list[list[str]]:
     reference = result.runs[0].rps if result.runs else 0.0
+    rows = []
     for run in result.runs:
-        lat = run.latency_ms
         users = str(run.concurrency) + (f"x{run.processes}" if run.processes > 1 else "")
         rps = rate(run.rps) + (f" ±{rate(run.rps_spread)}" if run.rps_spread else "")
-        table.add_row(run.name, run.client, run.engine, users, f"{run.requests:,}", rps,
-                      pct(run.error_rate), ms(lat.p50), ms(lat.p90), ms(lat.p99),
-                      ms(lat.p99_9), ms(lat.max), speedup(run.rps, reference))
+        rows.append([run.name, run.client, run.engine, users, count(run.requests), rps,
+                     errors_cell(run), run_percentile(run, "p50"), run_percentile(run, "p90"),
+                     run_percentile(run, "p99"), run_percentile(run, "p99_9"),
+                     ms(run.latency_ms.max), speedup(run.rps, reference)])
+    return rows
+
+
+def _fitting_columns(rows: list[list[str]], width: int) -> list[int]:
+    """Indexes of the columns to show: drop the lowest priority until the table fits."""
+    widths = [max([len(SUMMARY_COLUMNS[i][0])] + [len(row[i]) for row in rows])
+              for i in range(len(SUMMARY_COLUMNS))]
+    widths[0] = min(widths[0], max(_NAME_MIN, len(SUMMARY_COLUMNS[0][0])))
+    shown = list(range(len(SUMMARY_COLUMNS)))
+    by_priority = sorted(shown, key=lambda i: -SUMMARY_COLUMNS[i][1])
+    while sum(widths[i] + _CELL_OVERHEAD for i in shown) + 1 > width and len(shown) > 1:
+        shown.remove(by_priority.pop(0))
+    return shown
+
+
+def summary_table(result: Result, width: int = 200) -> Table:
+    """The results table for a terminal `width` columns wide; see SUMMARY_COLUMNS."""
+    rows = _summary_rows(result)
+    shown = _fitting_columns(rows, width)
+    hidden = [SUMMARY_COLUMNS[i][0] for i in range(len(SUMMARY_COLUMNS)) if i not in shown]
+    caption = (f"hidden at width {width}: {', '.join(hidden)} (widen the terminal, or "
+               "render the saved result with loadbench report)" if hidden else None)
+    table = Table(title=f"loadbench: {result.scenario.name}", title_justify="left",
+                  caption=caption, caption_justify="left")
+    for index in shown:
+        header = SUMMARY_COLUMNS[index][0]
+        if index == 0:
+            table.add_column(header, overflow="fold")
+        elif index in (1, 2):
+            table.add_column(header, no_wrap=True)
+        else:
+            table.add_column(header, justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(row[i] for i in shown))
     return table
 
 
 def print_summary(console: Console, result: Result) -> None:
-    parts: list = [summary_table(result)]
+    parts: list = [summary_table(result, console.width)]
+    notes = [Text.assemble(("errors ", "yellow"), f"{run.name}: {error_breakdown(run)}")
+             for run in result.runs if error_breakdown(run)]
+    if any_approximate(result.runs):
+        notes.append(Text(APPROXIMATE_NOTE, style="dim"))
+    parts += notes
     if any(run.pacing for run in result.runs):
         parts.append(_pacing_table(result))
     if result.thresholds:
         parts.append(_threshold_table(result))
     console.print(Group(*parts))
+
+
+def threshold_failures(result: Result) -> list[str]:
+    """One line per failed threshold, both sides or the reason: for stderr under -q."""
+    return [f"threshold failed: {item.expr}: {item.detail or 'failed'}"
+            for item in result.thresholds if not item.passed]
 
 
 def _pacing_table(result: Result) -> Table:
@@ -125,7 +186,7 @@ def _pacing_table(result: Result) -> Table:
         if run.pacing is None:
             continue
         p = run.pacing
-        table.add_row(run.name, rate(p.target_rate), rate(p.achieved_rate), str(p.late_requests),
+        table.add_row(run.name, rate(p.target_rate), rate(p.achieved_rate), count(p.late_requests),
                       ms(p.schedule_lag_ms.p99), ms(p.service_time_ms.p99),
                       ms(run.latency_ms.p99))
     return table
@@ -133,11 +194,10 @@ def _pacing_table(result: Result) -> Table:
 
 def _threshold_table(result: Result) -> Table:
     table = Table(title="thresholds", title_justify="left")
-    table.add_column("threshold")
-    table.add_column("value", justify="right")
-    table.add_column("result")
+    table.add_column("threshold", overflow="fold")
+    table.add_column("result", no_wrap=True)
+    table.add_column("measured, limit or reason", overflow="fold")
     for item in result.thresholds:
-        value = "-" if item.value is None else f"{item.value:.4g}"
         verdict = "[green]pass[/green]" if item.passed else "[red]FAIL[/red]"
-        table.add_row(item.expr, value, verdict)
+        table.add_row(Text(item.expr), verdict, Text(item.detail or MISSING))
     return table

@@ -1,4 +1,8 @@
-"""CSV report: one row per run, raw numbers (no thousands separators) for spreadsheets."""
+"""CSV report: one row per run, raw numbers for spreadsheets.
+
+Data, not display: no thousands separators, error_rate a fraction as in the JSON, and an
+empty cell for a latency that was not measured (no successful response).
+"""
 
 from __future__ import annotations
 

@@ -2,16 +2,53 @@
 
 from __future__ import annotations
 
+from loadbench.stats import PERCENTILES, is_approximate
 
-def ms(value: float) -> str:
-    """Milliseconds with sensible precision: 0.412, 12.3, 1234."""
+MISSING = "–"  # not measured (no successful response): never shown as 0
+APPROXIMATE = "~"  # a percentile with fewer than 10 samples beyond it
+APPROXIMATE_NOTE = ("~ approximate: fewer than 10 successful responses lie beyond this "
+                    "percentile, so it is close to the maximum rather than a measured tail")
+PERCENTILE_OF = dict(PERCENTILES)  # "p99_9" -> 99.9
+
+
+def ms(value: float | None) -> str:
+    """Milliseconds with sensible precision: 0.412, 12.3, 1,234; "–" when not measured."""
+    if value is None:
+        return MISSING
     if value >= 99.95:
-        return f"{value:.0f}"
+        return f"{value:,.0f}"
     if value >= 9.995:
         return f"{value:.1f}"
     if value >= 0.001:
         return f"{value:.3g}"
     return "0" if value == 0 else "<0.001"
+
+
+def percentile_ms(value: float | None, samples: int, percentile: float) -> str:
+    """A latency percentile, marked "~" when its tail holds too few samples to be exact."""
+    text = ms(value)
+    if value is not None and is_approximate(samples, percentile):
+        return APPROXIMATE + text
+    return text
+
+
+def run_percentile(run, metric: str) -> str:
+    """`run.latency_ms.<metric>` as a cell; percentiles get the approximate mark."""
+    value = getattr(run.latency_ms, metric)
+    if metric not in PERCENTILE_OF:
+        return ms(value)
+    return percentile_ms(value, run.latency_samples, PERCENTILE_OF[metric])
+
+
+def any_approximate(runs) -> bool:
+    """Does any shown percentile of these runs carry the mark (then print the note)?"""
+    return any(run.latency_ms.measured and is_approximate(run.latency_samples, pct)
+               for run in runs for pct in PERCENTILE_OF.values())
+
+
+def count(value: int) -> str:
+    """Whole counts with thousands separators, the same in every report."""
+    return f"{value:,}"
 
 
 def rate(value: float) -> str:
@@ -49,8 +86,28 @@ def environment_rows(result) -> list[tuple[str, str]]:
 
 
 def pct(value: float) -> str:
+    """A fraction as a percentage (error rate): 0.00998 -> 1.00%."""
     return f"{value * 100:.2f}%"
 
 
+def errors_cell(run) -> str:
+    """Error count and rate in one cell: "0", or "1,234 (10.00%)"."""
+    total = sum(run.errors.values())
+    return f"{count(total)} ({pct(run.error_rate)})" if total else "0"
+
+
+def error_breakdown(run) -> str | None:
+    """What went wrong in a run with errors, for every report (not only the JSON):
+    "status_4xx 1,200, connect 3; status codes 200 ×50, 404 ×1,200"; None without errors."""
+    kinds = [f"{kind} {count(n)}" for kind, n in run.errors.items() if n]
+    if not kinds:
+        return None
+    text = ", ".join(kinds)
+    if run.status_codes:
+        codes = ", ".join(f"{code} ×{count(n)}" for code, n in sorted(run.status_codes.items()))
+        text += f"; status codes {codes}"
+    return text
+
+
 def speedup(value: float, reference: float) -> str:
-    return f"{value / reference:.1f}x" if reference > 0 else "-"
+    return f"{value / reference:.1f}x" if reference > 0 else MISSING

@@ -9,7 +9,20 @@ from __future__ import annotations
 import math
 from html import escape
 
-from loadbench.report.format import environment_rows, ms, pct, rate, speedup
+from loadbench.report.format import (
+    APPROXIMATE_NOTE,
+    MISSING,
+    any_approximate,
+    count,
+    environment_rows,
+    error_breakdown,
+    errors_cell,
+    ms,
+    percentile_ms,
+    rate,
+    run_percentile,
+    speedup,
+)
 from loadbench.report.hgrm import ReferencePercentileIterator
 from loadbench.report.markdown import SPECTRUM
 from loadbench.result import Result, RunResult
@@ -114,12 +127,21 @@ def _runs(runs: list[RunResult]) -> list[str]:
     reference = runs[0].rps
     rows = []
     for run in runs:
-        lat = run.latency_ms
         rps = rate(run.rps) + (f" ± {rate(run.rps_spread)}" if run.rps_spread else "")
         rows.append([run.name, run.client, run.engine, str(run.concurrency), str(run.processes),
-                     str(run.requests), rps, pct(run.error_rate), ms(lat.p50), ms(lat.p90),
-                     ms(lat.p99), ms(lat.p99_9), ms(lat.max), speedup(run.rps, reference)])
-    return ["<h2>Runs</h2>"] + _table(header, rows, set(range(3, len(header))))
+                     count(run.requests), rps, errors_cell(run), run_percentile(run, "p50"),
+                     run_percentile(run, "p90"), run_percentile(run, "p99"),
+                     run_percentile(run, "p99_9"), ms(run.latency_ms.max),
+                     speedup(run.rps, reference)])
+    out = ["<h2>Runs</h2>"] + _table(header, rows, set(range(3, len(header))))
+    if any_approximate(runs):
+        out.append(f"<p class=\"note\">{escape(APPROXIMATE_NOTE)}</p>")
+    failed = [(run.name, error_breakdown(run)) for run in runs if error_breakdown(run)]
+    if failed:
+        out += (["<p>Errors:</p>", "<ul>"]
+                + [f"<li><strong>{escape(name)}</strong>: {escape(text)}</li>"
+                   for name, text in failed] + ["</ul>"])
+    return out
 
 
 def _pacing(runs: list[RunResult]) -> list[str]:
@@ -131,8 +153,8 @@ def _pacing(runs: list[RunResult]) -> list[str]:
     rows = []
     for run in paced:
         p = run.pacing
-        rows.append([run.name, rate(p.target_rate), rate(p.achieved_rate), str(p.late_requests),
-                     str(p.unsent_requests), ms(run.latency_ms.p50), ms(run.latency_ms.p99),
+        rows.append([run.name, rate(p.target_rate), rate(p.achieved_rate), count(p.late_requests),
+                     count(p.unsent_requests), ms(run.latency_ms.p50), ms(run.latency_ms.p99),
                      ms(p.service_time_ms.p50), ms(p.service_time_ms.p99),
                      ms(p.schedule_lag_ms.p50), ms(p.schedule_lag_ms.p99)])
     intro = ("<p>Response time counts from each request's intended start (coordinated "
@@ -145,14 +167,13 @@ def _thresholds(result: Result) -> list[str]:
     if not result.thresholds:
         return []
     out = ["<h2>Thresholds</h2>", "<table>", "<thead>",
-           "<tr><th>threshold</th><th class=\"num\">value</th><th>result</th></tr>",
+           "<tr><th>threshold</th><th>result</th><th>measured, limit or reason</th></tr>",
            "</thead>", "<tbody>"]
     for item in result.thresholds:
-        value = "-" if item.value is None else f"{item.value:.4g}"
         verdict = ("<span class=\"pass\">pass</span>" if item.passed
                    else "<span class=\"fail\">FAIL</span>")
-        out.append(f"<tr><td><code>{escape(item.expr)}</code></td>"
-                   f"<td class=\"num\">{escape(value)}</td><td>{verdict}</td></tr>")
+        out.append(f"<tr><td><code>{escape(item.expr)}</code></td><td>{verdict}</td>"
+                   f"<td>{escape(item.detail or MISSING)}</td></tr>")
     verdict = ("<p class=\"pass\">All thresholds passed.</p>" if result.passed
                else "<p class=\"fail\">Some thresholds failed.</p>")
     return out + ["</tbody>", "</table>", verdict]
@@ -195,7 +216,8 @@ def _latency(runs: list[RunResult]) -> list[str]:
     out += ["<figure>", chart, f"<figcaption>{escape(caption)}</figcaption>", "</figure>"]
     header = ["percentile"] + [run.name for _, run, _ in histograms]
     rows = [[f"{percentile:g}"]
-            + [ms(h.get_value_at_percentile(percentile) / 1000.0) for _, _, h in histograms]
+            + [percentile_ms(h.get_value_at_percentile(percentile) / 1000.0,
+                             h.get_total_count(), percentile) for _, _, h in histograms]
             for percentile in SPECTRUM]
     return out + _table(header, rows, set(range(1, len(header))))
 

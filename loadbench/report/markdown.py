@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from loadbench.report.format import cell, environment_rows, ms, number, pct, rate, speedup
+from loadbench.report.format import (
+    APPROXIMATE_NOTE,
+    MISSING,
+    any_approximate,
+    cell,
+    count,
+    environment_rows,
+    error_breakdown,
+    errors_cell,
+    ms,
+    percentile_ms,
+    rate,
+    run_percentile,
+    speedup,
+)
 from loadbench.result import Result, RunResult
 from loadbench.stats import decode_histogram
 
@@ -44,20 +58,21 @@ def _runs_table(runs: list[RunResult]) -> list[str]:
     ]
     reference = runs[0].rps if runs else 0.0
     for run in runs:
-        lat = run.latency_ms
         rps = rate(run.rps) + (f" ± {rate(run.rps_spread)}" if run.rps_spread else "")
         out.append(
             f"| {cell(run.name)} | {run.client} | {run.engine} | {run.concurrency} "
-            f"| {run.processes} | {run.requests:,} | {rps} | {_errors(run)} | {ms(lat.p50)} "
-            f"| {ms(lat.p90)} "
-            f"| {ms(lat.p99)} | {ms(lat.p99_9)} | {ms(lat.max)} | {speedup(run.rps, reference)} |"
+            f"| {run.processes} | {count(run.requests)} | {rps} | {errors_cell(run)} "
+            f"| {run_percentile(run, 'p50')} | {run_percentile(run, 'p90')} "
+            f"| {run_percentile(run, 'p99')} | {run_percentile(run, 'p99_9')} "
+            f"| {ms(run.latency_ms.max)} | {speedup(run.rps, reference)} |"
         )
-    return out + [""]
-
-
-def _errors(run: RunResult) -> str:
-    count = sum(run.errors.values())
-    return f"{count:,} ({pct(run.error_rate)})" if count else "0"
+    out.append("")
+    if any_approximate(runs):
+        out += [APPROXIMATE_NOTE, ""]
+    failed = [(run.name, error_breakdown(run)) for run in runs if error_breakdown(run)]
+    if failed:
+        out += ["Errors:", ""] + [f"- **{cell(name)}**: {text}" for name, text in failed] + [""]
+    return out
 
 
 def _spectrum(runs: list[RunResult]) -> list[str]:
@@ -72,7 +87,8 @@ def _spectrum(runs: list[RunResult]) -> list[str]:
         "|---|" + "--:|" * len(recorded),
     ]
     for percentile in SPECTRUM:
-        values = [ms(h.get_value_at_percentile(percentile) / 1000.0) for h in histograms]
+        values = [percentile_ms(h.get_value_at_percentile(percentile) / 1000.0,
+                                h.get_total_count(), percentile) for h in histograms]
         out.append(f"| {percentile:g} | " + " | ".join(values) + " |")
     return out + [""]
 
@@ -96,7 +112,7 @@ def _pacing(runs: list[RunResult]) -> list[str]:
         p = run.pacing
         out.append(
             f"| {cell(run.name)} | {rate(p.target_rate)} | {rate(p.achieved_rate)} | "
-            f"{p.late_requests} | {p.unsent_requests} | {ms(run.latency_ms.p50)} | "
+            f"{count(p.late_requests)} | {count(p.unsent_requests)} | {ms(run.latency_ms.p50)} | "
             f"{ms(run.latency_ms.p99)} | {ms(p.service_time_ms.p50)} | "
             f"{ms(p.service_time_ms.p99)} | {ms(p.schedule_lag_ms.p50)} | "
             f"{ms(p.schedule_lag_ms.p99)} |"
@@ -127,11 +143,12 @@ def _chart(runs: list[RunResult]) -> list[str]:
 def _thresholds(result: Result) -> list[str]:
     if not result.thresholds:
         return []
-    out = ["## Thresholds", "", "| threshold | value | result |", "|---|--:|---|"]
+    out = ["## Thresholds", "", "| threshold | result | measured, limit or reason |",
+           "|---|---|---|"]
     for item in result.thresholds:
-        value = "-" if item.value is None else number(item.value)
         expr = cell(item.expr).replace("`", "'")
-        out.append(f"| `{expr}` | {value} | {'pass' if item.passed else '**FAIL**'} |")
+        out.append(f"| `{expr}` | {'pass' if item.passed else '**FAIL**'} "
+                   f"| {cell(item.detail) or MISSING} |")
     verdict = "all thresholds passed" if result.passed else "**some thresholds failed**"
     return out + ["", verdict, ""]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from html import escape
 
-from loadbench.report.format import cell, ms, pct, rate
+from loadbench.report.format import cell, count, ms, pct, rate
 from loadbench.report.html import (
     MARGIN_BOTTOM,
     MARGIN_LEFT,
@@ -51,9 +51,18 @@ _SLO_LATENCY_RE = re.compile(
 def headline(result: SweepResult) -> str:
     knee = result.knee_step
     if knee is None:
+        first = result.curve[0] if result.curve else None
+        if first is not None and first.failed_on_errors:
+            return "No sustainable rate: the target answered errors even at the lowest step."
         return "No sustainable rate: even the lowest step failed its SLOs."
-    return (f"Highest sustainable rate (knee): {rate(knee.rate)} req/s offered, "
-            f"{rate(knee.achieved)} req/s achieved, p99 {ms(knee.p99)} ms.")
+    figures = (f"{rate(knee.rate)} req/s offered, {rate(knee.achieved)} req/s achieved, "
+               f"p99 {ms(knee.p99)} ms")
+    if result.limit == "to":  # no step failed: no knee was found, only a lower bound
+        return (f"No knee found: every step passed, so the sustainable rate is at least the "
+                f"highest rate tried ({figures}).")
+    if result.limit in ("generator", "interrupted"):
+        return f"Sustainable rate at least {figures} (a lower bound: {LIMITS[result.limit]})."
+    return f"Highest sustainable rate (knee): {figures}."
 
 
 def _setup(result: SweepResult) -> str:
@@ -159,6 +168,9 @@ def _mermaid(result: SweepResult) -> list[str]:
     curve = result.curve
     if not curve:
         return []
+    curve = [step for step in curve if step.p99 is not None]  # no success: nothing to draw
+    if not curve:
+        return []
     labels = ", ".join(f'"{step.rate:g}"' for step in curve)
     top = max(step.p99 for step in curve) or 1.0
     return [
@@ -226,7 +238,7 @@ def _html_steps(result: SweepResult) -> list[str]:
     header = ["offered req/s", "achieved req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
               "errors", "late", "client CPU", "step", "result"]
     rows = [[rate(s.rate), rate(s.achieved), ms(s.p50), ms(s.p90), ms(s.p99), ms(s.p99_9),
-             pct(s.error_rate), str(s.late_requests), f"{s.cpu:.0%}",
+             pct(s.error_rate), count(s.late_requests), f"{s.cpu:.0%}",
              f"{s.index + 1} {s.phase}", _verdict(s, result.knee)] for s in result.curve]
     return ["<h2>Steps</h2>"] + _table(header, rows, set(range(0, 9)))
 
@@ -254,22 +266,25 @@ def _html_curve(result: SweepResult) -> list[str]:
     if not curve:
         return out + ["<p class=\"note\">No step completed.</p>"]
     bounds = slo_latency_bounds(result.slos)
-    worst = max(max(s.p99 for s in curve), max((b for _, b in bounds), default=0.0))
-    passing = [s.p99 for s in curve if s.passed] + [b for _, b in bounds]
+    measured = [s for s in curve if s.p99 is not None]  # a step with no success has no latency
+    worst = max(max((s.p99 for s in measured), default=0.0),
+                max((b for _, b in bounds), default=0.0))
+    passing = [s.p99 for s in measured if s.passed] + [b for _, b in bounds]
     y_max = worst
     if passing and worst > CLIP_FACTOR * max(passing):
         y_max = CLIP_FACTOR * max(passing)
     knee = result.knee_step
     vlines = [(knee.achieved, f"knee {rate(knee.rate)}/s offered")] if knee else []
-    series = [("p50", P50_COLOUR, [(s.achieved, s.p50, s.passed) for s in curve]),
-              ("p99", P99_COLOUR, [(s.achieved, s.p99, s.passed) for s in curve])]
+    series = [("p50", P50_COLOUR, [(s.achieved, s.p50, s.passed) for s in measured]),
+              ("p99", P99_COLOUR, [(s.achieved, s.p99, s.passed) for s in measured])]
     x_max = max(s.achieved for s in curve) * 1.05 or 1.0
     chart = _xy_chart(series, x_max, y_max or 1.0, "achieved throughput (req/s)",
                       "latency (ms)", "Latency against throughput", vlines, bounds)
     caption = ("Each point is one step (filled: passed, hollow: failed), joined in order of "
                "offered rate. Past the knee the throughput stops growing while latency "
                "climbs: the requests queue.")
-    clipped = [f"{rate(s.rate)}/s reaches p99 {ms(s.p99)} ms" for s in curve if s.p99 > y_max]
+    clipped = [f"{rate(s.rate)}/s reaches p99 {ms(s.p99)} ms" for s in measured
+               if s.p99 > y_max]
     if clipped:
         caption += (" Off scale (drawn on the top edge): " + "; ".join(clipped) + ".")
     out += ["<figure>", chart, f"<figcaption>{escape(caption)}</figcaption>", "</figure>"]
