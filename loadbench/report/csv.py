@@ -1,6 +1,7 @@
 """CSV report: one row per run, raw numbers for spreadsheets.
 
-Data, not display: no thousands separators, error_rate a fraction as in the JSON, and an
+Data, not display: no thousands separators (spreadsheets parse them as text), the error
+rate a percentage like every other report (`error_rate_pct`: 0.1 means 0.1 %), and an
 empty cell for a latency that was not measured (no successful response).
 """
 
@@ -16,7 +17,7 @@ LATENCY_FIELDS = ("min", "mean", "stdev", "p50", "p90", "p95", "p99", "p99_9", "
 
 HEADER = (
     "name", "client", "engine", "concurrency", "processes", "rate", "duration_s", "requests",
-    "rps", "error_rate", *(f"errors_{kind}" for kind in ERROR_CLASSES), "bytes_received",
+    "rps", "error_rate_pct", *(f"errors_{kind}" for kind in ERROR_CLASSES), "bytes_received",
     *(f"latency_{field}_ms" for field in LATENCY_FIELDS), "histogram_dropped",
     "cpu_utilisation", "warnings",
 )
@@ -35,7 +36,7 @@ def _row(run: RunResult) -> list:
     return [
         run.name, run.client, run.engine, run.concurrency, run.processes,
         "" if run.rate is None else run.rate, run.duration_s, run.requests, run.rps,
-        run.error_rate, *(run.errors.get(kind, 0) for kind in ERROR_CLASSES),
+        round(run.error_rate * 100, 6), *(run.errors.get(kind, 0) for kind in ERROR_CLASSES),
         run.bytes_received, *(getattr(run.latency_ms, field) for field in LATENCY_FIELDS),
         run.histogram_dropped, run.client_cpu.utilisation, "; ".join(run.warnings),
     ]
