@@ -16,7 +16,16 @@ from pathlib import Path
 
 import psutil
 import pytest
-from faultservers import BIG_BODY_BYTES, OK_BODY, FaultServer, LoadbenchProcess, refused_port
+from faultservers import (
+    BIG_BODY_BYTES,
+    FRAMINGS,
+    OK_BODY,
+    SPLIT_RESPONSES,
+    FaultServer,
+    LoadbenchProcess,
+    head_length,
+    refused_port,
+)
 from typer.testing import CliRunner
 
 from loadbench import target as target_module
@@ -40,6 +49,7 @@ EXPECTED = {
     "trickle": "timeout",
     "bad-chunked": "read",
     "reset": "read",
+    "continue-close-body": "read",  # a 1xx is not the answer, nor its head the final one's
     # llhttp has no header size limit (the fast engine skips headers it does not need);
     # h11 refuses a header block over 16 KiB
     "big-header": {"fast": None, "httpx": "read"},
@@ -114,6 +124,48 @@ def test_fault_with_gather(fault, engine):
         run, elapsed = run_once(scenario(server.url(""), ["/ok", f"/{fault}"], engine, "gather"))
     assert elapsed < DURATION + TIMEOUT + GRACE
     check_fault_run(run, server, fault, engine)
+
+
+def counted(data: dict, iterations: int) -> dict:
+    """The scenario with a request budget instead of a duration: exact counts to compare."""
+    data = {**data, "iterations": iterations}
+    del data["duration"]
+    return data
+
+
+# ------------------------------------------------ valid but unusual responses, split heads
+
+
+@pytest.mark.parametrize("engine", ["fast", "httpx"])
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_unusual_valid_framing_is_counted_exactly(framing, engine):
+    """Interim 1xx responses are not the answer, chunk extensions and trailers are not
+    body, HTTP/1.0 and close-delimited bodies end at the close, and a 408 sent behind a
+    response before the request arrived answers nothing: 40 requests, 40 200s, 5 bytes each."""
+    with FaultServer() as server:
+        run, _ = run_once(counted(
+            scenario(server.url(""), [f"/{framing}"], engine, "gather", concurrency=2), 40))
+    assert {k: v for k, v in run.errors.items() if v} == {}
+    assert run.status_codes == {"200": 40}
+    assert server.requests == {f"/{framing}": 40}
+    check_accounting(run, 40, len(OK_BODY) * 40)
+
+
+@pytest.mark.parametrize("engine", ["fast", "httpx"])
+@pytest.mark.parametrize("framing", list(SPLIT_RESPONSES))
+def test_head_split_at_every_byte_is_counted_exactly(framing, engine):
+    """Each request's response arrives in two reads, split at a different byte of its head
+    (every boundary once); each is one success with its 5 body bytes, whatever its framing."""
+    response, _ = SPLIT_RESPONSES[framing]
+    splits = head_length(response)
+    with FaultServer() as server:
+        run, _ = run_once(counted(
+            scenario(server.url(""), [f"/{framing}"], engine, "sequential", timeout=2.0),
+            splits))
+    assert sorted(server.splits[framing]) == list(range(1, splits + 1))
+    assert {k: v for k, v in run.errors.items() if v} == {}
+    assert run.status_codes == {"200": splits}
+    check_accounting(run, splits, len(OK_BODY) * splits)
 
 
 @pytest.mark.parametrize("engine", ["fast", "httpx"])
