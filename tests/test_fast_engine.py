@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import socket
 import ssl
-import subprocess
+import sys
 import threading
 import time
 
 import pytest
+from faultservers import refused_port
 
 from loadbench.engines.fast import FastEngine, encode_request, origin_of
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
@@ -268,10 +267,8 @@ def test_server_that_never_answers_times_out(loop):
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_refused_port_counts_connect_errors(loop):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    result = run_shard(plan_for(f"http://127.0.0.1:{port}/", loop=loop, duration_s=0.2))
+    with refused_port() as port:
+        result = run_shard(plan_for(f"http://127.0.0.1:{port}/", loop=loop, duration_s=0.2))
     assert result.requests > 0 and errors(result) == {"connect": result.requests}
     assert result.reconnects == 0
 
@@ -320,45 +317,9 @@ def test_request_body_and_headers_arrive():
 # -- TLS ---------------------------------------------------------------------------------
 
 
-def _self_signed(tmp_path) -> tuple[str, str] | None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    try:
-        import datetime
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-    except ImportError:
-        if shutil.which("openssl") is None:
-            return None
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True, timeout=30)
-        return str(cert), str(key)
-    private = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                   .public_key(private.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-                   .sign(private, hashes.SHA256()))
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(private.private_bytes(serialization.Encoding.PEM,
-                                          serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return str(cert), str(key)
-
-
 @pytest.mark.parametrize("loop", LOOPS)
-def test_https_self_signed_without_verification(loop, tmp_path):
-    files = _self_signed(tmp_path)
-    if files is None:
-        pytest.skip("neither the cryptography package nor openssl is available")
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(*files)
-    with Server(respond_each(OK_RESPONSE), tls=tls) as server:
+def test_https_self_signed_without_verification(loop, tls_server):
+    with Server(respond_each(OK_RESPONSE), tls=tls_server) as server:
         result = run_shard(plan_for(server.url(), loop=loop, verify_tls=False))
         verified = run_shard(plan_for(server.url(), loop=loop, verify_tls=True,
                                       duration_s=0.2, concurrency=1))
@@ -448,3 +409,34 @@ def test_cancelled_run_cleans_up():
         finally:
             loop.close()
     assert engine.links == set() and engine.tasks == set()
+
+
+# -- the event loop a plan names is the one that runs --------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_named_loop_runs_the_users(loop, monkeypatch):
+    """The `[uvloop]` tests above must run on uvloop, not on a silent asyncio fallback."""
+    import uvloop
+
+    seen = []
+    original = FastEngine.run_users
+
+    async def spy(self, users):
+        seen.append(type(asyncio.get_running_loop()))
+        await original(self, users)
+
+    monkeypatch.setattr(FastEngine, "run_users", spy)
+    with Server(respond_each(OK_RESPONSE)) as server:
+        result = run_shard(plan_for(server.url(), loop=loop, duration_s=0.1, concurrency=1))
+    assert result.requests > 0
+    assert len(seen) == 1 and issubclass(seen[0], uvloop.Loop) == (loop == "uvloop")
+
+
+def test_a_missing_uvloop_is_an_error_not_a_fallback(monkeypatch):
+    from loadbench.errors import BadInput
+    from loadbench.shard import _new_loop
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import raises ImportError
+    with pytest.raises(BadInput, match="uvloop is not installed"):
+        _new_loop("uvloop")

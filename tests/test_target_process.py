@@ -167,8 +167,8 @@ def test_stop_kills_what_ignores_sigterm(tmp_path: Path) -> None:
 def test_port_taken_after_picking_is_retried_once(
     monkeypatch: pytest.MonkeyPatch, bound_port: int
 ) -> None:
-    ports = iter([bound_port, find_free_port()])
-    monkeypatch.setattr(target_module, "find_free_port", lambda host="127.0.0.1": next(ports))
+    picks = iter([lambda: bound_port, find_free_port])  # the retry picks its port late
+    monkeypatch.setattr(target_module, "find_free_port", lambda host="127.0.0.1": next(picks)())
     with TargetProcess(env=LIGHT_ENV) as target:
         assert target.port != bound_port
         assert get(target.url, "/health")[0] == 200
