@@ -68,6 +68,7 @@ SPLIT_RESPONSES = {
     "split-chunked": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                       b"5\r\nhello\r\n0\r\n\r\n", True),
 }
+SLOW_S = 0.05  # `/slow` answers "hello" after this long (keep-alive)
 SPLIT_PAUSE = 0.003  # long enough for the client to read the first piece on its own
 
 
@@ -246,6 +247,11 @@ class FaultServer:
             if not keep_open:
                 await _close(writer)
             return keep_open
+        if fault == "slow":
+            await asyncio.sleep(SLOW_S)
+            writer.write(OK_RESPONSE)
+            await writer.drain()
+            return True
         if fault in FRAMINGS:
             return await self._frame(fault, reader, writer)
         if fault == "reset":
@@ -476,5 +482,5 @@ class LoadbenchProcess:
                     stream.close()
 
 
-__all__ = ["BIG_BODY_BYTES", "FAULTS", "FRAMINGS", "OK_BODY", "SPLIT_RESPONSES", "FaultServer",
-           "LoadbenchProcess", "head_length", "refused_port"]
+__all__ = ["BIG_BODY_BYTES", "FAULTS", "FRAMINGS", "OK_BODY", "SLOW_S", "SPLIT_RESPONSES",
+           "FaultServer", "LoadbenchProcess", "head_length", "refused_port"]
