@@ -48,7 +48,7 @@ def _cwd_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def tls_server() -> ssl.SSLContext:
     """A server TLS context for 127.0.0.1 signed by a throwaway CA no client trusts.
 

@@ -15,6 +15,7 @@ import contextlib
 import os
 import queue
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -333,6 +334,98 @@ async def _wait_for_eof(reader: asyncio.StreamReader) -> None:
         pass
 
 
+class ProtocolServer:
+    """A TLS loopback server that offers HTTP/2 and HTTP/1.1 by ALPN and answers "hello"
+    with either; `requests` counts requests by the protocol they really came in on.
+
+    The server's view is the evidence: a client that dropped `http2` still gets answers,
+    over HTTP/1.1, and only this count tells the difference.
+    """
+
+    def __init__(self, tls: ssl.SSLContext) -> None:
+        tls.set_alpn_protocols(["h2", "http/1.1"])
+        self.tls = tls
+        self.requests: Counter[str] = Counter()
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="h2-server", daemon=True)
+        self._transports: set[asyncio.Transport] = set()
+
+    def __enter__(self) -> ProtocolServer:
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError("protocol server did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        if self._thread.is_alive():
+            raise RuntimeError("protocol server thread did not stop")
+
+    def url(self, path: str = "/ok") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(self._loop.create_server(
+            lambda: _ProtocolConnection(self), "127.0.0.1", 0, ssl=self.tls))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            for transport in list(self._transports):
+                transport.abort()
+            self._loop.run_until_complete(server.wait_closed())
+            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.close()
+
+
+class _ProtocolConnection(asyncio.Protocol):
+    """One connection of `ProtocolServer`: h2 framing or a minimal HTTP/1.1 loop."""
+
+    def __init__(self, server: ProtocolServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.h2 = None
+        self.buffer = b""
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.server._transports.add(transport)
+        if transport.get_extra_info("ssl_object").selected_alpn_protocol() == "h2":
+            import h2.config
+            import h2.connection
+
+            self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+            self.h2.initiate_connection()
+            transport.write(self.h2.data_to_send())
+
+    def connection_lost(self, exc) -> None:
+        self.server._transports.discard(self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.h2 is None:
+            self.buffer += data
+            while b"\r\n\r\n" in self.buffer:  # GETs only: no request body
+                _, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+                self.server.requests["HTTP/1.1"] += 1
+                self.transport.write(OK_RESPONSE)
+            return
+        import h2.events
+
+        for event in self.h2.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                self.server.requests["HTTP/2"] += 1
+                self.h2.send_headers(event.stream_id, [(":status", "200"),
+                                                       ("content-length", str(len(OK_BODY)))])
+                self.h2.send_data(event.stream_id, OK_BODY, end_stream=True)
+        self.transport.write(self.h2.data_to_send())
+
+
 @contextlib.contextmanager
 def refused_port(host: str = "127.0.0.1") -> Iterator[int]:
     """A port that refuses connections: bound (so nobody else takes it) but not listening."""
@@ -483,4 +576,4 @@ class LoadbenchProcess:
 
 
 __all__ = ["BIG_BODY_BYTES", "FAULTS", "FRAMINGS", "OK_BODY", "SLOW_S", "SPLIT_RESPONSES",
-           "FaultServer", "LoadbenchProcess", "head_length", "refused_port"]
+           "FaultServer", "LoadbenchProcess", "ProtocolServer", "head_length", "refused_port"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from loadbench.runner import run_scenario
 from loadbench.scenario import validate_scenario
 from loadbench.stats import decode_histogram
@@ -73,3 +75,20 @@ def test_http2_option_needs_httpx_and_runs(target_url):
                                   "runs": [{"name": "g", "client": "gather", "concurrency": 2}]})
     run = run_scenario(scenario).runs[0]
     assert run.requests > 0 and sum(run.errors.values()) == 0
+
+
+@pytest.mark.parametrize("client", ["gather", "sequential"])
+@pytest.mark.parametrize("http2", [True, False])
+def test_http2_is_the_protocol_the_server_sees(http2, client, tls_server):
+    """`http2: true` must reach the wire: a server offering both by ALPN counts every
+    request on HTTP/2, and without the option every request on HTTP/1.1."""
+    from faultservers import ProtocolServer
+
+    with ProtocolServer(tls_server) as server:
+        run = run_scenario(validate_scenario({
+            "name": "h2", "target": {"url": server.url("")}, "requests": [{"path": "/ok"}],
+            "iterations": 20, "engine": "httpx", "http2": http2, "verify_tls": False,
+            "runs": [{"name": "g", "client": client}]})).runs[0]
+    assert run.requests == 20 and sum(run.errors.values()) == 0
+    assert run.bytes_received == 5 * 20
+    assert server.requests == {"HTTP/2" if http2 else "HTTP/1.1": 20}
