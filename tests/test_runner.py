@@ -92,3 +92,74 @@ def test_http2_is_the_protocol_the_server_sees(http2, client, tls_server):
     assert run.requests == 20 and sum(run.errors.values()) == 0
     assert run.bytes_received == 5 * 20
     assert server.requests == {"HTTP/2" if http2 else "HTTP/1.1": 20}
+
+
+# ---------------------------------------------------------------- is the run valid
+
+
+def _pacing(target: float, achieved: float, lag_p99: float = 0.0):
+    from loadbench.result import LatencySummary, Pacing
+
+    return Pacing(target_rate=target, achieved_rate=achieved, late_requests=7,
+                  unsent_requests=3, schedule_lag_ms=LatencySummary(p99=lag_p99),
+                  service_time_ms=LatencySummary())
+
+
+def _lag(p99: float):
+    from loadbench.result import LatencySummary
+
+    return LatencySummary(p50=p99 / 2, p99=p99)
+
+
+@pytest.mark.parametrize(("cpu", "lag_p99", "verdict", "evidence"), [
+    (0.899, 10.0, "valid", []),
+    (0.9, None, "invalid: generator-bound", ["generator CPU 90% of a core (limit 90%)"]),
+    (0.5, 10.1, "invalid: generator-bound", ["event-loop lag p99 10.1 ms (limit 10 ms)"]),
+    (0.95, 25.0, "invalid: generator-bound", ["generator CPU 95% of a core (limit 90%)",
+                                              "event-loop lag p99 25.0 ms (limit 10 ms)"]),
+])
+def test_generator_bound_verdict_and_its_evidence(cpu, lag_p99, verdict, evidence):
+    from loadbench.runner import saturation_verdict
+
+    loop_lag = None if lag_p99 is None else _lag(lag_p99)
+    assert saturation_verdict(cpu, loop_lag, None) == (verdict, evidence)
+
+
+def test_rate_verdict_yields_to_a_generator_bound_one():
+    from loadbench.runner import saturation_verdict
+
+    assert saturation_verdict(0.2, _lag(1.0), _pacing(100.0, 95.0)) == ("valid", [])
+    assert saturation_verdict(0.2, _lag(1.0), _pacing(100.0, 94.9)) == (
+        "invalid: rate not reached",
+        ["achieved 94.9/s of 100.0/s (< 95%); 7 requests started late, 3 never sent"])
+    assert saturation_verdict(0.2, _lag(30.0), _pacing(100.0, 50.0, lag_p99=40.0)) == (
+        "invalid: generator-bound",
+        ["event-loop lag p99 30.0 ms (limit 10 ms)", "schedule lag p99 40.0 ms"])
+
+
+def test_a_blocked_generator_loop_makes_the_run_invalid(monkeypatch):
+    """End to end: every response callback blocks the engine's loop for 30 ms (as a slow
+    check or a CPU-bound client would), so the 10 ms lag probe fires late: the run is
+    reported generator-bound with the loop lag as evidence, whatever the CPU shows."""
+    import time
+
+    from faultservers import FaultServer
+
+    from loadbench.stats import Recorder
+
+    record = Recorder.record
+
+    def blocking(self, *args):
+        time.sleep(0.03)
+        record(self, *args)
+
+    monkeypatch.setattr(Recorder, "record", blocking)
+    with FaultServer() as server:
+        run = run_scenario(validate_scenario({
+            "name": "blocked", "target": {"url": server.url("")}, "requests": [{"path": "/ok"}],
+            "duration": "600ms", "runs": [{"name": "g", "client": "gather", "concurrency": 1}]})
+        ).runs[0]
+    assert run.requests > 5 and sum(run.errors.values()) == 0
+    assert run.loop_lag_ms.p99 > 15
+    assert run.verdict == "invalid: generator-bound"
+    assert any(e.startswith("event-loop lag p99") for e in run.verdict_evidence)
