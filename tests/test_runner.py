@@ -163,3 +163,31 @@ def test_a_blocked_generator_loop_makes_the_run_invalid(monkeypatch):
     assert run.loop_lag_ms.p99 > 15
     assert run.verdict == "invalid: generator-bound"
     assert any(e.startswith("event-loop lag p99") for e in run.verdict_evidence)
+
+
+@pytest.mark.parametrize(("busy_s", "verdict"),
+                         [(0.26, "valid"), (0.28, "invalid: generator-bound")])
+def test_the_busiest_shard_decides_the_cpu_verdict(busy_s, verdict):
+    """Two real shards, then one of them made 87 % or 93 % busy over its 0.3 s: the run result
+    (what the report and --strict read) turns generator-bound, with the warning."""
+    from dataclasses import replace
+
+    from faultservers import FaultServer
+
+    from loadbench.load import LoadPlan, RequestTemplate
+    from loadbench.runner import SATURATION_WARNING, RunShape, build_run_result
+    from loadbench.shard import run_shard
+    from loadbench.stats import Aggregator
+
+    with FaultServer() as server:
+        plan = LoadPlan(templates=(RequestTemplate("ok", "GET", server.url()),),
+                        duration_s=0.3, timeout_s=1.0)
+        shards = [run_shard(replace(plan, source=source)) for source in (0, 1)]
+    shards = [replace(shard, duration_s=0.3, cpu_user_s=0.01, cpu_system_s=0.01,
+                      loop_lag_histogram="")  # no loop-lag evidence: CPU alone decides
+              for shard in shards]
+    shards[1] = replace(shards[1], cpu_user_s=busy_s - 0.01)
+    shape = RunShape("cpu", "multiprocess", "fast", 1, 2, None, None, 0.0, 0.3)
+    result = build_run_result(shape, [(shards, Aggregator())])
+    assert result.verdict == verdict, result.verdict_evidence
+    assert (SATURATION_WARNING in result.warnings) == (verdict != "valid")
