@@ -11,6 +11,8 @@ import time
 
 import pytest
 from faultservers import refused_port
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loadbench.engines.fast import FastEngine, encode_request, origin_of
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
@@ -440,3 +442,114 @@ def test_a_missing_uvloop_is_an_error_not_a_fallback(monkeypatch):
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import raises ImportError
     with pytest.raises(BadInput, match="uvloop is not installed"):
         _new_loop("uvloop")
+
+
+# -- any split of a response into reads: a property of the parser callbacks ------------------
+
+# name -> (wire bytes, where the final response's head ends); every body is "hello"
+WIRE_RESPONSES = {
+    "length": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    "eof": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello",
+    "http10-eof": b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\nhello",
+    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"2;x=y\r\nhe\r\n3\r\nllo\r\n0\r\nX-Trailer: t\r\n\r\n",
+    "continue-length": b"HTTP/1.1 100 Continue\r\n\r\n"
+                       b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    "continue-eof": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nhello",
+}
+
+
+class _WireTransport:
+    """Stands in for a socket: the engine writes into it; the test plays the server."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str):
+        return None
+
+
+def one_exchange(reads: list[bytes], close: bool = True) -> Recorder:
+    """One request through a fast-engine user, its response fed in `reads`, then (with
+    `close`) the connection closed: what the recorder counted."""
+    from loadbench.engines.fast import _Link, _User
+
+    loop = asyncio.new_event_loop()
+    try:
+        plan = LoadPlan(templates=(RequestTemplate("r", "GET", "http://127.0.0.1:9/"),),
+                        engine="fast", duration_s=None, max_requests=1, timeout_s=5.0)
+        state = LoadState(plan)
+        engine = FastEngine(plan, state)
+        engine.loop, engine.finished, engine.running = loop, loop.create_future(), 1
+        user = _User(engine)
+        engine.users = [user]
+        user.intended = user.sent = state.next_slot()
+        link = _Link(user)
+        link.connection_made(_WireTransport())
+        for data in reads:
+            link.data_received(data)
+        if close:
+            link.connection_lost(None)
+        assert not engine.tasks, "the engine tried to reconnect"
+        if engine.finished.done():
+            engine.finished.result()  # re-raises a crash in a parser callback
+        return state.recorder
+    finally:
+        loop.close()
+
+
+def split_at(wire: bytes, cuts: set[int]) -> list[bytes]:
+    edges = [0, *sorted(cuts), len(wire)]
+    return [wire[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+
+
+@st.composite
+def split_responses(draw):
+    name = draw(st.sampled_from(sorted(WIRE_RESPONSES)))
+    wire = WIRE_RESPONSES[name]
+    cuts = draw(st.sets(st.integers(1, len(wire) - 1), max_size=6))
+    return name, split_at(wire, cuts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(split_responses())
+def test_any_split_into_reads_is_one_success_with_its_body(case):
+    """However the reads cut a response (inside the status line, a header, the CRLFs, an
+    interim 1xx, a chunk size or the body), it is one 200 with its 5 body bytes."""
+    _, reads = case
+    recorder = one_exchange(reads)
+    assert recorder.requests == 1 and recorder.status_codes == {200: 1}
+    assert recorder.bytes_received == 5 and not any(recorder.errors.values())
+
+
+@pytest.mark.parametrize("name", sorted(WIRE_RESPONSES))
+def test_every_single_cut_is_one_success(name):
+    """The exhaustive version for one cut: every byte boundary of every response."""
+    wire = WIRE_RESPONSES[name]
+    for cut in range(1, len(wire)):
+        recorder = one_exchange(split_at(wire, {cut}))
+        assert (recorder.status_codes, recorder.bytes_received) == ({200: 1}, 5), cut
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_a_close_inside_the_final_head_is_one_read_error(data):
+    """Cut short anywhere before the final response's head is complete, in any number of
+    reads, a response is one read error and nothing else, whatever its framing."""
+    wire = WIRE_RESPONSES[data.draw(st.sampled_from(sorted(WIRE_RESPONSES)))]
+    final_head_end = wire.rindex(b"HTTP/1.") + wire[wire.rindex(b"HTTP/1."):].index(
+        b"\r\n\r\n") + 4
+    truncated = wire[:data.draw(st.integers(1, final_head_end - 1))]
+    cuts = data.draw(st.sets(st.integers(1, max(len(truncated) - 1, 1)), max_size=4))
+    recorder = one_exchange(split_at(truncated, {c for c in cuts if c < len(truncated)}))
+    assert recorder.requests == 1 and recorder.status_codes == {}
+    assert {k: v for k, v in recorder.errors.items() if v} == {"read": 1}
