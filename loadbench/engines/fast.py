@@ -215,7 +215,7 @@ class _User:
         self.sent = 0.0
         self.pending = 0.0
         self.retried = False
-        self.rx: bytes | None = None  # the current response's first read (its head)
+        self.rx: bytes | None = None  # the current response as read, up to its whole head
         self.nbytes = 0
         self.data, self.head = engine.fixed or (b"", False)
         self.timer: asyncio.Handle | None = None
