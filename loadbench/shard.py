@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loadbench.engines import load_engine
+from loadbench.errors import BadInput
 from loadbench.load import LoadPlan, LoadState
 from loadbench.stats import Tick
 
@@ -53,11 +55,15 @@ def _encode(histogram) -> str:
 
 
 def _new_loop(name: str) -> asyncio.AbstractEventLoop:
-    if name == "uvloop":
+    """The loop the plan names. uvloop does not exist on Windows, where "uvloop" (the
+    default) means asyncio's loop; elsewhere it is a dependency, and a missing one is an
+    error, never a silent switch that would measure (and test) the other loop."""
+    if name == "uvloop" and sys.platform != "win32":
         try:
             import uvloop
-        except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-            return asyncio.new_event_loop()
+        except ImportError as exc:
+            raise BadInput("loop 'uvloop': uvloop is not installed; pip install uvloop, "
+                           "or choose loop 'asyncio'") from exc
         return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 

@@ -15,6 +15,7 @@ import contextlib
 import os
 import queue
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -44,7 +45,36 @@ FAULTS = (
     "big-body",       # a 100 MiB body, streamed from one reused buffer
     "bad-chunked",    # Transfer-Encoding: chunked with an invalid chunk size line
     "reset",          # SO_LINGER 0 and close: the client sees a TCP RST
+    "continue-close-body",  # 100 Continue, a pause, then "close-body"
 )
+
+# path -> a valid but unusual way to answer "hello" (every engine must count it a success)
+FRAMINGS = (
+    "continue",        # 100 Continue, then the 200 in the same write
+    "continue-split",  # 100 Continue, a pause, then the 200
+    "early-hints",     # 103 Early Hints with a Link header, then the 200
+    "continue-eof",    # 100 Continue, then a 200 whose body ends when the server closes
+    "chunk-ext",       # chunked, with chunk extensions and a trailer field
+    "http10",          # HTTP/1.0 with Content-Length, then the server closes
+    "http10-eof",      # HTTP/1.0 without Content-Length: the body ends at the close
+    "eof",             # HTTP/1.1 Connection: close without Content-Length
+    "late-408",        # the 200, then (same write) an unsolicited 408 and a close
+)
+
+# path -> one response; the Nth request for it is written split at byte N of the head
+# (cycling), with a pause between the pieces, so every head boundary meets the client
+SPLIT_RESPONSES = {
+    "split-length": (OK_RESPONSE, True),
+    "split-eof": (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + OK_BODY, False),
+    "split-chunked": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"5\r\nhello\r\n0\r\n\r\n", True),
+}
+SLOW_S = 0.05  # `/slow` answers "hello" after this long (keep-alive)
+SPLIT_PAUSE = 0.003  # long enough for the client to read the first piece on its own
+
+
+def head_length(response: bytes) -> int:
+    return response.index(b"\r\n\r\n") + 4
 
 
 class FaultServer:
@@ -61,6 +91,7 @@ class FaultServer:
         self.requests: Counter[str] = Counter()
         self.connections = 0
         self.body_bytes_sent = 0
+        self.splits: dict[str, list[int]] = {path: [] for path in SPLIT_RESPONSES}
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fault-server", daemon=True)
@@ -166,6 +197,11 @@ class FaultServer:
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/pla")
             await _close(writer)
             return False
+        if fault == "continue-close-body":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(SPLIT_PAUSE)
+            fault = "close-body"
         if fault == "close-body":
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
             await _close(writer)
@@ -201,6 +237,24 @@ class FaultServer:
             await writer.drain()
             await _wait_for_eof(reader)
             return False
+        if fault in SPLIT_RESPONSES:
+            response, keep_open = SPLIT_RESPONSES[fault]
+            split = 1 + (self.requests["/" + fault] - 1) % head_length(response)
+            self.splits[fault].append(split)
+            writer.write(response[:split])
+            await writer.drain()
+            await asyncio.sleep(SPLIT_PAUSE)
+            writer.write(response[split:])
+            if not keep_open:
+                await _close(writer)
+            return keep_open
+        if fault == "slow":
+            await asyncio.sleep(SLOW_S)
+            writer.write(OK_RESPONSE)
+            await writer.drain()
+            return True
+        if fault in FRAMINGS:
+            return await self._frame(fault, reader, writer)
         if fault == "reset":
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -209,6 +263,43 @@ class FaultServer:
         writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
         await writer.drain()
         return True
+
+    async def _frame(self, framing: str, reader, writer) -> bool:
+        """Answer "hello" in one of the valid FRAMINGS; True to keep the connection."""
+        interim = {"continue": b"HTTP/1.1 100 Continue\r\n\r\n",
+                   "continue-split": b"HTTP/1.1 100 Continue\r\n\r\n",
+                   "continue-eof": b"HTTP/1.1 100 Continue\r\n\r\n",
+                   "early-hints": b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload"
+                                  b"\r\n\r\n"}.get(framing)
+        if interim is not None:
+            writer.write(interim)
+            if framing == "continue-split":
+                await writer.drain()
+                await asyncio.sleep(SPLIT_PAUSE)
+            if framing != "continue-eof":
+                writer.write(OK_RESPONSE)
+                await writer.drain()
+                return True
+            writer.write(b"HTTP/1.1 200 OK\r\n\r\n" + OK_BODY)
+            await _close(writer)
+            return False
+        if framing == "chunk-ext":
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum"
+                         b"\r\n\r\n2;name=value\r\nhe\r\n3;a;b=\"q\"\r\nllo\r\n0;last\r\n"
+                         b"X-Sum: 5\r\n\r\n")
+            await writer.drain()
+            return True
+        if framing == "late-408":
+            writer.write(OK_RESPONSE + b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                                       b"Content-Length: 0\r\n\r\n")
+            writer.write_eof()  # then read (and ignore) what the client sends, until it closes
+            await _wait_for_eof(reader)
+            return False
+        writer.write({"http10": b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n",
+                      "http10-eof": b"HTTP/1.0 200 OK\r\n\r\n",
+                      "eof": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"}[framing] + OK_BODY)
+        await _close(writer)
+        return False
 
 
 async def _read_request(reader: asyncio.StreamReader) -> str | None:
@@ -241,6 +332,98 @@ async def _wait_for_eof(reader: asyncio.StreamReader) -> None:
     """Hold the connection open (reading and discarding) until the client closes it."""
     while await reader.read(65536):
         pass
+
+
+class ProtocolServer:
+    """A TLS loopback server that offers HTTP/2 and HTTP/1.1 by ALPN and answers "hello"
+    with either; `requests` counts requests by the protocol they really came in on.
+
+    The server's view is the evidence: a client that dropped `http2` still gets answers,
+    over HTTP/1.1, and only this count tells the difference.
+    """
+
+    def __init__(self, tls: ssl.SSLContext) -> None:
+        tls.set_alpn_protocols(["h2", "http/1.1"])
+        self.tls = tls
+        self.requests: Counter[str] = Counter()
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="h2-server", daemon=True)
+        self._transports: set[asyncio.Transport] = set()
+
+    def __enter__(self) -> ProtocolServer:
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError("protocol server did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        if self._thread.is_alive():
+            raise RuntimeError("protocol server thread did not stop")
+
+    def url(self, path: str = "/ok") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(self._loop.create_server(
+            lambda: _ProtocolConnection(self), "127.0.0.1", 0, ssl=self.tls))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            self._loop.run_forever()
+        finally:
+            server.close()
+            for transport in list(self._transports):
+                transport.abort()
+            self._loop.run_until_complete(server.wait_closed())
+            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.close()
+
+
+class _ProtocolConnection(asyncio.Protocol):
+    """One connection of `ProtocolServer`: h2 framing or a minimal HTTP/1.1 loop."""
+
+    def __init__(self, server: ProtocolServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.h2 = None
+        self.buffer = b""
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.server._transports.add(transport)
+        if transport.get_extra_info("ssl_object").selected_alpn_protocol() == "h2":
+            import h2.config
+            import h2.connection
+
+            self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+            self.h2.initiate_connection()
+            transport.write(self.h2.data_to_send())
+
+    def connection_lost(self, exc) -> None:
+        self.server._transports.discard(self.transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.h2 is None:
+            self.buffer += data
+            while b"\r\n\r\n" in self.buffer:  # GETs only: no request body
+                _, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+                self.server.requests["HTTP/1.1"] += 1
+                self.transport.write(OK_RESPONSE)
+            return
+        import h2.events
+
+        for event in self.h2.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                self.server.requests["HTTP/2"] += 1
+                self.h2.send_headers(event.stream_id, [(":status", "200"),
+                                                       ("content-length", str(len(OK_BODY)))])
+                self.h2.send_data(event.stream_id, OK_BODY, end_stream=True)
+        self.transport.write(self.h2.data_to_send())
 
 
 @contextlib.contextmanager
@@ -392,5 +575,5 @@ class LoadbenchProcess:
                     stream.close()
 
 
-__all__ = ["BIG_BODY_BYTES", "FAULTS", "OK_BODY", "FaultServer", "LoadbenchProcess",
-           "refused_port"]
+__all__ = ["BIG_BODY_BYTES", "FAULTS", "FRAMINGS", "OK_BODY", "SLOW_S", "SPLIT_RESPONSES",
+           "FaultServer", "LoadbenchProcess", "ProtocolServer", "head_length", "refused_port"]

@@ -85,14 +85,12 @@ def test_target_that_cannot_start_exit_3(tmp_path):
 
 
 def test_unreachable_url_counts_connect_errors(tmp_path):
-    import socket
+    from faultservers import refused_port
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # nothing listens on `port` now: every request is a connect error, counted not hidden
-    result = invoke("bench", f"http://127.0.0.1:{port}/", "-c", "2", "-d", "300ms",
-                    "--json", "--timeout", "200ms")
+    with refused_port() as port:  # held, so nothing else can listen there meanwhile
+        # nothing listens on `port`: every request is a connect error, counted not hidden
+        result = invoke("bench", f"http://127.0.0.1:{port}/", "-c", "2", "-d", "300ms",
+                        "--json", "--timeout", "200ms")
     assert result.exit_code == 0
     run = json.loads(result.stdout)
     assert run["requests"] > 0

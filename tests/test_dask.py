@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import distributed
 import pytest
 
 from loadbench.clients import ShardFailure
@@ -26,8 +27,6 @@ from loadbench.pacing import RateSchedule
 from loadbench.runner import RunShape, build_run_result
 from loadbench.shard import ShardResult
 from loadbench.stats import Aggregator
-
-distributed = pytest.importorskip("distributed")
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -192,18 +191,8 @@ def test_without_dask_the_option_fails_with_a_hint(monkeypatch):
         run_on_dask(plan_for("http://127.0.0.1:1"), 2, None, None, None)
 
 
-# ------------------------------------------- end to end (active once the CLI is wired)
+# ------------------------------------------- end to end
 
-def _wired() -> bool:
-    from loadbench.scenario import Scenario
-
-    return "executor" in Scenario.model_fields
-
-
-wired = pytest.mark.skipif(not _wired(), reason="scenario has no 'executor' field yet")
-
-
-@wired
 def test_bench_executor_dask_local_records_executor_and_workers(target_url):
     import json
 
@@ -223,7 +212,6 @@ def test_bench_executor_dask_local_records_executor_and_workers(target_url):
     assert sum(s["requests"] for s in shards) == run_result["requests"] > 0
 
 
-@wired
 def test_remote_cluster_with_target_app_asks_for_a_url():
     from loadbench.runner import run_scenario
     from loadbench.scenario import validate_scenario
@@ -235,7 +223,6 @@ def test_remote_cluster_with_target_app_asks_for_a_url():
         run_scenario(scenario)
 
 
-@wired
 def test_bad_executor_is_a_scenario_error():
     from loadbench.errors import ScenarioError
     from loadbench.scenario import validate_scenario

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import socket
 import ssl
-import subprocess
+import sys
 import threading
 import time
 
 import pytest
+from faultservers import refused_port
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loadbench.engines.fast import FastEngine, encode_request, origin_of
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
@@ -268,10 +269,8 @@ def test_server_that_never_answers_times_out(loop):
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_refused_port_counts_connect_errors(loop):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    result = run_shard(plan_for(f"http://127.0.0.1:{port}/", loop=loop, duration_s=0.2))
+    with refused_port() as port:
+        result = run_shard(plan_for(f"http://127.0.0.1:{port}/", loop=loop, duration_s=0.2))
     assert result.requests > 0 and errors(result) == {"connect": result.requests}
     assert result.reconnects == 0
 
@@ -320,45 +319,9 @@ def test_request_body_and_headers_arrive():
 # -- TLS ---------------------------------------------------------------------------------
 
 
-def _self_signed(tmp_path) -> tuple[str, str] | None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    try:
-        import datetime
-
-        from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-        from cryptography.x509.oid import NameOID
-    except ImportError:
-        if shutil.which("openssl") is None:
-            return None
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True, timeout=30)
-        return str(cert), str(key)
-    private = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                   .public_key(private.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-                   .sign(private, hashes.SHA256()))
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(private.private_bytes(serialization.Encoding.PEM,
-                                          serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return str(cert), str(key)
-
-
 @pytest.mark.parametrize("loop", LOOPS)
-def test_https_self_signed_without_verification(loop, tmp_path):
-    files = _self_signed(tmp_path)
-    if files is None:
-        pytest.skip("neither the cryptography package nor openssl is available")
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(*files)
-    with Server(respond_each(OK_RESPONSE), tls=tls) as server:
+def test_https_self_signed_without_verification(loop, tls_server):
+    with Server(respond_each(OK_RESPONSE), tls=tls_server) as server:
         result = run_shard(plan_for(server.url(), loop=loop, verify_tls=False))
         verified = run_shard(plan_for(server.url(), loop=loop, verify_tls=True,
                                       duration_s=0.2, concurrency=1))
@@ -448,3 +411,145 @@ def test_cancelled_run_cleans_up():
         finally:
             loop.close()
     assert engine.links == set() and engine.tasks == set()
+
+
+# -- the event loop a plan names is the one that runs --------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_named_loop_runs_the_users(loop, monkeypatch):
+    """The `[uvloop]` tests above must run on uvloop, not on a silent asyncio fallback."""
+    import uvloop
+
+    seen = []
+    original = FastEngine.run_users
+
+    async def spy(self, users):
+        seen.append(type(asyncio.get_running_loop()))
+        await original(self, users)
+
+    monkeypatch.setattr(FastEngine, "run_users", spy)
+    with Server(respond_each(OK_RESPONSE)) as server:
+        result = run_shard(plan_for(server.url(), loop=loop, duration_s=0.1, concurrency=1))
+    assert result.requests > 0
+    assert len(seen) == 1 and issubclass(seen[0], uvloop.Loop) == (loop == "uvloop")
+
+
+def test_a_missing_uvloop_is_an_error_not_a_fallback(monkeypatch):
+    from loadbench.errors import BadInput
+    from loadbench.shard import _new_loop
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import raises ImportError
+    with pytest.raises(BadInput, match="uvloop is not installed"):
+        _new_loop("uvloop")
+
+
+# -- any split of a response into reads: a property of the parser callbacks ------------------
+
+# name -> (wire bytes, where the final response's head ends); every body is "hello"
+WIRE_RESPONSES = {
+    "length": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    "eof": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello",
+    "http10-eof": b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\nhello",
+    "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"2;x=y\r\nhe\r\n3\r\nllo\r\n0\r\nX-Trailer: t\r\n\r\n",
+    "continue-length": b"HTTP/1.1 100 Continue\r\n\r\n"
+                       b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    "continue-eof": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nhello",
+}
+
+
+class _WireTransport:
+    """Stands in for a socket: the engine writes into it; the test plays the server."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str):
+        return None
+
+
+def one_exchange(reads: list[bytes], close: bool = True) -> Recorder:
+    """One request through a fast-engine user, its response fed in `reads`, then (with
+    `close`) the connection closed: what the recorder counted."""
+    from loadbench.engines.fast import _Link, _User
+
+    loop = asyncio.new_event_loop()
+    try:
+        plan = LoadPlan(templates=(RequestTemplate("r", "GET", "http://127.0.0.1:9/"),),
+                        engine="fast", duration_s=None, max_requests=1, timeout_s=5.0)
+        state = LoadState(plan)
+        engine = FastEngine(plan, state)
+        engine.loop, engine.finished, engine.running = loop, loop.create_future(), 1
+        user = _User(engine)
+        engine.users = [user]
+        user.intended = user.sent = state.next_slot()
+        link = _Link(user)
+        link.connection_made(_WireTransport())
+        for data in reads:
+            link.data_received(data)
+        if close:
+            link.connection_lost(None)
+        assert not engine.tasks, "the engine tried to reconnect"
+        if engine.finished.done():
+            engine.finished.result()  # re-raises a crash in a parser callback
+        return state.recorder
+    finally:
+        loop.close()
+
+
+def split_at(wire: bytes, cuts: set[int]) -> list[bytes]:
+    edges = [0, *sorted(cuts), len(wire)]
+    return [wire[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+
+
+@st.composite
+def split_responses(draw):
+    name = draw(st.sampled_from(sorted(WIRE_RESPONSES)))
+    wire = WIRE_RESPONSES[name]
+    cuts = draw(st.sets(st.integers(1, len(wire) - 1), max_size=6))
+    return name, split_at(wire, cuts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(split_responses())
+def test_any_split_into_reads_is_one_success_with_its_body(case):
+    """However the reads cut a response (inside the status line, a header, the CRLFs, an
+    interim 1xx, a chunk size or the body), it is one 200 with its 5 body bytes."""
+    _, reads = case
+    recorder = one_exchange(reads)
+    assert recorder.requests == 1 and recorder.status_codes == {200: 1}
+    assert recorder.bytes_received == 5 and not any(recorder.errors.values())
+
+
+@pytest.mark.parametrize("name", sorted(WIRE_RESPONSES))
+def test_every_single_cut_is_one_success(name):
+    """The exhaustive version for one cut: every byte boundary of every response."""
+    wire = WIRE_RESPONSES[name]
+    for cut in range(1, len(wire)):
+        recorder = one_exchange(split_at(wire, {cut}))
+        assert (recorder.status_codes, recorder.bytes_received) == ({200: 1}, 5), cut
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_a_close_inside_the_final_head_is_one_read_error(data):
+    """Cut short anywhere before the final response's head is complete, in any number of
+    reads, a response is one read error and nothing else, whatever its framing."""
+    wire = WIRE_RESPONSES[data.draw(st.sampled_from(sorted(WIRE_RESPONSES)))]
+    final_head_end = wire.rindex(b"HTTP/1.") + wire[wire.rindex(b"HTTP/1."):].index(
+        b"\r\n\r\n") + 4
+    truncated = wire[:data.draw(st.integers(1, final_head_end - 1))]
+    cuts = data.draw(st.sets(st.integers(1, max(len(truncated) - 1, 1)), max_size=4))
+    recorder = one_exchange(split_at(truncated, {c for c in cuts if c < len(truncated)}))
+    assert recorder.requests == 1 and recorder.status_codes == {}
+    assert {k: v for k, v in recorder.errors.items() if v} == {"read": 1}

@@ -234,3 +234,97 @@ def test_a_worker_that_cannot_be_spawned_leaves_the_others_reaped(monkeypatch):
     with pytest.raises(OSError, match="spawn failed for the test"):
         run_multiprocess(plan, 2, None, None)
     assert len(started) == 1 and not started[0].is_alive() and started[0].exitcode == 0
+
+
+# ------------------------------------------- repeats, bench, sweep and the Dask executor
+
+
+def test_interrupt_in_the_second_repeat(tmp_path):
+    """Ctrl-C during repeat 2 of 3: exit 130, the first repeat and the partial second are
+    saved (no third is started), and the target is gone."""
+    path = tmp_path / "interrupted.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: interrupted
+        target: {app: target_app.main:app, env: {TARGET_CPU_WORKERS: "1"}}
+        requests: [{path: "/io?ms=5"}]
+        duration: 1s
+        repeat: 3
+        runs: [{name: g, client: gather, concurrency: 2}]
+        """))
+    out = tmp_path / "out"
+    args = ["run", str(path), "--no-progress", "--out", str(out)]
+    with LoadbenchProcess(args, cwd=tmp_path) as loadbench:
+        loadbench.wait_for_line("run 1/1")
+        loadbench.wait_for_line("run 1/1")  # the second repeat has started
+        loadbench.wait_for_load()
+        stop_and_check(loadbench, signal.SIGINT)
+    [run] = saved_result(out)["runs"]
+    assert run["interrupted"] is True and len(run["repeats"]) == 2
+    assert run["repeats"][0]["requests"] > 0
+    assert run["requests"] == sum(repeat["requests"] for repeat in run["repeats"])
+
+
+def stop_alone(loadbench: LoadbenchProcess, signum: int) -> str:
+    """Like `stop_and_check` for a command that starts no process of its own."""
+    sent = loadbench.signal(signum)
+    code = loadbench.wait(STOP_WITHIN_S + 5)
+    assert code == 130, (code, loadbench.stderr)
+    assert time.monotonic() - sent < STOP_WITHIN_S
+    assert "Traceback" not in loadbench.stderr
+    return loadbench.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_bench(tmp_path, signum):
+    saved = tmp_path / "bench.json"
+    with FaultServer() as server, LoadbenchProcess(
+            ["bench", server.url(), "-c", "2", "-d", "30s", "--no-progress", "--out", str(saved)],
+            cwd=tmp_path) as loadbench:
+        loadbench.wait_for_load()
+        assert "interrupted" in stop_alone(loadbench, signum)
+        served = server.requests["/ok"]
+    result = json.loads(saved.read_text())
+    assert result["interrupted"] is True
+    [run] = result["runs"]
+    assert run["interrupted"] is True and 0 < run["requests"] <= served
+    assert run["status_codes"] == {"200": run["requests"]}
+
+
+def test_interrupt_sweep(tmp_path):
+    """SIGTERM in the middle of a sweep's first step: exit 130, the partial sweep saved."""
+    out = tmp_path / "sweeps"
+    with FaultServer() as server, LoadbenchProcess(
+            ["sweep", server.url(), "--slo", "p99 < 1s", "--from", "50/s", "--to", "400/s",
+             "--step-duration", "20s", "-c", "2", "--out", str(out)],
+            cwd=tmp_path) as loadbench:
+        loadbench.wait_for_load()
+        assert "interrupted; partial sweep saved" in stop_alone(loadbench, signal.SIGTERM)
+    [saved] = list(out.glob("sweep-*.json"))
+    assert json.loads(saved.read_text())["interrupted"] is True
+
+
+@pytest.mark.timeout(90)
+def test_interrupt_on_the_dask_executor(tmp_path):
+    """Ctrl-C while two shards run on a Dask LocalCluster: exit 130, the partial result
+    saved, and the scheduler, nannies and workers all gone within 5 s (by pid)."""
+    path = tmp_path / "interrupted.yaml"
+    with FaultServer() as server:
+        path.write_text(textwrap.dedent(f"""\
+            name: interrupted
+            target: {{url: "{server.url("")}"}}
+            requests: [{{path: /ok}}]
+            duration: 60s
+            executor: dask-local
+            runs: [{{name: p, client: multiprocess, processes: 2, concurrency: 2}}]
+            """))
+        out = tmp_path / "out"
+        args = ["run", str(path), "--no-progress", "--out", str(out)]
+        with LoadbenchProcess(args, cwd=tmp_path) as loadbench:
+            loadbench.wait_for_line("run 1/1", timeout=60)
+            deadline = time.monotonic() + 60
+            while server.requests["/ok"] < 50 and time.monotonic() < deadline:
+                time.sleep(0.01)  # polls the server's count: the shards are sending
+            stop_and_check(loadbench, signal.SIGINT)
+    [run] = saved_result(out)["runs"]
+    assert run["interrupted"] is True and run["executor"] == "dask-local"
+    assert run["requests"] > 0 and run["status_codes"] == {"200": run["requests"]}

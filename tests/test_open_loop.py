@@ -64,3 +64,78 @@ def test_shipped_coordinated_omission_scenario(repo_root, target_url):
     outcomes = evaluate_all(scenario.thresholds, result.runs)
     assert all(o.passed for o in outcomes), [o.detail for o in outcomes]
     assert corrected.latency_ms.p99 > 5 * closed.latency_ms.p99
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("engine", ["fast", "httpx"])
+def test_too_few_users_for_the_rate_queue_and_latency_grows(engine):
+    """2 users against a 50 ms endpoint manage 40/s; asked for 100/s, every slot after
+    each user's first is sent late, the backlog (and so latency) grows all run long, and
+    what is still due when the grace ends is counted as unsent.
+
+    Slot k is due at k/100 s and sent when a user is free, so the median request (sent
+    half-way through the sending span D + timeout) is late by (D + T)/2 - (N/2)/100.
+    """
+    from faultservers import SLOW_S, FaultServer
+
+    duration, timeout, rate = 2.0, 0.5, 100
+    with FaultServer() as server:
+        run = run_scenario(validate_scenario({
+            "name": "backlog", "target": {"url": server.url("")},
+            "requests": [{"path": "/slow"}], "duration": f"{duration}s",
+            "timeout": f"{timeout}s", "engine": engine,
+            "runs": [{"name": "paced", "client": "gather", "concurrency": 2,
+                      "rate": f"{rate}/s"}]})).runs[0]
+    pacing = run.pacing
+    requests = run.requests
+    assert {k: v for k, v in run.errors.items() if v} == {}
+    assert server.requests["/slow"] == requests
+    # users cannot beat the service time; 20 leaves room for a very busy machine
+    assert 20 <= requests <= 2 * (duration + timeout) / SLOW_S + 2
+    assert pacing.unsent_requests == rate * duration - requests
+    assert requests - 2 <= pacing.late_requests <= requests
+    expected_lag = (duration + timeout) / 2 - requests / 2 / rate
+    assert pacing.schedule_lag_ms.p50 / 1000 == pytest.approx(expected_lag, rel=0.3)
+    assert pacing.service_time_ms.p50 / 1000 == pytest.approx(SLOW_S, abs=0.05)
+    # latency is measured from the schedule, so it carries the queueing delay
+    assert run.latency_ms.p50 / 1000 == pytest.approx(expected_lag + SLOW_S, rel=0.3)
+    # ... and the queue grows: second 1's median is ~0.6 s above second 0's
+    first, second = run.timeline[0], run.timeline[1]
+    assert (first.t, second.t) == (0, 1)
+    assert second.p50_ms - first.p50_ms >= 300
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("engine", "sync", "users"),
+                         [("httpx", False, 10), ("httpx", True, 1), ("fast", False, 10)])
+def test_enough_users_keep_to_the_schedule(engine, sync, users, monkeypatch):
+    """Open loop with users to spare: each request is sent at its slot, never before it
+    (the httpx engine's async and blocking users included), 100 slots in 1 s at 100/s."""
+    from faultservers import FaultServer
+
+    from loadbench.load import LoadPlan, RequestTemplate
+    from loadbench.pacing import RateSchedule
+    from loadbench.shard import run_shard
+    from loadbench.stats import Recorder
+
+    sends = []
+    record = Recorder.record
+
+    def noted(self, intended, sent, end, status, nbytes):
+        sends.append((intended, sent))
+        record(self, intended, sent, end, status, nbytes)
+
+    monkeypatch.setattr(Recorder, "record", noted)
+    with FaultServer() as server:
+        result = run_shard(LoadPlan(
+            templates=(RequestTemplate(name="ok", method="GET", url=server.url()),),
+            engine=engine, sync=sync, concurrency=users, duration_s=1.0, timeout_s=1.0,
+            schedule=RateSchedule.constant(100)))
+    assert {k: v for k, v in result.errors.items() if v} == {}
+    assert result.requests == len(sends) == server.requests["/ok"] == 100
+    intended = [i for i, _ in sends]
+    assert sorted(intended) == pytest.approx(
+        [intended[0] + k / 100 for k in range(100)], abs=1e-6)
+    assert all(sent >= slot for slot, sent in sends)  # never early
+    lags = sorted(sent - slot for slot, sent in sends)
+    assert lags[len(lags) // 2] < 0.005  # and, at the median, on time

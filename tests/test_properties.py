@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import string
 from pathlib import Path
 
@@ -435,3 +436,9 @@ def test_report_and_compare_name_the_file_and_the_problem(tmp_path, content, pro
         lines = [line for line in result.output.splitlines() if line.startswith("loadbench:")]
         assert len(lines) == 1, result.output
         assert str(bad) in lines[0] and problem in lines[0], lines[0]
+
+
+def test_property_tests_replay_exactly_in_ci():
+    """tests/conftest.py loads a derandomized profile before this module made PROPERTY."""
+    if os.environ.get("HYPOTHESIS_PROFILE", "ci") == "ci":
+        assert PROPERTY.derandomize and SLOW_PROPERTY.derandomize

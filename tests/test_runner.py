@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from loadbench.runner import run_scenario
 from loadbench.scenario import validate_scenario
 from loadbench.stats import decode_histogram
@@ -73,3 +75,119 @@ def test_http2_option_needs_httpx_and_runs(target_url):
                                   "runs": [{"name": "g", "client": "gather", "concurrency": 2}]})
     run = run_scenario(scenario).runs[0]
     assert run.requests > 0 and sum(run.errors.values()) == 0
+
+
+@pytest.mark.parametrize("client", ["gather", "sequential"])
+@pytest.mark.parametrize("http2", [True, False])
+def test_http2_is_the_protocol_the_server_sees(http2, client, tls_server):
+    """`http2: true` must reach the wire: a server offering both by ALPN counts every
+    request on HTTP/2, and without the option every request on HTTP/1.1."""
+    from faultservers import ProtocolServer
+
+    with ProtocolServer(tls_server) as server:
+        run = run_scenario(validate_scenario({
+            "name": "h2", "target": {"url": server.url("")}, "requests": [{"path": "/ok"}],
+            "iterations": 20, "engine": "httpx", "http2": http2, "verify_tls": False,
+            "runs": [{"name": "g", "client": client}]})).runs[0]
+    assert run.requests == 20 and sum(run.errors.values()) == 0
+    assert run.bytes_received == 5 * 20
+    assert server.requests == {"HTTP/2" if http2 else "HTTP/1.1": 20}
+
+
+# ---------------------------------------------------------------- is the run valid
+
+
+def _pacing(target: float, achieved: float, lag_p99: float = 0.0):
+    from loadbench.result import LatencySummary, Pacing
+
+    return Pacing(target_rate=target, achieved_rate=achieved, late_requests=7,
+                  unsent_requests=3, schedule_lag_ms=LatencySummary(p99=lag_p99),
+                  service_time_ms=LatencySummary())
+
+
+def _lag(p99: float):
+    from loadbench.result import LatencySummary
+
+    return LatencySummary(p50=p99 / 2, p99=p99)
+
+
+@pytest.mark.parametrize(("cpu", "lag_p99", "verdict", "evidence"), [
+    (0.899, 10.0, "valid", []),
+    (0.9, None, "invalid: generator-bound", ["generator CPU 90% of a core (limit 90%)"]),
+    (0.5, 10.1, "invalid: generator-bound", ["event-loop lag p99 10.1 ms (limit 10 ms)"]),
+    (0.95, 25.0, "invalid: generator-bound", ["generator CPU 95% of a core (limit 90%)",
+                                              "event-loop lag p99 25.0 ms (limit 10 ms)"]),
+])
+def test_generator_bound_verdict_and_its_evidence(cpu, lag_p99, verdict, evidence):
+    from loadbench.runner import saturation_verdict
+
+    loop_lag = None if lag_p99 is None else _lag(lag_p99)
+    assert saturation_verdict(cpu, loop_lag, None) == (verdict, evidence)
+
+
+def test_rate_verdict_yields_to_a_generator_bound_one():
+    from loadbench.runner import saturation_verdict
+
+    assert saturation_verdict(0.2, _lag(1.0), _pacing(100.0, 95.0)) == ("valid", [])
+    assert saturation_verdict(0.2, _lag(1.0), _pacing(100.0, 94.9)) == (
+        "invalid: rate not reached",
+        ["achieved 94.9/s of 100.0/s (< 95%); 7 requests started late, 3 never sent"])
+    assert saturation_verdict(0.2, _lag(30.0), _pacing(100.0, 50.0, lag_p99=40.0)) == (
+        "invalid: generator-bound",
+        ["event-loop lag p99 30.0 ms (limit 10 ms)", "schedule lag p99 40.0 ms"])
+
+
+def test_a_blocked_generator_loop_makes_the_run_invalid(monkeypatch):
+    """End to end: every response callback blocks the engine's loop for 30 ms (as a slow
+    check or a CPU-bound client would), so the 10 ms lag probe fires late: the run is
+    reported generator-bound with the loop lag as evidence, whatever the CPU shows."""
+    import time
+
+    from faultservers import FaultServer
+
+    from loadbench.stats import Recorder
+
+    record = Recorder.record
+
+    def blocking(self, *args):
+        time.sleep(0.03)
+        record(self, *args)
+
+    monkeypatch.setattr(Recorder, "record", blocking)
+    with FaultServer() as server:
+        run = run_scenario(validate_scenario({
+            "name": "blocked", "target": {"url": server.url("")}, "requests": [{"path": "/ok"}],
+            "duration": "600ms", "runs": [{"name": "g", "client": "gather", "concurrency": 1}]})
+        ).runs[0]
+    assert run.requests > 5 and sum(run.errors.values()) == 0
+    assert run.loop_lag_ms.p99 > 15
+    assert run.verdict == "invalid: generator-bound"
+    assert any(e.startswith("event-loop lag p99") for e in run.verdict_evidence)
+
+
+@pytest.mark.parametrize(("busy_s", "verdict"),
+                         [(0.26, "valid"), (0.28, "invalid: generator-bound")])
+def test_the_busiest_shard_decides_the_cpu_verdict(busy_s, verdict):
+    """Two real shards, then one of them made 87 % or 93 % busy over its 0.3 s: the run result
+    (what the report and --strict read) turns generator-bound, with the warning."""
+    from dataclasses import replace
+
+    from faultservers import FaultServer
+
+    from loadbench.load import LoadPlan, RequestTemplate
+    from loadbench.runner import SATURATION_WARNING, RunShape, build_run_result
+    from loadbench.shard import run_shard
+    from loadbench.stats import Aggregator
+
+    with FaultServer() as server:
+        plan = LoadPlan(templates=(RequestTemplate("ok", "GET", server.url()),),
+                        duration_s=0.3, timeout_s=1.0)
+        shards = [run_shard(replace(plan, source=source)) for source in (0, 1)]
+    shards = [replace(shard, duration_s=0.3, cpu_user_s=0.01, cpu_system_s=0.01,
+                      loop_lag_histogram="")  # no loop-lag evidence: CPU alone decides
+              for shard in shards]
+    shards[1] = replace(shards[1], cpu_user_s=busy_s - 0.01)
+    shape = RunShape("cpu", "multiprocess", "fast", 1, 2, None, None, 0.0, 0.3)
+    result = build_run_result(shape, [(shards, Aggregator())])
+    assert result.verdict == verdict, result.verdict_evidence
+    assert (SATURATION_WARNING in result.warnings) == (verdict != "valid")

@@ -367,17 +367,13 @@ def test_sweep_starts_a_scenario_app_once_and_stops_it(tmp_path):
     assert {p.pid for p in psutil.Process().children(recursive=True)} <= before
 
 
-# ---------------------------------------------------------------- CLI (once registered)
+# ---------------------------------------------------------------- CLI
 
 
 def _cli():
-    import typer.main
+    from typer.testing import CliRunner
 
     from loadbench.cli import app
-
-    if "sweep" not in typer.main.get_command(app).commands:
-        pytest.skip("the sweep command is not registered in loadbench.cli yet")
-    from typer.testing import CliRunner
 
     return app, CliRunner()
 

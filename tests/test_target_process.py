@@ -167,8 +167,8 @@ def test_stop_kills_what_ignores_sigterm(tmp_path: Path) -> None:
 def test_port_taken_after_picking_is_retried_once(
     monkeypatch: pytest.MonkeyPatch, bound_port: int
 ) -> None:
-    ports = iter([bound_port, find_free_port()])
-    monkeypatch.setattr(target_module, "find_free_port", lambda host="127.0.0.1": next(ports))
+    picks = iter([lambda: bound_port, find_free_port])  # the retry picks its port late
+    monkeypatch.setattr(target_module, "find_free_port", lambda host="127.0.0.1": next(picks)())
     with TargetProcess(env=LIGHT_ENV) as target:
         assert target.port != bound_port
         assert get(target.url, "/health")[0] == 200
@@ -208,27 +208,27 @@ def test_target_dies_with_a_killed_parent() -> None:
 
 
 def test_serve_foreground_stops_cleanly_on_ctrl_c() -> None:
-    port = find_free_port()
-    code = f"from loadbench.target import serve_foreground; print(serve_foreground(port={port}))"
+    """Port 0: uvicorn binds a free port itself and logs it, so no port is picked here and
+    bound later by another process (a race with anything else on the machine)."""
+    code = "from loadbench.target import serve_foreground; print(serve_foreground(port=0))"
     server = subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
         env={**os.environ, **LIGHT_ENV},
     )
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                if get(f"http://127.0.0.1:{port}", "/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None
-            time.sleep(0.05)
+        for line in server.stderr:  # pytest-timeout bounds this if uvicorn never says it
+            if "Uvicorn running on http://127.0.0.1:" in line:
+                port = int(line.split("127.0.0.1:")[1].split()[0])
+                break
+        else:
+            raise AssertionError(f"uvicorn never reported its port (exit {server.wait()})")
+        assert get(f"http://127.0.0.1:{port}", "/health")[0] == 200
         server.send_signal(signal.SIGINT)
+        server.stderr.read()  # uvicorn's shutdown lines, so it never blocks on the pipe
         assert server.wait(timeout=10) == 0
         assert server.stdout.read().strip() == "0"
     finally:
@@ -236,3 +236,4 @@ def test_serve_foreground_stops_cleanly_on_ctrl_c() -> None:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         server.stdout.close()
+        server.stderr.close()

@@ -23,6 +23,7 @@ from loadbench.load import LoadPlan, LoadState, RequestTemplate
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
+_HEAD_KEPT = 1024 * 1024  # bytes of a split response head kept to tell how its body ends
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ def _ends_at_eof(first_chunk: bytes, status: int) -> bool:
 
     httptools cannot be told about EOF, so such a response never completes in the parser;
     this re-reads its headers (only on this rare path) to tell it from a truncated one.
+    `first_chunk` is the response's head as received, however many reads it took.
     """
     if status < 200 or status in (204, 304):
         return False
@@ -211,7 +213,7 @@ class _User:
         self.sent = 0.0
         self.pending = 0.0
         self.retried = False
-        self.rx: bytes | None = None  # first chunk of the current response
+        self.rx: bytes | None = None  # the current response as read, up to its whole head
         self.nbytes = 0
         self.data, self.head = engine.fixed or (b"", False)
         self.timer: asyncio.Handle | None = None
@@ -221,8 +223,11 @@ class _User:
     # -- parser callbacks: the hot path ------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if self.rx is None:
+        rx = self.rx
+        if rx is None:
             self.rx = data
+        elif len(rx) < _HEAD_KEPT and b"\r\n\r\n" not in rx:  # a head split over reads
+            self.rx = rx + data  # kept whole for `_ends_at_eof`; off the one-read path
         try:
             self.feed(data)
         except HttpParserCallbackError as exc:
@@ -241,7 +246,8 @@ class _User:
         if intended is None:  # unsolicited (a 408 before an idle close): nothing to record
             return
         status = self.status()
-        if status < 200:  # interim response; the final one follows
+        if status < 200 or self.rx is None:
+            self.not_final(status)
             return
         self.record(intended, self.sent, perf_counter(), status, self.nbytes)
         self.nbytes = 0
@@ -261,6 +267,28 @@ class _User:
             self.write(self.data)
         else:
             self.dispatch(intended)
+
+    def not_final(self, status: int) -> None:
+        """A response that does not answer the request in flight (off the hot path).
+
+        An interim 1xx: drop its head from `rx`, so `rx` starts at the final response's.
+        A response already read before the request went out (`rx` is None: it came in the
+        same read as the previous one), such as an idle connection's 408 before the server
+        closes it: it answers nothing, so the request is sent again once, on a new
+        connection, like a request the server closed on without reading.
+        """
+        rx = self.rx
+        if rx is not None:
+            end = rx.find(b"\r\n\r\n")
+            self.rx = rx[end + 4:] if end >= 0 else b""
+            return
+        self.nbytes = 0
+        self.drop_link(abort=True)
+        if self.retried:
+            self.error("read")
+        else:
+            self.retried = True
+            self.connect()
 
     # -- slots, sending, connecting ------------------------------------------------------
 
