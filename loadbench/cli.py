@@ -18,6 +18,7 @@ from loadbench.errors import (
     BadInput,
     InvalidRun,
     LoadbenchError,
+    TargetError,
 )
 
 app = typer.Typer(
@@ -162,9 +163,21 @@ def run(
     if result.interrupted:
         typer.echo("loadbench: interrupted; partial result saved", err=True)
         raise typer.Exit(EXIT_INTERRUPTED)
+    _check_reached(result, f"; result saved to {json_path}")
     if not result.passed and fail_on_threshold:
         raise typer.Exit(EXIT_FAILED)
     _check_strict(result, strict)
+
+
+def _check_reached(result, saved: str = "") -> None:
+    """Exit 3 when a run never got a connection (the verdict says so): its figures are
+    failed attempts, not a measurement of anything."""
+    from loadbench.runner import UNREACHABLE
+
+    for run in result.runs:
+        if run.verdict == UNREACHABLE:
+            raise TargetError(f"run {run.name!r}: cannot reach the target: "
+                              f"{'; '.join(run.verdict_evidence)}{saved}")
 
 
 def _check_strict(result, strict: bool) -> None:
@@ -261,6 +274,7 @@ def bench(
         print_summary(console, result)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    _check_reached(result, f"; result saved to {out}" if out is not None else "")
     _check_strict(result, strict)
 
 

@@ -66,7 +66,7 @@ class Pacing(_Model):
     target_rate: float
     achieved_rate: float
     late_requests: int
-    unsent_requests: int = 0  # due in the window but never sent (backlog past the grace)
+    unsent_requests: int = 0  # due in the window but not sent inside it
     schedule_lag_ms: LatencySummary
     service_time_ms: LatencySummary
     lag_histogram: str = ""

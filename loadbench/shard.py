@@ -46,6 +46,9 @@ class ShardResult:
     completed_in_window: int = 0
     window_s: float | None = None  # the measuring window rps is computed over, if any
     loop_lag_histogram: str = ""  # how late the generator's event loop ran its timers
+    sent_in_window: int = 0  # open loop: measured requests sent before the deadline
+    unconnected: int = 0  # attempts (warm-up included) that never got a connection
+    unconnected_reason: str = ""
 
 
 def _encode(histogram) -> str:
@@ -137,6 +140,8 @@ def run_shard(
             ticker.reset()
             if not engine.run_blocking():
                 _run_async(plan, state, engine, ticker, start, stop_event, request_stop)
+            else:
+                _wait_out_window_blocking(state, state.ticker)
         else:
             _run_async(plan, state, engine, ticker, start, stop_event, request_stop)
         ticker.final()
@@ -165,9 +170,11 @@ def run_shard(
         cpu_system_s=cpu_after.system - cpu_before.system,
         interrupted=interrupted.is_set(),
         host=os.uname().nodename,
-        completed_in_window=(recorder.requests - recorder.after_deadline
-                             + recorder.warmup_in_window),
+        completed_in_window=recorder.responses_in_window(),
         window_s=_window(plan, state, end),
+        sent_in_window=state.sent_in_window,
+        unconnected=recorder.unconnected,
+        unconnected_reason=recorder.unconnected_reason,
     )
 
 
@@ -177,6 +184,26 @@ def _window(plan: LoadPlan, state: LoadState, end: float) -> float | None:
     if plan.duration_s is None:
         return None
     return max(min(plan.duration_s, end - state.measure_start), 0.0)
+
+
+def _wait_out_window_blocking(state: LoadState, tick: Callable[[], None]) -> None:
+    """The blocking user's `_wait_out_window`: it ticks (and sees outside stops) meanwhile."""
+    while state.until_deadline and not state.interrupted:
+        remaining = state.deadline - time.perf_counter()
+        if remaining <= 0:
+            return
+        time.sleep(min(remaining, 0.05))
+        tick()
+
+
+async def _wait_out_window(state: LoadState) -> None:
+    """An open-loop schedule with no slot left before the deadline still measures its whole
+    window: ending at the last send would divide one request by a few milliseconds."""
+    while state.until_deadline and not state.interrupted:
+        remaining = state.deadline - time.perf_counter()
+        if remaining <= 0:
+            return
+        await asyncio.sleep(min(remaining, 0.05))
 
 
 def _checking(ticker: _Ticker, state: LoadState, stop_event: threading.Event):
@@ -215,6 +242,7 @@ async def _main(plan, state, engine, ticker, start, stop_event) -> None:
     lag = asyncio.create_task(_measure_loop_lag(state))
     try:
         await engine.run_users(plan.concurrency)
+        await _wait_out_window(state)
     finally:
         for task in (monitor, watcher, lag):
             if task is not None:

@@ -9,7 +9,6 @@ are added, never averaged) into the live view and the timeline.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
@@ -18,6 +17,8 @@ LOWEST_US = 1
 HIGHEST_US = 60_000_000
 SIGNIFICANT_DIGITS = 3
 ERROR_CLASSES = ("connect", "timeout", "read", "status_4xx", "status_5xx")
+# attempts that got no HTTP response: errors, never throughput (a 4xx/5xx is a response)
+FAILURE_CLASSES = ("connect", "timeout", "read")
 MAX_TIMELINE_POINTS = 3600
 LATE_AFTER_US = 1000  # a request sent more than 1 ms after its intended time is late
 
@@ -148,8 +149,10 @@ class Recorder:
         self.errors = dict.fromkeys(ERROR_CLASSES, 0)
         self.reconnects = 0
         self.deadline = float("inf")
-        self.after_deadline = 0  # completed after the window: in totals, not in rps
-        self.warmup_in_window = 0  # started in warm-up, completed in the window: in rps only
+        self.after_deadline = 0  # responses after the window: in totals, not in rps
+        self.warmup_in_window = 0  # started in warm-up, answered in the window: in rps only
+        self.unconnected = 0  # attempts (warm-up included) that never got a connection
+        self.unconnected_reason = ""  # what happened to the first of them, in a few words
         self._interval_requests = 0
         self._interval_errors = 0
         self._interval_bytes = 0
@@ -186,18 +189,28 @@ class Recorder:
             self.service.record_value(min(int((end - sent) * 1e6 + 0.5), HIGHEST_US))
 
     def error(self, intended: float, kind: str) -> None:
-        """A failed request (connect, timeout, read): counted, never in the latency histogram."""
+        """A failed request (connect, timeout, read): counted in the totals and errors, never
+        in the latency histogram nor in rps (no response was served)."""
         if intended < self.measure_start:
             self.warmup_requests += 1
-            if self.measure_start <= time.perf_counter() <= self.deadline:
-                self.warmup_in_window += 1
             return
         self.requests += 1
         self._interval_requests += 1
         self._interval_errors += 1
         self.errors[kind] += 1
-        if time.perf_counter() > self.deadline:
-            self.after_deadline += 1
+
+    def no_connection(self, intended: float, kind: str, reason: str) -> None:
+        """A request that failed before it had a connection (refused, DNS, TLS handshake,
+        connect timeout); the first reason says what happened if no request ever connected."""
+        self.unconnected += 1
+        if not self.unconnected_reason:
+            self.unconnected_reason = reason
+        self.error(intended, kind)
+
+    def responses_in_window(self) -> int:
+        """Responses (any status) completed inside the measuring window: what rps divides."""
+        failures = sum(self.errors[kind] for kind in FAILURE_CLASSES)
+        return self.requests - failures - self.after_deadline + self.warmup_in_window
 
     def tick(self) -> Tick:
         """Close the current second: fold it into the total and hand it out."""

@@ -79,20 +79,28 @@ def test_target_that_cannot_start_exit_3(tmp_path):
     assert "no_such_module_xyz" in result.output
 
 
-def test_unreachable_url_counts_connect_errors(tmp_path):
+def test_unreachable_url_counts_connect_errors_and_exits_3(tmp_path):
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    # nothing listens on `port` now: every request is a connect error, counted not hidden
+    # nothing listens on `port` now: every request is a connect error, counted not hidden,
+    # no throughput, and the run is not a green one: one line saying why, exit 3
+    out = tmp_path / "r.json"
     result = invoke("bench", f"http://127.0.0.1:{port}/", "-c", "2", "-d", "300ms",
-                    "--json", "--timeout", "200ms")
-    assert result.exit_code == 0
+                    "--json", "--timeout", "200ms", "--out", str(out))
+    assert result.exit_code == 3
     run = json.loads(result.stdout)
     assert run["requests"] > 0
     assert run["errors"]["connect"] == run["requests"]
     assert run["error_rate"] == 1.0
+    assert run["rps"] == 0.0  # failed attempts are not throughput
+    assert run["verdict"] == "invalid: target unreachable"
+    assert json.loads(out.read_text())["runs"][0]["requests"] == run["requests"]  # kept
+    line = result.stderr.strip()
+    assert line.count("\n") == 0 and line.startswith("loadbench: error: ")
+    assert f"127.0.0.1:{port}: connection refused" in line
 
 
 @pytest.mark.parametrize("engine", ["fast", "httpx"])

@@ -64,3 +64,37 @@ def test_shipped_coordinated_omission_scenario(repo_root, target_url):
     outcomes = evaluate_all(scenario.thresholds, result.runs)
     assert all(o.passed for o in outcomes), [o.detail for o in outcomes]
     assert corrected.latency_ms.p99 > 5 * closed.latency_ms.p99
+
+
+@pytest.mark.timeout(60)
+def test_a_rate_not_reached_is_not_reported_as_achieved(target_url):
+    """2 users on a 50 ms endpoint sustain ~40/s, offered 200/s for 1 s: the achieved rate
+    counts what was sent inside the window (not a backlog sent after it), the run ends on
+    time, and the verdict says the rate was not reached."""
+    import time
+
+    scenario = validate_scenario({
+        "name": "short", "target": {"url": target_url}, "requests": [{"path": "/io?ms=50"}],
+        "duration": "1s", "timeout": "5s",
+        "runs": [{"name": "paced", "client": "gather", "concurrency": 2, "rate": "200/s"}]})
+    started = time.monotonic()
+    run = run_scenario(scenario).runs[0]
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.5  # the window and the last in-flight request, not the backlog
+    assert run.pacing.achieved_rate < 60, run.pacing
+    assert run.pacing.unsent_requests > 100
+    assert run.verdict == "invalid: rate not reached"
+    assert run.rps < 60
+
+
+@pytest.mark.timeout(60)
+def test_a_slow_rate_measures_its_whole_window(target_url):
+    """One request due in 1 s: the run lasts 1 s and rps is at most 1, not 1 / 3 ms."""
+    scenario = validate_scenario({
+        "name": "slow", "target": {"url": target_url}, "requests": [{"path": "/"}],
+        "duration": "1s",
+        "runs": [{"name": "paced", "client": "gather", "concurrency": 2, "rate": "0.001/s"}]})
+    run = run_scenario(scenario).runs[0]
+    assert run.duration_s >= 0.99
+    assert run.requests == 1 and run.rps <= 1.0
+    assert any("too few" in warning for warning in run.warnings)

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpResponseParser
 
+from loadbench.engines import connect_failure
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -330,7 +331,7 @@ class _User:
         engine = self.engine
         remaining = self.sent + engine.timeout - perf_counter()
         if remaining <= 0:
-            self.error("timeout")
+            self.no_connection("timeout", "connect timed out")
             return
         task = engine.loop.create_task(self.open(_Link(self), remaining))
         engine.tasks.add(task)
@@ -346,14 +347,14 @@ class _User:
                     server_hostname=origin.host if engine.ssl is not None else None)
             return
         except TimeoutError:
-            kind = "timeout"
-        except OSError:  # refused, unreachable, DNS, TLS handshake
-            kind = "connect"
+            kind, reason = "timeout", "connect timed out"
+        except OSError as exc:  # refused, unreachable, DNS, TLS handshake
+            kind, reason = "connect", connect_failure(exc)
         except Exception as exc:
             engine.crash(exc)
             return
         if not link.made and not self.done:
-            self.error(kind)
+            self.no_connection(kind, reason)
 
     def attach(self, link: _Link, transport) -> None:
         """A connection is up: set up its parser and send the waiting request."""
@@ -415,6 +416,14 @@ class _User:
         self.nbytes = 0
         self.rx = None
         self.recorder.error(intended, kind)
+        self.next()
+
+    def no_connection(self, kind: str, reason: str) -> None:
+        """The request failed before it had a connection (off the hot path)."""
+        self.nbytes = 0
+        self.rx = None
+        origin = self.engine.origin
+        self.recorder.no_connection(self.intended, kind, f"{origin.host}:{origin.port}: {reason}")
         self.next()
 
     def fail(self, kind: str) -> None:
