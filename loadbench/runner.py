@@ -21,7 +21,7 @@ from typing import Protocol
 
 from loadbench import __version__
 from loadbench.clients import ShardFailure, load_client
-from loadbench.errors import BadInput
+from loadbench.errors import BadInput, TargetError
 from loadbench.load import LoadPlan, RequestTemplate
 from loadbench.pacing import RateSchedule, Segment
 from loadbench.result import (
@@ -457,6 +457,7 @@ def run_scenario(
 
     progress = progress or NullProgress()
     executor = _check_executor(scenario)
+    resolve_hosts(scenario)
     started = environment(scenario.target.loop, scenario.engine)
     runs: list[RunResult] = []
     interrupted = False
@@ -530,6 +531,35 @@ def run_scenario(
         runs=runs,
         interrupted=interrupted,
     )
+
+
+def resolve_hosts(scenario: Scenario) -> None:
+    """Resolve every host the runs load ONCE, before any load: an unknown name is one line
+    (exit 3) instead of a run of failed lookups on the hot path."""
+    import socket
+    from urllib.parse import urlsplit
+
+    hosts: set[tuple[str, int]] = set()
+    for run in scenario.runs:
+        spec = effective_target(scenario, run)
+        for request in run.requests or scenario.requests:
+            url = request.path if request.path.startswith(("http://", "https://")) else (
+                spec.url)
+            if url is None:  # a target app we start ourselves
+                continue
+            parts = urlsplit(url)
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError:
+                continue  # not ours to judge here: URL checks report it
+            if parts.hostname:
+                hosts.add((parts.hostname, port))
+    for host, port in sorted(hosts):
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            detail = getattr(exc, "strerror", None) or str(exc)
+            raise TargetError(f"cannot resolve host {host!r}: {detail}") from None
 
 
 def _check_executor(scenario: Scenario):

@@ -301,3 +301,26 @@ def test_staged_open_loop_ramps(target_url):
     assert abs(run.requests - 300) <= 3, run.requests
     assert abs(run.pacing.target_rate - 150) < 1
     assert run.timeline[0].requests < run.timeline[1].requests
+
+
+@pytest.mark.parametrize("engine", ["fast", "httpx"])
+def test_unresolvable_host_is_one_line_exit_3_before_any_load(engine):
+    import time
+
+    started = time.monotonic()
+    result = invoke("bench", "http://no-such-host.invalid/", "-d", "1s", "--engine", engine,
+                    "--no-progress")
+    assert result.exit_code == 3
+    assert result.output.strip() == ("loadbench: error: cannot resolve host "
+                                     f"'no-such-host.invalid': {_gai_text()}")
+    assert time.monotonic() - started < 5  # resolved once, not once per request
+
+
+def _gai_text() -> str:
+    import socket
+
+    try:
+        socket.getaddrinfo("no-such-host.invalid", 80)
+    except socket.gaierror as exc:
+        return exc.strerror
+    return "?"
