@@ -11,7 +11,7 @@ from loadbench.scenario import Scenario, validate_scenario
 
 def bench_scenario(
     url: str, *, connections: int, duration: str | None, requests: int | None,
-    rate: str | None, client: str, processes: int, engine: str, timeout: str, method: str,
+    rate: str | None, client: str, processes: int | None, engine: str, timeout: str, method: str,
     headers: list[str], body: str | None, warmup: str = "0s", verify_tls: bool = True,
     executor: str = "local",
 ) -> Scenario:
@@ -31,11 +31,17 @@ def bench_scenario(
             body = Path(body[1:]).read_text(encoding="utf-8")
         except OSError as exc:
             raise BadInput(f"--body {body}: cannot read file: {exc.strerror or exc}") from None
+    if duration is not None and _seconds(duration) == 0:
+        raise BadInput(f"-d/--duration {duration}: must be more than 0 (a window of no time "
+                       "measures nothing), e.g. 10s")
+    if processes is not None and client != "multiprocess":
+        raise BadInput(f"-p/--processes {processes} needs --client multiprocess (the "
+                       f"{client!r} client runs one process); add --client multiprocess")
     run = {"name": client, "client": client, "engine": engine}
     if client != "sequential":
         run["concurrency"] = connections
     if client == "multiprocess":
-        run["processes"] = processes
+        run["processes"] = processes or 2
     if rate is not None:
         run["rate"] = rate
     data = {
@@ -57,3 +63,13 @@ def bench_scenario(
     else:
         data["duration"] = duration or "10s"
     return validate_scenario(data, source="bench options")
+
+
+def _seconds(text: str) -> float | None:
+    """The duration in seconds, or None when it does not parse (validation says why)."""
+    from loadbench.units import parse_duration
+
+    try:
+        return parse_duration(text)
+    except (ValueError, TypeError):
+        return None

@@ -223,7 +223,10 @@ def bench(
                                                  help="Stop after N requests.")] = None,
     rate: Annotated[str | None, typer.Option(help="Open-loop rate, e.g. 1000/s.")] = None,
     client: Annotated[str, typer.Option(help="gather, sequential or multiprocess.")] = "gather",
-    processes: Annotated[int, typer.Option("-p", "--processes", min=1)] = 2,
+    processes: Annotated[int | None, typer.Option(
+        "-p", "--processes", min=1,
+        help="Processes for --client multiprocess (default 2); an error with other clients."
+    )] = None,
     engine: Annotated[str, typer.Option(help="fast or httpx.")] = "fast",
     timeout: Annotated[str, typer.Option(help="Per-request timeout.")] = "5s",
     method: Annotated[str, typer.Option("-m", "--method")] = "GET",

@@ -426,7 +426,7 @@ def _url_base(url: str, run: str | None, connections: int | None, engine: str | 
         raise BadInput("--run picks a run of a scenario file; a URL has only one")
     scenario = bench_scenario(url, connections=connections or DEFAULT_CONNECTIONS,
                               duration="10s", requests=None, rate=None, client="gather",
-                              processes=1, engine=engine or "fast", timeout=timeout or "5s",
+                              processes=None, engine=engine or "fast", timeout=timeout or "5s",
                               method="GET", headers=[], body=None)
     return validate_scenario({**scenario.model_dump(mode="json"), "name": "sweep"},
                              source="sweep options")

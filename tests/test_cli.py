@@ -324,3 +324,14 @@ def _gai_text() -> str:
     except socket.gaierror as exc:
         return exc.strerror
     return "?"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-d", "0s"], "loadbench: error: -d/--duration 0s: must be more than 0"),
+    (["-d", "1s", "-p", "4"], "loadbench: error: -p/--processes 4 needs --client multiprocess"),
+    (["-d", "1s", "-p", "4", "--client", "sequential"], "-p/--processes 4 needs --client"),
+])
+def test_bench_refuses_a_zero_window_and_processes_without_multiprocess(args, message):
+    result = invoke("bench", "http://127.0.0.1:9/", *args)
+    assert result.exit_code == 2
+    assert message in result.output and result.output.count("\n") == 1
