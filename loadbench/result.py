@@ -36,7 +36,7 @@ class LatencySummary(_Model):
 
 class TimelinePoint(_Model):
     t: int
-    width_s: int = 1
+    width_s: int | float = 1  # 1 s; the run's last window: its real (partial) span
     requests: int
     errors: int
     p50_ms: float

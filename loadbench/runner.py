@@ -238,7 +238,7 @@ def build_run_result(
         for point in points:
             point["t"] += offset
         timeline.extend(points)
-        offset = (timeline[-1]["t"] + timeline[-1]["width_s"]) if timeline else offset
+        offset = (timeline[-1]["t"] + math.ceil(timeline[-1]["width_s"])) if timeline else offset
         for shard in shards:
             if isinstance(shard, ShardFailure):
                 shard_infos.append(ShardInfo(source=shard.source, host=shard.host,

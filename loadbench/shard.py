@@ -86,17 +86,18 @@ class _Ticker:
         while now >= self.next_at:
             self.emit()
 
-    def emit(self) -> None:
-        tick = self.state.recorder.tick()
+    def emit(self, width_s: float = 1.0) -> None:
+        tick = self.state.recorder.tick(width_s)
         self.next_at += 1.0
         if self.sink is not None:
             self.sink(tick)
 
     def final(self) -> None:
+        """The full seconds still due, then the partial last one with its real width."""
         now = time.perf_counter()
         if now > self.state.measure_start:
             self()
-            self.emit()
+            self.emit(min(max(now - (self.next_at - 1.0), 0.0), 1.0))
 
     async def run(self) -> None:
         while True:

@@ -127,6 +127,7 @@ class Tick:
     errors: int
     bytes_received: int
     histogram: str  # encoded interval histogram of successful latencies
+    width_s: float = 1.0  # the last window of a run is partial: its real span
 
 
 class Recorder:
@@ -212,8 +213,9 @@ class Recorder:
         failures = sum(self.errors[kind] for kind in FAILURE_CLASSES)
         return self.requests - failures - self.after_deadline + self.warmup_in_window
 
-    def tick(self) -> Tick:
-        """Close the current second: fold it into the total and hand it out."""
+    def tick(self, width_s: float = 1.0) -> Tick:
+        """Close the current second (or the run's last, partial one, `width_s` long): fold it
+        into the total and hand it out."""
         self.total.add(self.interval)
         tick = Tick(
             source=self.source,
@@ -222,6 +224,7 @@ class Recorder:
             errors=self._interval_errors,
             bytes_received=self._interval_bytes,
             histogram=self.interval.encode().decode() if self.interval.get_total_count() else "",
+            width_s=width_s,
         )
         self.interval.reset()
         self._interval_requests = self._interval_errors = self._interval_bytes = 0
@@ -237,6 +240,7 @@ class _Second:
     sources: set[int] = field(default_factory=set)
     p50_ms: float = 0.0
     p99_ms: float = 0.0
+    width_s: float = 0.0
 
 
 class Aggregator:
@@ -261,6 +265,7 @@ class Aggregator:
         second = self._seconds.setdefault(tick.second, _Second())
         second.requests += tick.requests
         second.errors += tick.errors
+        second.width_s = max(second.width_s, tick.width_s)
         second.sources.add(tick.source)
         if tick.histogram:
             interval = decode_histogram(tick.histogram)
@@ -286,15 +291,23 @@ class Aggregator:
 
     def timeline(self) -> list[dict]:
         """Per-second points; past MAX_TIMELINE_POINTS, adjacent windows are combined
-        (counts summed, p50 request-weighted, p99 the worst window) and `width_s` says so."""
+        (counts summed, p50 request-weighted, p99 the worst window) and `width_s` says so.
+
+        The last window of a run is as wide as it really was (a few milliseconds of
+        stragglers are not a second with almost no requests: no false cliff at the end);
+        an empty partial window is no data and is left out.
+        """
         points = []
         for index in sorted(self._seconds):
             second = self._seconds[index]
             self._close(second)
+            partial = second.width_s < 1.0
+            if partial and not (second.requests or second.errors):
+                continue
             points.append(
                 {
                     "t": index,
-                    "width_s": 1,
+                    "width_s": round(second.width_s, 6) if partial else 1,
                     "requests": second.requests,
                     "errors": second.errors,
                     "p50_ms": round(second.p50_ms, 3),
@@ -309,9 +322,10 @@ class Aggregator:
 def _combine(pair: list[dict]) -> dict:
     requests = sum(p["requests"] for p in pair)
     weighted = sum(p["p50_ms"] * p["requests"] for p in pair)
+    width = sum(p["width_s"] for p in pair)
     return {
         "t": pair[0]["t"],
-        "width_s": sum(p["width_s"] for p in pair),
+        "width_s": width if isinstance(width, int) else round(width, 6),
         "requests": requests,
         "errors": sum(p["errors"] for p in pair),
         "p50_ms": round(weighted / requests, 3) if requests else 0.0,

@@ -73,3 +73,18 @@ def test_http2_option_needs_httpx_and_runs(target_url):
                                   "runs": [{"name": "g", "client": "gather", "concurrency": 2}]})
     run = run_scenario(scenario).runs[0]
     assert run.requests > 0 and sum(run.errors.values()) == 0
+
+
+def test_timeline_ends_without_a_false_cliff(target_url):
+    """The run's last timeline window holds the stragglers of a fraction of a second; stored
+    as its real width, its rate is the run's rate, not a drop to almost nothing."""
+    scenario = validate_scenario({
+        "name": "cliff", "target": {"url": target_url}, "requests": [{"path": "/io?ms=20"}],
+        "duration": "2s", "runs": [{"name": "g", "client": "gather", "concurrency": 4}],
+    })
+    run = run_scenario(scenario).runs[0]
+    *full, last = run.timeline
+    assert [p.width_s for p in full] == [1, 1] and 0 < last.width_s < 0.5, run.timeline
+    steady = full[-1].requests / full[-1].width_s
+    assert last.requests / last.width_s > 0.3 * steady, (last, steady)
+    assert sum(p.requests for p in run.timeline) == run.requests

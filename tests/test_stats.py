@@ -149,3 +149,24 @@ def test_window_counts_only_completions_inside_it():
     assert recorder.warmup_in_window == 1
     assert recorder.requests == 2 and recorder.after_deadline == 1
     assert recorder.requests - recorder.after_deadline + recorder.warmup_in_window == 2
+
+
+def test_the_last_partial_window_keeps_its_real_width():
+    """4 ms of stragglers after two full seconds is not a third second with 4 requests."""
+    aggregator = Aggregator(sources=2)
+    for second in (0, 1):
+        for source in (0, 1):
+            aggregator.add(Tick(source, second, 500, 0, 0, ""))
+    aggregator.add(Tick(0, 2, 2, 0, 0, "", width_s=0.004))
+    aggregator.add(Tick(1, 2, 2, 0, 0, "", width_s=0.003))  # shards end a little apart
+    timeline = aggregator.timeline()
+    assert [p["width_s"] for p in timeline] == [1, 1, 0.004]
+    rates = [p["requests"] / p["width_s"] for p in timeline]
+    assert rates == [1000, 1000, 1000]  # no cliff at the end
+
+
+def test_an_empty_partial_window_is_no_point():
+    aggregator = Aggregator(sources=1)
+    aggregator.add(Tick(0, 0, 10, 0, 0, ""))
+    aggregator.add(Tick(0, 1, 0, 0, 0, "", width_s=0.0004))
+    assert [p["t"] for p in aggregator.timeline()] == [0]
