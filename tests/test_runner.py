@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from loadbench.runner import run_scenario
 from loadbench.scenario import validate_scenario
 from loadbench.stats import decode_histogram
@@ -88,3 +91,57 @@ def test_timeline_ends_without_a_false_cliff(target_url):
     steady = full[-1].requests / full[-1].width_s
     assert last.requests / last.width_s > 0.3 * steady, (last, steady)
     assert sum(p.requests for p in run.timeline) == run.requests
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(users=st.integers(1, 200_000), in_use=st.integers(3, 500),
+       soft=st.integers(64, 100_000), extra=st.integers(0, 100_000))
+def test_open_file_limit_is_raised_or_refused_with_what_fits(users, in_use, soft, extra):
+    import pytest
+
+    from loadbench.errors import BadInput
+    from loadbench.runner import fit_open_files, open_files_needed
+
+    hard = soft + extra
+    needed = open_files_needed(users, in_use)
+    if needed > hard:
+        with pytest.raises(BadInput) as info:
+            fit_open_files(users, in_use, soft, hard)
+        fit = int(info.value.message.split("at most ")[1].split(" users")[0].replace(",", ""))
+        assert fit == 0 or open_files_needed(fit, in_use) <= hard
+        assert hard < open_files_needed(fit + 1, in_use)
+    else:
+        wanted = fit_open_files(users, in_use, soft, hard)
+        assert wanted is None if needed <= soft else needed <= wanted <= hard
+
+
+def test_bench_beyond_the_open_file_limit_exits_2_before_any_load(monkeypatch):
+    import resource
+
+    from typer.testing import CliRunner
+
+    from loadbench.cli import app
+
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (1024, 4096))
+    raised = []
+    monkeypatch.setattr(resource, "setrlimit", lambda kind, limits: raised.append(limits))
+    result = CliRunner().invoke(app, ["bench", "http://127.0.0.1:9/", "-c", "100000",
+                                      "-d", "5s"])
+    assert result.exit_code == 2
+    assert "concurrency 100,000 needs about" in result.output
+    assert "at most 4," in result.output and result.output.count("\n") == 1
+    assert raised == []
+
+
+def test_open_file_limit_is_raised_for_a_run_that_fits(monkeypatch, target_url):
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (256, 8192))
+    raised = []
+    monkeypatch.setattr(resource, "setrlimit", lambda kind, limits: raised.append(limits))
+    scenario = validate_scenario({
+        "name": "fds", "target": {"url": target_url}, "requests": [{"path": "/"}],
+        "duration": "200ms", "runs": [{"name": "g", "client": "gather", "concurrency": 500}],
+    })
+    run_scenario(scenario)
+    assert raised == [(8192, 8192)]
