@@ -200,7 +200,7 @@ def execute(plan: LoadPlan, client: str, processes: int, name: str,
     def on_tick(tick: Tick) -> None:
         with lock:
             aggregator.add(tick)
-            progress.update(name, aggregator, tick.second + 1.0)
+            progress.update(name, aggregator, tick.second + tick.width_s)
 
     if dask is not None:
         if client == "sequential":
@@ -649,11 +649,10 @@ def _dask_executor(scenario: Scenario, executor, progress: ProgressSink):
 
 
 def _planned_seconds(scenario: Scenario, run: RunSpec) -> float | None:
+    """The measuring window (warm-up not included: progress counts from the window's start)."""
     if run.stages:
-        return scenario.warmup + sum(stage.duration for stage in run.stages)
-    if scenario.duration is None:
-        return None
-    return scenario.warmup + scenario.duration
+        return sum(stage.duration for stage in run.stages)
+    return scenario.duration
 
 
 def _was_interrupted(shards) -> bool:

@@ -70,8 +70,12 @@ def _wall_to_perf(start_at: float) -> float:
     return time.perf_counter() + (start_at - time.time())
 
 
+PEEK_S = 0.25  # how often the live view hears about the current second
+
+
 class _Ticker:
-    """Emits one Tick per elapsed second of measurement, from the loop or a blocking user."""
+    """Emits one Tick per elapsed second of measurement, from the loop or a blocking user,
+    and a partial peek at the current second every PEEK_S for the live view."""
 
     def __init__(self, state: LoadState, sink: TickSink | None) -> None:
         self.state = state
@@ -80,11 +84,16 @@ class _Ticker:
 
     def reset(self) -> None:
         self.next_at = self.state.measure_start + 1.0
+        self.peek_at = self.state.measure_start + PEEK_S
 
     def __call__(self) -> None:
         now = time.perf_counter()
         while now >= self.next_at:
             self.emit()
+        if now >= self.peek_at:
+            self.peek_at = now + PEEK_S
+            if self.sink is not None:
+                self.sink(self.state.recorder.peek(now - (self.next_at - 1.0)))
 
     def emit(self, width_s: float = 1.0) -> None:
         tick = self.state.recorder.tick(width_s)
@@ -96,12 +105,14 @@ class _Ticker:
         """The full seconds still due, then the partial last one with its real width."""
         now = time.perf_counter()
         if now > self.state.measure_start:
-            self()
+            while now >= self.next_at:
+                self.emit()
             self.emit(min(max(now - (self.next_at - 1.0), 0.0), 1.0))
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(max(self.next_at - time.perf_counter(), 0.0))
+            due = min(self.next_at, self.peek_at)
+            await asyncio.sleep(max(due - time.perf_counter(), 0.0))
             self()
 
 

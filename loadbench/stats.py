@@ -128,6 +128,8 @@ class Tick:
     bytes_received: int
     histogram: str  # encoded interval histogram of successful latencies
     width_s: float = 1.0  # the last window of a run is partial: its real span
+    failures: int = 0  # errors that got no response (connect, timeout, read)
+    partial: bool = False  # a live peek at the second so far: for the live view only
 
 
 class Recorder:
@@ -156,6 +158,7 @@ class Recorder:
         self.unconnected_reason = ""  # what happened to the first of them, in a few words
         self._interval_requests = 0
         self._interval_errors = 0
+        self._interval_failures = 0
         self._interval_bytes = 0
         self._second = 0
 
@@ -198,6 +201,7 @@ class Recorder:
         self.requests += 1
         self._interval_requests += 1
         self._interval_errors += 1
+        self._interval_failures += 1
         self.errors[kind] += 1
 
     def no_connection(self, intended: float, kind: str, reason: str) -> None:
@@ -225,11 +229,21 @@ class Recorder:
             bytes_received=self._interval_bytes,
             histogram=self.interval.encode().decode() if self.interval.get_total_count() else "",
             width_s=width_s,
+            failures=self._interval_failures,
         )
         self.interval.reset()
         self._interval_requests = self._interval_errors = self._interval_bytes = 0
+        self._interval_failures = 0
         self._second += 1
         return tick
+
+    def peek(self, width_s: float) -> Tick:
+        """The current second so far (counts only), so the live view moves before the
+        first second is over; it changes nothing here."""
+        return Tick(source=self.source, second=self._second, requests=self._interval_requests,
+                    errors=self._interval_errors, bytes_received=self._interval_bytes,
+                    histogram="", width_s=width_s, failures=self._interval_failures,
+                    partial=True)
 
 
 @dataclass
@@ -255,10 +269,17 @@ class Aggregator:
         self.cumulative = new_histogram()
         self.requests = 0
         self.errors = 0
+        self.failures = 0
         self.bytes_received = 0
         self._seconds: dict[int, _Second] = {}
+        self._peeks: dict[int, Tick] = {}  # per source: its current second so far
 
     def add(self, tick: Tick) -> None:
+        if tick.partial:
+            self._peeks[tick.source] = tick
+            return
+        self._peeks.pop(tick.source, None)
+        self.failures += tick.failures
         self.requests += tick.requests
         self.errors += tick.errors
         self.bytes_received += tick.bytes_received
@@ -283,6 +304,13 @@ class Aggregator:
             second.p50_ms = second.histogram.get_value_at_percentile(50) / 1000.0
             second.p99_ms = second.histogram.get_value_at_percentile(99) / 1000.0
             second.histogram = None
+
+    def live(self) -> tuple[int, int, int]:
+        """(requests, errors, failures) so far, the current partial seconds included."""
+        peeks = self._peeks.values()
+        return (self.requests + sum(p.requests for p in peeks),
+                self.errors + sum(p.errors for p in peeks),
+                self.failures + sum(p.failures for p in peeks))
 
     def p99_ms(self) -> float:
         if self.cumulative.get_total_count() == 0:
