@@ -321,17 +321,14 @@ class Aggregator:
         """Per-second points; past MAX_TIMELINE_POINTS, adjacent windows are combined
         (counts summed, p50 request-weighted, p99 the worst window) and `width_s` says so.
 
-        The last window of a run is as wide as it really was (a few milliseconds of
-        stragglers are not a second with almost no requests: no false cliff at the end);
-        an empty partial window is no data and is left out.
+        The last window of a run is as wide as it really was: a few milliseconds of
+        stragglers are not a second with almost no requests (no false cliff at the end).
         """
         points = []
         for index in sorted(self._seconds):
             second = self._seconds[index]
             self._close(second)
             partial = second.width_s < 1.0
-            if partial and not (second.requests or second.errors):
-                continue
             points.append(
                 {
                     "t": index,

@@ -165,8 +165,9 @@ def test_the_last_partial_window_keeps_its_real_width():
     assert rates == [1000, 1000, 1000]  # no cliff at the end
 
 
-def test_an_empty_partial_window_is_no_point():
+def test_an_empty_partial_window_keeps_its_width():
+    """Kept (compare --stats splits repeats by their point count) but marked partial."""
     aggregator = Aggregator(sources=1)
     aggregator.add(Tick(0, 0, 10, 0, 0, ""))
     aggregator.add(Tick(0, 1, 0, 0, 0, "", width_s=0.0004))
-    assert [p["t"] for p in aggregator.timeline()] == [0]
+    assert [(p["t"], p["width_s"]) for p in aggregator.timeline()] == [(0, 1), (1, 0.0004)]
