@@ -266,8 +266,9 @@ def test_save_baseline_and_compare_with_fingerprint_guard(tmp_path, repo_root, t
                                                 ("multiprocess", "fast"),
                                                 ("multiprocess", "httpx")])
 def test_bench_works_with_every_client_and_engine(target_url, client, engine, tmp_path):
+    processes = ["-p", "2"] if client == "multiprocess" else []
     result = invoke("bench", f"{target_url}/io?ms=2", "--client", client, "--engine", engine,
-                    "-c", "2", "-p", "2", "-d", "500ms", "--json", "--out",
+                    "-c", "2", *processes, "-d", "500ms", "--json", "--out",
                     str(tmp_path / "r.json"))
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout)

@@ -134,7 +134,7 @@ def test_refused_connections_are_connect_errors(engine):
 @pytest.mark.parametrize("client", ["sequential", "multiprocess"])
 def test_https_to_a_plain_http_port_is_unreachable(engine, client, target_url):
     url = target_url.replace("http://", "https://")  # uvicorn answers a ClientHello with 400
-    run, _ = run_once(scenario(url, ["/"], engine, client))
+    run, _ = run_once(scenario(url, ["/"], engine, client, duration=1.0, timeout=2.0))
     assert run.requests > 0 and run.errors["connect"] == run.requests and run.rps == 0.0
     assert run.verdict == "invalid: target unreachable"
     assert "does not speak TLS on this port" in run.verdict_evidence[0], run.verdict_evidence
