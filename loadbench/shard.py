@@ -246,6 +246,9 @@ def _run_async(plan, state, engine, ticker, start, stop_event, request_stop) -> 
 
 
 async def _main(plan, state, engine, ticker, start, stop_event) -> None:
+    prepare = getattr(engine, "prepare", None)
+    if prepare is not None:  # e.g. DNS: before the schedule is anchored, never inside it
+        await prepare()
     await asyncio.sleep(max(start - time.perf_counter(), 0.0))
     state.rebase(max(start, time.perf_counter()))
     ticker.reset()

@@ -30,6 +30,9 @@ class Engine(Protocol):
     def run_blocking(self) -> bool:
         """Run one user without an event loop; return False if the engine has no such mode."""
 
+    # optional: `async def prepare(self) -> None`, awaited on the shard's loop before the
+    # schedule is anchored (set-up such as DNS that must not delay the first requests)
+
 
 def load_engine(name: str) -> type[Engine]:
     return load_entry(ENGINES, name, "engine")
