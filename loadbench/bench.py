@@ -16,7 +16,7 @@ MAX_BODY_SIZE = 64 * 1024**2  # `--body @file` default limit (raise with --max-b
 
 def bench_scenario(
     url: str, *, connections: int, duration: str | None, requests: int | None,
-    rate: str | None, client: str, processes: int, engine: str, timeout: str, method: str,
+    rate: str | None, client: str, processes: int | None, engine: str, timeout: str, method: str,
     headers: list[str], body: str | None, warmup: str = "0s", verify_tls: bool = True,
     executor: str = "local", max_body_size: int = MAX_BODY_SIZE,
 ) -> Scenario:
@@ -37,11 +37,17 @@ def bench_scenario(
         header_map[name.strip()] = value.strip()
     if body is not None and body.startswith("@"):
         body = read_body_file(Path(body[1:]), max_body_size)
+    if duration is not None and _seconds(duration) == 0:
+        raise BadInput(f"-d/--duration {duration}: must be more than 0 (a window of no time "
+                       "measures nothing), e.g. 10s")
+    if processes is not None and client != "multiprocess":
+        raise BadInput(f"-p/--processes {processes} needs --client multiprocess (the "
+                       f"{client!r} client runs one process); add --client multiprocess")
     run = {"name": client, "client": client, "engine": engine}
     if client != "sequential":
         run["concurrency"] = connections
     if client == "multiprocess":
-        run["processes"] = processes
+        run["processes"] = processes or 2
     if rate is not None:
         run["rate"] = rate
     data = {
@@ -90,3 +96,13 @@ def read_body_file(path: Path, limit: int = MAX_BODY_SIZE) -> bytes:
         raise BadInput(f"{option}: over the limit of {limit:,} bytes; raise it with "
                        "--max-body-size")
     return data
+
+
+def _seconds(text: str) -> float | None:
+    """The duration in seconds, or None when it does not parse (validation says why)."""
+    from loadbench.units import parse_duration
+
+    try:
+        return parse_duration(text)
+    except (ValueError, TypeError):
+        return None

@@ -20,6 +20,7 @@ from loadbench.errors import (
     BadInput,
     InvalidRun,
     LoadbenchError,
+    TargetError,
 )
 
 try:  # typer >= 0.2x vendors click; its usage errors derive from TyperException
@@ -233,9 +234,21 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED)
     if problems:
         raise typer.Exit(EXIT_BAD_INPUT)
+    _check_reached(result, f"; result saved to {json_path}")
     if not result.passed and fail_on_threshold:
         raise typer.Exit(EXIT_FAILED)
     _check_strict(result, strict)
+
+
+def _check_reached(result, saved: str = "") -> None:
+    """Exit 3 when a run never got a connection (the verdict says so): its figures are
+    failed attempts, not a measurement of anything."""
+    from loadbench.runner import UNREACHABLE
+
+    for run in result.runs:
+        if run.verdict == UNREACHABLE:
+            raise TargetError(f"run {run.name!r}: cannot reach the target: "
+                              f"{'; '.join(run.verdict_evidence)}{saved}")
 
 
 def _check_strict(result, strict: bool) -> None:
@@ -321,9 +334,10 @@ def bench(
         "sends when its previous response arrives).")] = None,
     client: Annotated[str, typer.Option(metavar="MODEL",
                                         help="gather, sequential or multiprocess.")] = "gather",
-    processes: Annotated[int, typer.Option("-p", "--processes", min=1, metavar="N",
-                                           help="Worker processes for --client multiprocess.")
-                         ] = 2,
+    processes: Annotated[int | None, typer.Option(
+        "-p", "--processes", min=1, metavar="N",
+        help="Processes for --client multiprocess (default 2); an error with other clients."
+    )] = None,
     engine: Annotated[str, typer.Option(metavar="ENGINE", help="fast or httpx.")] = "fast",
     timeout: Annotated[str, typer.Option(metavar="DURATION", help="Per-request timeout.")
                        ] = "5s",
@@ -400,6 +414,7 @@ def bench(
         raise typer.Exit(EXIT_INTERRUPTED)
     if problem:
         raise typer.Exit(EXIT_BAD_INPUT)
+    _check_reached(result, f"; result saved to {out}" if out is not None else "")
     _check_strict(result, strict)
 
 

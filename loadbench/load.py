@@ -64,6 +64,9 @@ class LoadState:
         self.ticker: Callable[[], None] | None = None  # set for blocking (loop-less) users
         self._budget = plan.max_requests
         self._issued_measured = 0
+        self.sent_in_window = 0  # open loop: measured slots handed out before the deadline
+        self.until_deadline = False  # the schedule ran past the deadline: wait out the window
+        self.interrupted = False  # stopped from outside (Ctrl-C, a stop event)
         self._offsets = (
             plan.schedule.intended_offsets(plan.phase) if plan.schedule is not None else None
         )
@@ -92,9 +95,15 @@ class LoadState:
             intended = time.perf_counter()
         else:
             intended = self.start + next(self._offsets)
-            if time.perf_counter() >= self.deadline + self.plan.timeout_s:
-                # a backlog of late slots is sent until one timeout past the deadline;
-                # what is left then is counted as unsent, so the run ends on time
+            if intended >= self.deadline:
+                # the schedule is done, but the window is not over: the shard waits it out,
+                # so a slow rate (one request in a second) still measures a whole second
+                self.until_deadline = True
+                self.stopping = True
+                return None
+            if time.perf_counter() >= self.deadline:
+                # no slot is sent after the window: a backlog the users could not keep up
+                # with is counted as unsent, and the run ends on time
                 self.stopping = True
                 return None
         if intended >= self.deadline:
@@ -105,7 +114,11 @@ class LoadState:
                 self.stopping = True
                 return None
             self._issued_measured += 1
+        if self._offsets is not None and intended >= self.measure_start:
+            self.sent_in_window += 1
         return intended
 
     def stop(self) -> None:
+        """A stop from outside (Ctrl-C, a stop event): end now, do not wait out the window."""
+        self.interrupted = True
         self.stopping = True

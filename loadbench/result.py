@@ -50,7 +50,7 @@ class LatencySummary(_Model):
 
 class TimelinePoint(_Model):
     t: int
-    width_s: int = 1
+    width_s: int | float = 1  # 1 s; the run's last window: its real (partial) span
     requests: int
     errors: int
     p50_ms: float | None  # None: no successful response in this window
@@ -80,7 +80,7 @@ class Pacing(_Model):
     target_rate: float
     achieved_rate: float
     late_requests: int
-    unsent_requests: int = 0  # due in the window but never sent (backlog past the grace)
+    unsent_requests: int = 0  # due in the window but not sent inside it
     schedule_lag_ms: LatencySummary
     service_time_ms: LatencySummary
     lag_histogram: str = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import math
 import os
 import platform
 import statistics
@@ -21,7 +22,7 @@ from typing import Protocol
 
 from loadbench import __version__
 from loadbench.clients import ShardFailure, load_client
-from loadbench.errors import BadInput
+from loadbench.errors import BadInput, TargetError
 from loadbench.load import LoadPlan, RequestTemplate
 from loadbench.pacing import RateSchedule, Segment
 from loadbench.result import (
@@ -37,7 +38,7 @@ from loadbench.result import (
 )
 from loadbench.scenario import RequestSpec, RunSpec, Scenario, TargetSpec, redacted_config
 from loadbench.shard import ShardResult
-from loadbench.stats import Aggregator, Tick, latency_summary_ms, merge_encoded
+from loadbench.stats import FAILURE_CLASSES, Aggregator, Tick, latency_summary_ms, merge_encoded
 
 SATURATION_UTILISATION = 0.9
 SATURATION_WARNING = "generator saturated: results measure the client, not the server"
@@ -230,7 +231,7 @@ def execute(plan: LoadPlan, client: str, processes: int, name: str,
     def on_tick(tick: Tick) -> None:
         with lock:
             aggregator.add(tick)
-            progress.update(name, aggregator, tick.second + 1.0)
+            progress.update(name, aggregator, tick.second + tick.width_s)
 
     if dask is not None:
         if client == "sequential":
@@ -269,7 +270,7 @@ def build_run_result(
         for point in points:
             point["t"] += offset
         timeline.extend(points)
-        offset = (timeline[-1]["t"] + timeline[-1]["width_s"]) if timeline else offset
+        offset = (timeline[-1]["t"] + math.ceil(timeline[-1]["width_s"])) if timeline else offset
         for shard in shards:
             if isinstance(shard, ShardFailure):
                 shard_infos.append(ShardInfo(source=shard.source, host=shard.host,
@@ -312,11 +313,16 @@ def build_run_result(
     p99_values = [r.p99 for r in repeat_stats if r.p99 is not None]
     pacing = None
     if shape.schedule is not None:
-        pacing = _pacing(shape, all_ok, requests, duration)
+        pacing, due = _pacing(shape, [[s for s in shards if isinstance(s, ShardResult)]
+                                      for shards, _ in repeats])
+        if due < 1:
+            warnings.append(f"the rate schedules {due:.3g} requests in the window: too few "
+                            "to measure a rate")
     loop_lag = merge_encoded([s.loop_lag_histogram for s in all_ok])
     loop_lag_ms = (LatencySummary(**latency_summary_ms(loop_lag))
                    if loop_lag.get_total_count() else None)
-    verdict, evidence = saturation_verdict(busiest, loop_lag_ms, pacing)
+    verdict, evidence = saturation_verdict(busiest, loop_lag_ms, pacing,
+                                           unreachable=_unreachable(all_ok))
     return RunResult(
         name=shape.name,
         client=shape.client,
@@ -359,14 +365,23 @@ LOOP_LAG_LIMIT_MS = 10.0
 RATE_REACHED = 0.95
 
 
+UNREACHABLE = "invalid: target unreachable"
+RATE_NOT_REACHED = "invalid: rate not reached"
+
+
 def saturation_verdict(cpu: float, loop_lag: LatencySummary | None,
-                       pacing: Pacing | None) -> tuple[str, list[str]]:
+                       pacing: Pacing | None, unreachable: str | None = None,
+                       ) -> tuple[str, list[str]]:
     """Is this run a measurement of the server? Evidence for each sign that it is not.
 
-    Generator-bound: a process used >= 90 % of a core, or its event loop ran timers more
-    than 10 ms late at p99 (every response callback waits that long). Rate not reached:
-    open loop achieved < 95 % of the requested rate with the generator itself healthy.
+    Target unreachable: no request (warm-up included) got a connection; nothing else about
+    the run means anything then. Generator-bound: a process used >= 90 % of a core, or its
+    event loop ran timers more than 10 ms late at p99 (every response callback waits that
+    long). Rate not reached: open loop sent < 95 % of the requested rate inside the window
+    with the generator itself healthy.
     """
+    if unreachable is not None:
+        return UNREACHABLE, [unreachable]
     evidence = []
     if cpu >= SATURATION_UTILISATION:
         evidence.append(f"generator CPU {cpu * 100:.0f}% of a core (limit "
@@ -381,21 +396,36 @@ def saturation_verdict(cpu: float, loop_lag: LatencySummary | None,
         return "invalid: generator-bound", evidence
     if pacing is not None and pacing.target_rate > 0 and (
             pacing.achieved_rate < RATE_REACHED * pacing.target_rate):
-        evidence.append(f"achieved {pacing.achieved_rate:.1f}/s of {pacing.target_rate:.1f}/s "
-                        f"(< {RATE_REACHED * 100:.0f}%); {pacing.late_requests} requests "
-                        f"started late, {pacing.unsent_requests} never sent")
-        return "invalid: rate not reached", evidence
+        evidence.append(f"sent {pacing.achieved_rate:.1f}/s of {pacing.target_rate:.1f}/s "
+                        f"inside the window (< {RATE_REACHED * 100:.0f}%); "
+                        f"{pacing.late_requests} requests started late, "
+                        f"{pacing.unsent_requests} never sent")
+        return RATE_NOT_REACHED, evidence
     return "valid", evidence
 
 
 def _rps(shards: list[ShardResult]) -> float:
-    """Completions inside the measuring window / window; without a window (iterations),
-    all requests / the time they took."""
+    """Responses (any status) completed inside the measuring window / window; without a
+    window (iterations), all responses / the time they took. Attempts that got no response
+    (connect, timeout, read errors) are errors, not throughput."""
     window = max((s.window_s or 0.0 for s in shards), default=0.0)
     if window > 0:
         return round(sum(s.completed_in_window for s in shards) / window, 3)
     duration = max((s.duration_s for s in shards), default=0.0)
-    return round(sum(s.requests for s in shards) / duration, 3) if duration else 0.0
+    responses = sum(s.requests - sum(s.errors.get(k, 0) for k in FAILURE_CLASSES)
+                    for s in shards)
+    return round(responses / duration, 3) if duration else 0.0
+
+
+def _unreachable(shards: list[ShardResult]) -> str | None:
+    """One line saying what happened when not one attempt got a connection, else None."""
+    attempts = sum(s.requests + s.warmup_requests for s in shards)
+    unconnected = sum(s.unconnected for s in shards)
+    if not attempts or unconnected < attempts:
+        return None
+    reason = next((s.unconnected_reason for s in shards if s.unconnected_reason),
+                  "connection failed")
+    return f"{reason} (none of {attempts:,} attempts got a connection)"
 
 
 def _utilisation(shard: ShardResult) -> float:
@@ -403,23 +433,35 @@ def _utilisation(shard: ShardResult) -> float:
     return (shard.cpu_user_s + shard.cpu_system_s) / wall if wall > 0 else 0.0
 
 
-def _pacing(shape: RunShape, shards: list[ShardResult], requests: int, duration: float) -> Pacing:
+def _pacing(shape: RunShape, repeats: list[list[ShardResult]]) -> tuple[Pacing, float]:
+    """What the schedule asked for in the window and what was SENT in it, over all repeats.
+
+    Requests sent after the window (a backlog) or only completed there do not count: a run
+    that kept up with a third of the rate must not report the rate as achieved.
+    """
+    shards = [s for repeat in repeats for s in repeat]
     lag = merge_encoded([s.lag_histogram or "" for s in shards])
     service = merge_encoded([s.service_histogram or "" for s in shards])
-    # the schedule's window, not the drain of in-flight requests after it
-    window = min(duration, shape.duration_s) if shape.duration_s else duration
-    due = (shape.schedule.expected_count(shape.warmup_s + window)
-           - shape.schedule.expected_count(shape.warmup_s))
+    due = 0.0
+    window_total = 0.0
+    for repeat in repeats:
+        # the schedule's window (shorter if interrupted), not the drain of stragglers after it
+        window = max((s.window_s if s.window_s is not None else s.duration_s
+                      for s in repeat), default=0.0)
+        due += (shape.schedule.expected_count(shape.warmup_s + window)
+                - shape.schedule.expected_count(shape.warmup_s))
+        window_total += window
+    sent = sum(s.sent_in_window for s in shards)
     return Pacing(
-        target_rate=round(due / window, 3) if window else 0.0,
-        achieved_rate=round(requests / window, 3) if window else 0.0,
+        target_rate=round(due / window_total, 3) if window_total else 0.0,
+        achieved_rate=round(sent / window_total, 3) if window_total else 0.0,
         late_requests=sum(s.late_requests for s in shards),
-        unsent_requests=max(int(due) - requests, 0),
+        unsent_requests=max(math.floor(due + 1e-9) - sent, 0),
         schedule_lag_ms=LatencySummary(**latency_summary_ms(lag)),
         service_time_ms=LatencySummary(**latency_summary_ms(service)),
         lag_histogram=lag.encode().decode() if lag.get_total_count() else "",
         service_histogram=service.encode().decode() if service.get_total_count() else "",
-    )
+    ), due
 
 
 def effective_target(scenario: Scenario, run: RunSpec) -> TargetSpec:
@@ -449,6 +491,8 @@ def run_scenario(
     progress = progress or NullProgress()
     check_scenario(scenario)
     executor = _check_executor(scenario)
+    ensure_open_files(scenario)
+    resolve_hosts(scenario)
     started = environment(scenario.target.loop, scenario.engine)
     runs: list[RunResult] = []
     interrupted = False
@@ -524,6 +568,89 @@ def run_scenario(
     )
 
 
+FD_MARGIN = 32  # beyond one socket per user: the loop, pipes to shards and target, logs
+
+
+def open_files_needed(users: int, in_use: int) -> int:
+    """File descriptors one generator process needs for `users` connections."""
+    return users + in_use + FD_MARGIN
+
+
+def fit_open_files(users: int, in_use: int, soft: int, hard: int) -> int | None:
+    """The soft RLIMIT_NOFILE to set for `users` per process (None: the current one does),
+    or a BadInput naming the most users that fit under the hard limit."""
+    import resource
+
+    needed = open_files_needed(users, in_use)
+    if soft == resource.RLIM_INFINITY or needed <= soft:
+        return None
+    if hard != resource.RLIM_INFINITY and needed > hard:
+        fit = max(hard - in_use - FD_MARGIN, 0)
+        raise BadInput(f"concurrency {users:,} needs about {needed:,} open files per process, "
+                       f"but this system allows {hard:,} (ulimit -Hn): at most {fit:,} users "
+                       "fit in one process; lower the concurrency, spread it over processes "
+                       "(client multiprocess, concurrency is per process) or raise the limit")
+    return hard if hard != resource.RLIM_INFINITY else needed
+
+
+def ensure_open_files(scenario: Scenario) -> None:
+    """Once, before any load: raise the soft open-file limit towards the hard one so every
+    user gets its connection (child processes and the target inherit it), or refuse (exit 2)
+    instead of a run of "too many open files" connect errors."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    users = max(resolve_shape(scenario, run).concurrency for run in scenario.runs)
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 32
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        wanted = fit_open_files(users, in_use, soft, hard)
+    except BadInput as exc:
+        name = next(run.name for run in scenario.runs
+                    if resolve_shape(scenario, run).concurrency == users)
+        raise BadInput(f"run {name!r}: {exc}") from None
+    if wanted is not None:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            raise BadInput(f"run {scenario.runs[0].name!r}: concurrency {users:,} needs about "
+                           f"{open_files_needed(users, in_use):,} open files; raising the "
+                           f"limit from {soft:,} failed ({exc}); try ulimit -n") from None
+
+
+def resolve_hosts(scenario: Scenario) -> None:
+    """Resolve every host the runs load ONCE, before any load: an unknown name is one line
+    (exit 3) instead of a run of failed lookups on the hot path."""
+    import socket
+    from urllib.parse import urlsplit
+
+    hosts: set[tuple[str, int]] = set()
+    for run in scenario.runs:
+        spec = effective_target(scenario, run)
+        for request in run.requests or scenario.requests:
+            url = request.path if request.path.startswith(("http://", "https://")) else (
+                spec.url)
+            if url is None:  # a target app we start ourselves
+                continue
+            parts = urlsplit(url)
+            try:
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+            except ValueError:
+                continue  # not ours to judge here: URL checks report it
+            if parts.hostname:
+                hosts.add((parts.hostname, port))
+    for host, port in sorted(hosts):
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            detail = getattr(exc, "strerror", None) or str(exc)
+            raise TargetError(f"cannot resolve host {host!r}: {detail}") from None
+
+
 def _check_executor(scenario: Scenario):
     """Resolve `executor` (None: local); a remote cluster cannot reach a target started here."""
     if scenario.executor == "local":
@@ -560,11 +687,10 @@ def _dask_executor(scenario: Scenario, executor, progress: ProgressSink):
 
 
 def _planned_seconds(scenario: Scenario, run: RunSpec) -> float | None:
+    """The measuring window (warm-up not included: progress counts from the window's start)."""
     if run.stages:
-        return scenario.warmup + sum(stage.duration for stage in run.stages)
-    if scenario.duration is None:
-        return None
-    return scenario.warmup + scenario.duration
+        return sum(stage.duration for stage in run.stages)
+    return scenario.duration
 
 
 def _was_interrupted(shards) -> bool:

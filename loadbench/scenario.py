@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -44,8 +45,18 @@ def _number_or_text(number: dict, pattern: str, example: str) -> WithJsonSchema:
                            "examples": [example]})
 
 
+def _positive_duration(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be more than 0 (a window of no time measures nothing), e.g. 10s")
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0), _number_or_text(
     {"type": "number", "minimum": 0}, DURATION_PATTERN, "10s")]
+# a measuring window: 0 would divide by (almost) nothing and report absurd rates
+Window = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive_duration),
+                   _number_or_text({"type": "number", "exclusiveMinimum": 0}, DURATION_PATTERN,
+                                   "10s")]
 Rate = Annotated[float, BeforeValidator(parse_rate), Field(gt=0), _number_or_text(
     {"type": "number", "exclusiveMinimum": 0}, RATE_PATTERN, "500/s")]
 Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0), _number_or_text(
@@ -191,7 +202,7 @@ class RequestSpec(_Model):
 
 
 class Stage(_Model):
-    duration: Duration
+    duration: Window
     rate: Rate
 
 
@@ -234,7 +245,7 @@ class Scenario(_Model):
         description="one sentence per verdict for the claims report; {run.metric} is "
         "replaced by the measured value, e.g. {gather.rps}")
     warmup: Duration = 0.0
-    duration: Duration | None = Field(None, description="default 10s unless 'iterations' is given")
+    duration: Window | None = Field(None, description="default 10s unless 'iterations' is given")
     iterations: int | None = Field(None, ge=1)
     timeout: Duration = 5.0
     runs: list[RunSpec] = Field(min_length=1)
@@ -259,6 +270,16 @@ class Scenario(_Model):
                 parse_executor(value)
             except BadInput as exc:
                 raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target_names_app_or_url(cls, value: Any) -> Any:
+        """`target: {}` must not silently start the sample app; leave `target:` out for that."""
+        if isinstance(value, dict) and "app" not in value and "url" not in value:
+            raise ValueError("give 'app' (a module:attribute we start, e.g. "
+                             f"{DEFAULT_APP}) or 'url' (a running service, e.g. "
+                             "http://127.0.0.1:8000); leave 'target' out to start the sample app")
         return value
 
     @model_validator(mode="before")

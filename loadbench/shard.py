@@ -48,6 +48,9 @@ class ShardResult:
     completed_in_window: int = 0
     window_s: float | None = None  # the measuring window rps is computed over, if any
     loop_lag_histogram: str = ""  # how late the generator's event loop ran its timers
+    sent_in_window: int = 0  # open loop: measured requests sent before the deadline
+    unconnected: int = 0  # attempts (warm-up included) that never got a connection
+    unconnected_reason: str = ""
 
 
 def _encode(histogram) -> str:
@@ -73,8 +76,12 @@ def _wall_to_perf(start_at: float) -> float:
     return time.perf_counter() + (start_at - time.time())
 
 
+PEEK_S = 0.25  # how often the live view hears about the current second
+
+
 class _Ticker:
-    """Emits one Tick per elapsed second of measurement, from the loop or a blocking user."""
+    """Emits one Tick per elapsed second of measurement, from the loop or a blocking user,
+    and a partial peek at the current second every PEEK_S for the live view."""
 
     def __init__(self, state: LoadState, sink: TickSink | None) -> None:
         self.state = state
@@ -83,27 +90,35 @@ class _Ticker:
 
     def reset(self) -> None:
         self.next_at = self.state.measure_start + 1.0
+        self.peek_at = self.state.measure_start + PEEK_S
 
     def __call__(self) -> None:
         now = time.perf_counter()
         while now >= self.next_at:
             self.emit()
+        if now >= self.peek_at:
+            self.peek_at = now + PEEK_S
+            if self.sink is not None:
+                self.sink(self.state.recorder.peek(now - (self.next_at - 1.0)))
 
-    def emit(self) -> None:
-        tick = self.state.recorder.tick()
+    def emit(self, width_s: float = 1.0) -> None:
+        tick = self.state.recorder.tick(width_s)
         self.next_at += 1.0
         if self.sink is not None:
             self.sink(tick)
 
     def final(self) -> None:
+        """The full seconds still due, then the partial last one with its real width."""
         now = time.perf_counter()
         if now > self.state.measure_start:
-            self()
-            self.emit()
+            while now >= self.next_at:
+                self.emit()
+            self.emit(min(max(now - (self.next_at - 1.0), 0.0), 1.0))
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(max(self.next_at - time.perf_counter(), 0.0))
+            due = min(self.next_at, self.peek_at)
+            await asyncio.sleep(max(due - time.perf_counter(), 0.0))
             self()
 
 
@@ -143,6 +158,8 @@ def run_shard(
             ticker.reset()
             if not engine.run_blocking():
                 _run_async(plan, state, engine, ticker, start, stop_event, request_stop)
+            else:
+                _wait_out_window_blocking(state, state.ticker)
         else:
             _run_async(plan, state, engine, ticker, start, stop_event, request_stop)
         ticker.final()
@@ -171,9 +188,11 @@ def run_shard(
         cpu_system_s=cpu_after.system - cpu_before.system,
         interrupted=interrupted.is_set(),
         host=os.uname().nodename,
-        completed_in_window=(recorder.requests - recorder.after_deadline
-                             + recorder.warmup_in_window),
+        completed_in_window=recorder.responses_in_window(),
         window_s=_window(plan, state, end),
+        sent_in_window=state.sent_in_window,
+        unconnected=recorder.unconnected,
+        unconnected_reason=recorder.unconnected_reason,
     )
 
 
@@ -183,6 +202,26 @@ def _window(plan: LoadPlan, state: LoadState, end: float) -> float | None:
     if plan.duration_s is None:
         return None
     return max(min(plan.duration_s, end - state.measure_start), 0.0)
+
+
+def _wait_out_window_blocking(state: LoadState, tick: Callable[[], None]) -> None:
+    """The blocking user's `_wait_out_window`: it ticks (and sees outside stops) meanwhile."""
+    while state.until_deadline and not state.interrupted:
+        remaining = state.deadline - time.perf_counter()
+        if remaining <= 0:
+            return
+        time.sleep(min(remaining, 0.05))
+        tick()
+
+
+async def _wait_out_window(state: LoadState) -> None:
+    """An open-loop schedule with no slot left before the deadline still measures its whole
+    window: ending at the last send would divide one request by a few milliseconds."""
+    while state.until_deadline and not state.interrupted:
+        remaining = state.deadline - time.perf_counter()
+        if remaining <= 0:
+            return
+        await asyncio.sleep(min(remaining, 0.05))
 
 
 def _checking(ticker: _Ticker, state: LoadState, stop_event: threading.Event):
@@ -213,6 +252,9 @@ def _run_async(plan, state, engine, ticker, start, stop_event, request_stop) -> 
 
 
 async def _main(plan, state, engine, ticker, start, stop_event) -> None:
+    prepare = getattr(engine, "prepare", None)
+    if prepare is not None:  # e.g. DNS: before the schedule is anchored, never inside it
+        await prepare()
     await asyncio.sleep(max(start - time.perf_counter(), 0.0))
     state.rebase(max(start, time.perf_counter()))
     ticker.reset()
@@ -221,6 +263,7 @@ async def _main(plan, state, engine, ticker, start, stop_event) -> None:
     lag = asyncio.create_task(_measure_loop_lag(state))
     try:
         await engine.run_users(plan.concurrency)
+        await _wait_out_window(state)
     finally:
         for task in (monitor, watcher, lag):
             if task is not None:

@@ -9,7 +9,6 @@ are added, never averaged) into the live view and the timeline.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
@@ -18,6 +17,8 @@ LOWEST_US = 1
 HIGHEST_US = 60_000_000
 SIGNIFICANT_DIGITS = 3
 ERROR_CLASSES = ("connect", "timeout", "read", "status_4xx", "status_5xx")
+# attempts that got no HTTP response: errors, never throughput (a 4xx/5xx is a response)
+FAILURE_CLASSES = ("connect", "timeout", "read")
 MAX_TIMELINE_POINTS = 3600
 LATE_AFTER_US = 1000  # a request sent more than 1 ms after its intended time is late
 
@@ -142,6 +143,9 @@ class Tick:
     errors: int
     bytes_received: int
     histogram: str  # encoded interval histogram of successful latencies
+    width_s: float = 1.0  # the last window of a run is partial: its real span
+    failures: int = 0  # errors that got no response (connect, timeout, read)
+    partial: bool = False  # a live peek at the second so far: for the live view only
 
 
 class Recorder:
@@ -164,10 +168,13 @@ class Recorder:
         self.errors = dict.fromkeys(ERROR_CLASSES, 0)
         self.reconnects = 0
         self.deadline = float("inf")
-        self.after_deadline = 0  # completed after the window: in totals, not in rps
-        self.warmup_in_window = 0  # started in warm-up, completed in the window: in rps only
+        self.after_deadline = 0  # responses after the window: in totals, not in rps
+        self.warmup_in_window = 0  # started in warm-up, answered in the window: in rps only
+        self.unconnected = 0  # attempts (warm-up included) that never got a connection
+        self.unconnected_reason = ""  # what happened to the first of them, in a few words
         self._interval_requests = 0
         self._interval_errors = 0
+        self._interval_failures = 0
         self._interval_bytes = 0
         self._second = 0
 
@@ -202,21 +209,33 @@ class Recorder:
             self.service.record_value(min(int((end - sent) * 1e6 + 0.5), HIGHEST_US))
 
     def error(self, intended: float, kind: str) -> None:
-        """A failed request (connect, timeout, read): counted, never in the latency histogram."""
+        """A failed request (connect, timeout, read): counted in the totals and errors, never
+        in the latency histogram nor in rps (no response was served)."""
         if intended < self.measure_start:
             self.warmup_requests += 1
-            if self.measure_start <= time.perf_counter() <= self.deadline:
-                self.warmup_in_window += 1
             return
         self.requests += 1
         self._interval_requests += 1
         self._interval_errors += 1
+        self._interval_failures += 1
         self.errors[kind] += 1
-        if time.perf_counter() > self.deadline:
-            self.after_deadline += 1
 
-    def tick(self) -> Tick:
-        """Close the current second: fold it into the total and hand it out."""
+    def no_connection(self, intended: float, kind: str, reason: str) -> None:
+        """A request that failed before it had a connection (refused, DNS, TLS handshake,
+        connect timeout); the first reason says what happened if no request ever connected."""
+        self.unconnected += 1
+        if not self.unconnected_reason:
+            self.unconnected_reason = reason
+        self.error(intended, kind)
+
+    def responses_in_window(self) -> int:
+        """Responses (any status) completed inside the measuring window: what rps divides."""
+        failures = sum(self.errors[kind] for kind in FAILURE_CLASSES)
+        return self.requests - failures - self.after_deadline + self.warmup_in_window
+
+    def tick(self, width_s: float = 1.0) -> Tick:
+        """Close the current second (or the run's last, partial one, `width_s` long): fold it
+        into the total and hand it out."""
         self.total.add(self.interval)
         tick = Tick(
             source=self.source,
@@ -225,11 +244,22 @@ class Recorder:
             errors=self._interval_errors,
             bytes_received=self._interval_bytes,
             histogram=self.interval.encode().decode() if self.interval.get_total_count() else "",
+            width_s=width_s,
+            failures=self._interval_failures,
         )
         self.interval.reset()
         self._interval_requests = self._interval_errors = self._interval_bytes = 0
+        self._interval_failures = 0
         self._second += 1
         return tick
+
+    def peek(self, width_s: float) -> Tick:
+        """The current second so far (counts only), so the live view moves before the
+        first second is over; it changes nothing here."""
+        return Tick(source=self.source, second=self._second, requests=self._interval_requests,
+                    errors=self._interval_errors, bytes_received=self._interval_bytes,
+                    histogram="", width_s=width_s, failures=self._interval_failures,
+                    partial=True)
 
 
 @dataclass
@@ -240,6 +270,7 @@ class _Second:
     sources: set[int] = field(default_factory=set)
     p50_ms: float | None = None  # None: no successful response in this second
     p99_ms: float | None = None
+    width_s: float = 0.0
 
 
 class Aggregator:
@@ -254,16 +285,24 @@ class Aggregator:
         self.cumulative = new_histogram()
         self.requests = 0
         self.errors = 0
+        self.failures = 0
         self.bytes_received = 0
         self._seconds: dict[int, _Second] = {}
+        self._peeks: dict[int, Tick] = {}  # per source: its current second so far
 
     def add(self, tick: Tick) -> None:
+        if tick.partial:
+            self._peeks[tick.source] = tick
+            return
+        self._peeks.pop(tick.source, None)
+        self.failures += tick.failures
         self.requests += tick.requests
         self.errors += tick.errors
         self.bytes_received += tick.bytes_received
         second = self._seconds.setdefault(tick.second, _Second())
         second.requests += tick.requests
         second.errors += tick.errors
+        second.width_s = max(second.width_s, tick.width_s)
         second.sources.add(tick.source)
         if tick.histogram:
             interval = decode_histogram(tick.histogram)
@@ -282,6 +321,13 @@ class Aggregator:
             second.p99_ms = second.histogram.get_value_at_percentile(99) / 1000.0
             second.histogram = None
 
+    def live(self) -> tuple[int, int, int]:
+        """(requests, errors, failures) so far, the current partial seconds included."""
+        peeks = self._peeks.values()
+        return (self.requests + sum(p.requests for p in peeks),
+                self.errors + sum(p.errors for p in peeks),
+                self.failures + sum(p.failures for p in peeks))
+
     def p99_ms(self) -> float:
         if self.cumulative.get_total_count() == 0:
             return 0.0
@@ -289,15 +335,20 @@ class Aggregator:
 
     def timeline(self) -> list[dict]:
         """Per-second points; past MAX_TIMELINE_POINTS, adjacent windows are combined
-        (counts summed, p50 request-weighted, p99 the worst window) and `width_s` says so."""
+        (counts summed, p50 request-weighted, p99 the worst window) and `width_s` says so.
+
+        The last window of a run is as wide as it really was: a few milliseconds of
+        stragglers are not a second with almost no requests (no false cliff at the end).
+        """
         points = []
         for index in sorted(self._seconds):
             second = self._seconds[index]
             self._close(second)
+            partial = second.width_s < 1.0
             points.append(
                 {
                     "t": index,
-                    "width_s": 1,
+                    "width_s": round(second.width_s, 6) if partial else 1,
                     "requests": second.requests,
                     "errors": second.errors,
                     "p50_ms": None if second.p50_ms is None else round(second.p50_ms, 3),
@@ -316,9 +367,10 @@ def _combine(pair: list[dict]) -> dict:
     p50 = None
     if measured:
         p50 = round(weighted / weight, 3) if weight > 0 else measured[0]["p50_ms"]
+    width = sum(p["width_s"] for p in pair)
     return {
         "t": pair[0]["t"],
-        "width_s": sum(p["width_s"] for p in pair),
+        "width_s": width if isinstance(width, int) else round(width, 6),
         "requests": sum(p["requests"] for p in pair),
         "errors": sum(p["errors"] for p in pair),
         "p50_ms": p50,

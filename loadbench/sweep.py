@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -397,7 +396,7 @@ def judge_step(run: RunResult, rate: float, phase: Phase, index: int,
                interrupted: bool = False, grace_s: float = 5.0) -> SweepStep:
     """A step fails on any failed SLO, a missed rate, a saturated generator, no successful
     response at all, or a schedule that had not drained `grace_s` after the step."""
-    from loadbench.runner import SATURATION_UTILISATION, SATURATION_WARNING
+    from loadbench.runner import RATE_NOT_REACHED, SATURATION_UTILISATION, SATURATION_WARNING
 
     bound = run.model_copy(update={"name": STEP_RUN})
     outcomes: list[ThresholdResult] = []
@@ -412,6 +411,8 @@ def judge_step(run: RunResult, rate: float, phase: Phase, index: int,
         failures.append("no successful response")
     if run.rps < RATE_TOLERANCE * rate:
         failures.append(f"rate not reached: {run.rps:.1f}/s of {rate:g}/s offered")
+    elif run.verdict == RATE_NOT_REACHED:  # answered in time, but the generator fell behind
+        failures.append(f"rate not reached: {'; '.join(run.verdict_evidence)}")
     saturated = (SATURATION_WARNING in run.warnings
                  or run.client_cpu.utilisation >= SATURATION_UTILISATION)
     if saturated:
@@ -480,7 +481,7 @@ def _url_base(url: str, run: str | None, connections: int | None, engine: str | 
         raise BadInput("--run picks a run of a scenario file; a URL has only one")
     scenario = bench_scenario(url, connections=connections or DEFAULT_CONNECTIONS,
                               duration="10s", requests=None, rate=None, client="gather",
-                              processes=1, engine=engine or "fast", timeout=timeout or "5s",
+                              processes=None, engine=engine or "fast", timeout=timeout or "5s",
                               method="GET", headers=[], body=None)
     return validate_scenario({**scenario.model_dump(mode="json"), "name": "sweep"},
                              source="sweep options")
@@ -544,8 +545,6 @@ def run_sweep(base: Scenario, plan: SweepPlan, on_step: StepSink | None = None,
                     step = _interrupted_step(len(steps), rate, phase)
             if step is None:
                 step = _measure(base, plan, rate, phase, len(steps), base_url, judge)
-            if not steps:
-                _check_reachable(step, base_url)
             steps.append(step)
             if on_step is not None:
                 on_step(step)
@@ -590,6 +589,8 @@ def _measure(base: Scenario, plan: SweepPlan, rate: float, phase: Phase, index: 
         return _interrupted_step(index, rate, phase)
     if not result.runs:
         return _interrupted_step(index, rate, phase)
+    if index == 0:
+        _check_reachable(result.runs[0])
     return judge(result.runs[0], rate, phase, index, overran=deadline.fired,
                  interrupted=result.interrupted)
 
@@ -624,13 +625,13 @@ def _interrupted_step(index: int, rate: float, phase: Phase) -> SweepStep:
                      interrupted=True, reason="interrupted")
 
 
-def _check_reachable(step: SweepStep, url: str | None) -> None:
-    """Every request of the first step failed to connect: the target is not there (exit 3)."""
-    connect = step.errors.get("connect", 0)
-    if step.requests and connect == step.requests:
-        origin = urlsplit(url or "").netloc or url
-        raise TargetError(f"cannot connect to {origin}: every request of the first step "
-                          f"({step.rate:g}/s) failed to connect")
+def _check_reachable(run: RunResult) -> None:
+    """No request of the first step got a connection: the target is not there (exit 3)."""
+    from loadbench.runner import UNREACHABLE
+
+    if run.verdict == UNREACHABLE:
+        raise TargetError(f"cannot reach the target: {'; '.join(run.verdict_evidence)} "
+                          "in the first step")
 
 
 # ---------------------------------------------------------------- files

@@ -84,18 +84,26 @@ def test_target_that_cannot_start_exit_3(tmp_path):
     assert "no_attribute_xyz" in result.output
 
 
-def test_unreachable_url_counts_connect_errors(tmp_path):
+def test_unreachable_url_counts_connect_errors_and_exits_3(tmp_path):
     from faultservers import refused_port
 
+    out = tmp_path / "r.json"
     with refused_port() as port:  # held, so nothing else can listen there meanwhile
-        # nothing listens on `port`: every request is a connect error, counted not hidden
+        # nothing listens on `port`: every request is a connect error, counted not hidden,
+        # no throughput, and the run is not a green one: one line saying why, exit 3
         result = invoke("bench", f"http://127.0.0.1:{port}/", "-c", "2", "-d", "300ms",
-                        "--json", "--timeout", "200ms")
-    assert result.exit_code == 0
+                        "--json", "--timeout", "200ms", "--out", str(out))
+    assert result.exit_code == 3
     run = json.loads(result.stdout)
     assert run["requests"] > 0
     assert run["errors"]["connect"] == run["requests"]
     assert run["error_rate"] == 1.0
+    assert run["rps"] == 0.0  # failed attempts are not throughput
+    assert run["verdict"] == "invalid: target unreachable"
+    assert json.loads(out.read_text())["runs"][0]["requests"] == run["requests"]  # kept
+    line = result.stderr.strip()
+    assert line.count("\n") == 0 and line.startswith("loadbench: error: ")
+    assert f"127.0.0.1:{port}: connection refused" in line
 
 
 @pytest.mark.parametrize("engine", ["fast", "httpx"])
@@ -266,8 +274,9 @@ def test_save_baseline_and_compare_with_fingerprint_guard(tmp_path, repo_root, t
                                                 ("multiprocess", "fast"),
                                                 ("multiprocess", "httpx")])
 def test_bench_works_with_every_client_and_engine(target_url, client, engine, tmp_path):
+    processes = ["-p", "2"] if client == "multiprocess" else []
     result = invoke("bench", f"{target_url}/io?ms=2", "--client", client, "--engine", engine,
-                    "-c", "2", "-p", "2", "-d", "500ms", "--json", "--out",
+                    "-c", "2", *processes, "-d", "500ms", "--json", "--out",
                     str(tmp_path / "r.json"))
     assert result.exit_code == 0, result.output
     run = json.loads(result.stdout)
@@ -496,6 +505,8 @@ def test_every_option_has_help_and_no_python_type_names():
     bench_help = runner.invoke(app, ["bench", "--help"]).output
     assert re.search(r"--out DIR\s+Directory", run_help), run_help
     assert re.search(r"--out FILE\s+Also save the result JSON to FILE", bench_help), bench_help
+
+
 def test_all_404_run_has_null_latency_and_its_latency_threshold_fails(tmp_path, repo_root):
     """Every request 404: latency is null (not 0 ms), `g.p99 < 100ms` fails with the reason,
     JUnit fails, exit 1, and -q still prints the failure (both sides) on stderr."""
@@ -525,3 +536,37 @@ def test_all_404_run_has_null_latency_and_its_latency_threshold_fails(tmp_path, 
     report = next(tmp_path.glob("smoke-*.md")).read_text()
     assert "status_4xx" in report and "404 ×" in report
     assert "| – | – | – | – | – |" in report
+
+
+@pytest.mark.parametrize("engine", ["fast", "httpx"])
+def test_unresolvable_host_is_one_line_exit_3_before_any_load(engine):
+    import time
+
+    started = time.monotonic()
+    result = invoke("bench", "http://no-such-host.invalid/", "-d", "1s", "--engine", engine,
+                    "--no-progress")
+    assert result.exit_code == 3
+    assert result.output.strip() == ("loadbench: error: cannot resolve host "
+                                     f"'no-such-host.invalid': {_gai_text()}")
+    assert time.monotonic() - started < 5  # resolved once, not once per request
+
+
+def _gai_text() -> str:
+    import socket
+
+    try:
+        socket.getaddrinfo("no-such-host.invalid", 80)
+    except socket.gaierror as exc:
+        return exc.strerror
+    return "?"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-d", "0s"], "loadbench: error: -d/--duration 0s: must be more than 0"),
+    (["-d", "1s", "-p", "4"], "loadbench: error: -p/--processes 4 needs --client multiprocess"),
+    (["-d", "1s", "-p", "4", "--client", "sequential"], "-p/--processes 4 needs --client"),
+])
+def test_bench_refuses_a_zero_window_and_processes_without_multiprocess(args, message):
+    result = invoke("bench", "http://127.0.0.1:9/", *args)
+    assert result.exit_code == 2
+    assert message in result.output and result.output.count("\n") == 1

@@ -553,3 +553,25 @@ def test_a_close_inside_the_final_head_is_one_read_error(data):
     recorder = one_exchange(split_at(truncated, {c for c in cuts if c < len(truncated)}))
     assert recorder.requests == 1 and recorder.status_codes == {}
     assert {k: v for k, v in recorder.errors.items() if v} == {"read": 1}
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_an_unresolvable_host_is_looked_up_once_per_shard(loop, caplog):
+    """No lookup per connection: the run ends on time, every attempt is a connect error
+    saying why, and asyncio logs no "Future exception was never retrieved"."""
+    started = time.monotonic()
+    with caplog.at_level("ERROR", logger="asyncio"):
+        result = run_shard(plan_for("http://no-such-host.invalid/", loop=loop, concurrency=50,
+                                    timeout_s=5.0))
+    assert time.monotonic() - started < 2.0
+    assert result.requests > 0 and errors(result) == {"connect": result.requests}
+    assert result.unconnected == result.requests
+    assert result.unconnected_reason.startswith("no-such-host.invalid:80: cannot resolve host")
+    assert [r for r in caplog.records if r.name == "asyncio"] == []
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_name_that_resolves_connects_through_its_addresses(loop):
+    with Server(respond_each(OK_RESPONSE)) as server:
+        result = run_shard(plan_for(server.url().replace("127.0.0.1", "localhost"), loop=loop))
+    assert result.requests > 10 and errors(result) == {}

@@ -177,6 +177,27 @@ def test_refused_connections_are_connect_errors(engine):
         "connect": run.requests}
     check_accounting(run, 0, 0)
     assert run.error_rate == 1.0
+    assert run.rps == 0.0
+    assert run.verdict == "invalid: target unreachable"
+    assert f"127.0.0.1:{port}: connection refused" in run.verdict_evidence[0]
+
+
+@pytest.mark.parametrize("engine", ["fast", "httpx"])
+@pytest.mark.parametrize("client", ["sequential", "multiprocess"])
+def test_https_to_a_plain_http_port_is_unreachable(engine, client, target_url):
+    url = target_url.replace("http://", "https://")  # uvicorn answers a ClientHello with 400
+    run, _ = run_once(scenario(url, ["/"], engine, client, duration=1.0, timeout=2.0))
+    assert run.requests > 0 and run.errors["connect"] == run.requests and run.rps == 0.0
+    assert run.verdict == "invalid: target unreachable"
+    assert "does not speak TLS on this port" in run.verdict_evidence[0], run.verdict_evidence
+
+
+@pytest.mark.parametrize("engine", ["fast", "httpx"])
+def test_a_run_with_some_connections_is_not_unreachable(engine):
+    with FaultServer() as server:
+        run, _ = run_once(scenario(server.url(""), ["/ok", "/reset"], engine, "gather"))
+    assert run.errors["read"] > 0 and run.rps > 0
+    assert run.verdict != "invalid: target unreachable"
 
 
 @pytest.mark.parametrize("engine", ["fast", "httpx"])
@@ -272,7 +293,9 @@ def test_cli_run_classifies_faults_and_exits_with_the_threshold_code(tmp_path):
             "timeout": "300ms", "runs": runs, "thresholds": ["*.error_rate < 1%"]}))
         result = runner.invoke(app, ["run", str(path), "--no-progress", "--out",
                                      str(tmp_path / "out")])
-    assert result.exit_code == 1, result.output
+    # a run that never connected outranks the failed thresholds: exit 3, result saved
+    assert result.exit_code == 3, result.output
+    assert "run 'refused': cannot reach the target" in result.output
     saved = json.loads(next((tmp_path / "out").glob("faults-*.json")).read_text())
     classes = {run["name"]: {k for k, v in run["errors"].items() if v} for run in saved["runs"]}
     assert classes == {"garbage": {"read"}, "silent": {"timeout"}, "refused": {"connect"}}

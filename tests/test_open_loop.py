@@ -71,10 +71,10 @@ def test_shipped_coordinated_omission_scenario(repo_root, target_url):
 def test_too_few_users_for_the_rate_queue_and_latency_grows(engine):
     """2 users against a 50 ms endpoint manage 40/s; asked for 100/s, every slot after
     each user's first is sent late, the backlog (and so latency) grows all run long, and
-    what is still due when the grace ends is counted as unsent.
+    what is still due when the window ends is counted as unsent (nothing is sent after it).
 
     Slot k is due at k/100 s and sent when a user is free, so the median request (sent
-    half-way through the sending span D + timeout) is late by (D + T)/2 - (N/2)/100.
+    half-way through the window D) is late by D/2 - (N/2)/100.
     """
     from faultservers import SLOW_S, FaultServer
 
@@ -91,10 +91,10 @@ def test_too_few_users_for_the_rate_queue_and_latency_grows(engine):
     assert {k: v for k, v in run.errors.items() if v} == {}
     assert server.requests["/slow"] == requests
     # users cannot beat the service time; 20 leaves room for a very busy machine
-    assert 20 <= requests <= 2 * (duration + timeout) / SLOW_S + 2
+    assert 20 <= requests <= 2 * duration / SLOW_S + 2
     assert pacing.unsent_requests == rate * duration - requests
     assert requests - 2 <= pacing.late_requests <= requests
-    expected_lag = (duration + timeout) / 2 - requests / 2 / rate
+    expected_lag = duration / 2 - requests / 2 / rate
     assert pacing.schedule_lag_ms.p50 / 1000 == pytest.approx(expected_lag, rel=0.3)
     assert pacing.service_time_ms.p50 / 1000 == pytest.approx(SLOW_S, abs=0.05)
     # latency is measured from the schedule, so it carries the queueing delay
@@ -139,3 +139,36 @@ def test_enough_users_keep_to_the_schedule(engine, sync, users, monkeypatch):
     assert all(sent >= slot for slot, sent in sends)  # never early
     lags = sorted(sent - slot for slot, sent in sends)
     assert lags[len(lags) // 2] < 0.005  # and, at the median, on time
+
+
+def test_a_rate_not_reached_is_not_reported_as_achieved(target_url):
+    """2 users on a 50 ms endpoint sustain ~40/s, offered 200/s for 1 s: the achieved rate
+    counts what was sent inside the window (not a backlog sent after it), the run ends on
+    time, and the verdict says the rate was not reached."""
+    import time
+
+    scenario = validate_scenario({
+        "name": "short", "target": {"url": target_url}, "requests": [{"path": "/io?ms=50"}],
+        "duration": "1s", "timeout": "5s",
+        "runs": [{"name": "paced", "client": "gather", "concurrency": 2, "rate": "200/s"}]})
+    started = time.monotonic()
+    run = run_scenario(scenario).runs[0]
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.5  # the window and the last in-flight request, not the backlog
+    assert run.pacing.achieved_rate < 60, run.pacing
+    assert run.pacing.unsent_requests > 100
+    assert run.verdict == "invalid: rate not reached"
+    assert run.rps < 60
+
+
+@pytest.mark.timeout(60)
+def test_a_slow_rate_measures_its_whole_window(target_url):
+    """One request due in 1 s: the run lasts 1 s and rps is at most 1, not 1 / 3 ms."""
+    scenario = validate_scenario({
+        "name": "slow", "target": {"url": target_url}, "requests": [{"path": "/"}],
+        "duration": "1s",
+        "runs": [{"name": "paced", "client": "gather", "concurrency": 2, "rate": "0.001/s"}]})
+    run = run_scenario(scenario).runs[0]
+    assert run.duration_s >= 0.99
+    assert run.requests == 1 and run.rps <= 1.0
+    assert any("too few" in warning for warning in run.warnings)

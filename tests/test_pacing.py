@@ -34,3 +34,36 @@ def test_stages_then_hold_last_rate():
     assert sum(1 for t in offsets if 1.0 <= t < 2.0) == 200
     assert sum(1 for t in offsets if 2.0 <= t < 3.0) == 300
     assert all(y > x for x, y in itertools.pairwise(offsets))
+
+
+def _state_with_clock(monkeypatch, rate: float, duration_s: float, clock: list[float]):
+    from loadbench import load
+    from loadbench.load import LoadPlan, LoadState, RequestTemplate
+
+    monkeypatch.setattr(load.time, "perf_counter", lambda: clock[0])
+    plan = LoadPlan(templates=(RequestTemplate("r", "GET", "http://127.0.0.1:9/"),),
+                    duration_s=duration_s, schedule=RateSchedule.constant(rate))
+    return LoadState(plan, start=0.0)
+
+
+def test_no_slot_is_handed_out_after_the_window(monkeypatch):
+    """A backlog the users could not send in time is not sent after the deadline, and only
+    slots handed out inside the window count as sent (what `achieved_rate` divides)."""
+    clock = [0.0]
+    state = _state_with_clock(monkeypatch, rate=100, duration_s=1.0, clock=clock)
+    for _ in range(30):  # users kept up for the first 0.3 s
+        assert state.next_slot() is not None
+    clock[0] = 1.0  # then they were busy until the deadline: 70 slots are due, unsent
+    assert state.next_slot() is None
+    assert state.sent_in_window == 30
+    assert not state.until_deadline  # the schedule itself was not done
+
+
+def test_a_slow_schedule_waits_out_its_window(monkeypatch):
+    """0.001/s for 1 s: one slot at t=0, the next due at 1000 s; the shard must wait until
+    the deadline instead of ending after the first response."""
+    clock = [0.0]
+    state = _state_with_clock(monkeypatch, rate=0.001, duration_s=1.0, clock=clock)
+    assert state.next_slot() == 0.0
+    assert state.next_slot() is None
+    assert state.until_deadline and state.sent_in_window == 1

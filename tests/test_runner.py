@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loadbench.runner import run_scenario
 from loadbench.scenario import validate_scenario
@@ -131,7 +133,8 @@ def test_rate_verdict_yields_to_a_generator_bound_one():
     assert saturation_verdict(0.2, _lag(1.0), _pacing(100.0, 95.0)) == ("valid", [])
     assert saturation_verdict(0.2, _lag(1.0), _pacing(100.0, 94.9)) == (
         "invalid: rate not reached",
-        ["achieved 94.9/s of 100.0/s (< 95%); 7 requests started late, 3 never sent"])
+        ["sent 94.9/s of 100.0/s inside the window (< 95%); 7 requests started late, "
+         "3 never sent"])
     assert saturation_verdict(0.2, _lag(30.0), _pacing(100.0, 50.0, lag_p99=40.0)) == (
         "invalid: generator-bound",
         ["event-loop lag p99 30.0 ms (limit 10 ms)", "schedule lag p99 40.0 ms"])
@@ -191,3 +194,72 @@ def test_the_busiest_shard_decides_the_cpu_verdict(busy_s, verdict):
     result = build_run_result(shape, [(shards, Aggregator())])
     assert result.verdict == verdict, result.verdict_evidence
     assert (SATURATION_WARNING in result.warnings) == (verdict != "valid")
+
+
+def test_timeline_ends_without_a_false_cliff(target_url):
+    """The run's last timeline window holds the stragglers of a fraction of a second; stored
+    as its real width, its rate is the run's rate, not a drop to almost nothing."""
+    scenario = validate_scenario({
+        "name": "cliff", "target": {"url": target_url}, "requests": [{"path": "/io?ms=20"}],
+        "duration": "2s", "runs": [{"name": "g", "client": "gather", "concurrency": 4}],
+    })
+    run = run_scenario(scenario).runs[0]
+    *full, last = run.timeline
+    assert [p.width_s for p in full] == [1, 1] and 0 < last.width_s < 0.5, run.timeline
+    steady = full[-1].requests / full[-1].width_s
+    assert last.requests / last.width_s > 0.3 * steady, (last, steady)
+    assert sum(p.requests for p in run.timeline) == run.requests
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(users=st.integers(1, 200_000), in_use=st.integers(3, 500),
+       soft=st.integers(64, 100_000), extra=st.integers(0, 100_000))
+def test_open_file_limit_is_raised_or_refused_with_what_fits(users, in_use, soft, extra):
+    import pytest
+
+    from loadbench.errors import BadInput
+    from loadbench.runner import fit_open_files, open_files_needed
+
+    hard = soft + extra
+    needed = open_files_needed(users, in_use)
+    if needed > hard:
+        with pytest.raises(BadInput) as info:
+            fit_open_files(users, in_use, soft, hard)
+        fit = int(info.value.message.split("at most ")[1].split(" users")[0].replace(",", ""))
+        assert fit == 0 or open_files_needed(fit, in_use) <= hard
+        assert hard < open_files_needed(fit + 1, in_use)
+    else:
+        wanted = fit_open_files(users, in_use, soft, hard)
+        assert wanted is None if needed <= soft else needed <= wanted <= hard
+
+
+def test_bench_beyond_the_open_file_limit_exits_2_before_any_load(monkeypatch):
+    import resource
+
+    from typer.testing import CliRunner
+
+    from loadbench.cli import app
+
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (1024, 4096))
+    raised = []
+    monkeypatch.setattr(resource, "setrlimit", lambda kind, limits: raised.append(limits))
+    result = CliRunner().invoke(app, ["bench", "http://127.0.0.1:9/", "-c", "100000",
+                                      "-d", "5s"])
+    assert result.exit_code == 2
+    assert "concurrency 100,000 needs about" in result.output
+    assert "at most 4," in result.output and result.output.count("\n") == 1
+    assert raised == []
+
+
+def test_open_file_limit_is_raised_for_a_run_that_fits(monkeypatch, target_url):
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda kind: (256, 8192))
+    raised = []
+    monkeypatch.setattr(resource, "setrlimit", lambda kind, limits: raised.append(limits))
+    scenario = validate_scenario({
+        "name": "fds", "target": {"url": target_url}, "requests": [{"path": "/"}],
+        "duration": "200ms", "runs": [{"name": "g", "client": "gather", "concurrency": 500}],
+    })
+    run_scenario(scenario)
+    assert raised == [(8192, 8192)]

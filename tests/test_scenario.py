@@ -169,3 +169,30 @@ def test_a_bad_override_blames_the_option_not_a_line(tmp_path):
     with pytest.raises(ScenarioError) as info:
         load_scenario(bad, overrides=["runs.seq.client=sequential"], duration="1s")
     assert str(info.value).startswith(f"{bad}:10: runs[1].client: invalid value 'threads'")
+
+
+@pytest.mark.parametrize(("extra", "where", "field"), [
+    ("target: {}\n", 12, "target: give 'app'"),
+    ("target: {workers: 2}\n", 12, "target: give 'app'"),
+    ("", 5, "duration: must be more than 0"),
+])
+def test_empty_target_and_zero_duration_are_errors(tmp_path, extra, where, field):
+    text = GOOD.replace("duration: 2s", "duration: 0s") if not extra else GOOD + extra
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(write(tmp_path, text))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 's.yaml'}:{where}: {field}"), message
+    assert "\n" not in message
+
+
+def test_zero_stage_duration_is_an_error(tmp_path):
+    text = GOOD + "    stages: [{duration: 0s, rate: 10}]\n"
+    with pytest.raises(ScenarioError, match=r"runs\[1\]\.stages\[0\]\.duration: must be more"):
+        load_scenario(write(tmp_path, text))
+
+
+def test_absent_target_still_starts_the_sample_app(tmp_path):
+    scenario, _ = load_scenario(write(tmp_path, GOOD))
+    assert scenario.target.resolved_app == "target_app.main:app"
+    url, _ = load_scenario(write(tmp_path, GOOD + "target: {url: 'http://127.0.0.1:9'}\n"))
+    assert url.target.resolved_app is None

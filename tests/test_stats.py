@@ -211,3 +211,25 @@ def test_a_percentile_not_marked_approximate_has_at_least_10_samples_beyond_it(c
         assert at_or_above >= APPROXIMATE_TAIL
     else:
         assert count * (1 - percentile / 100) < APPROXIMATE_TAIL
+
+
+def test_the_last_partial_window_keeps_its_real_width():
+    """4 ms of stragglers after two full seconds is not a third second with 4 requests."""
+    aggregator = Aggregator(sources=2)
+    for second in (0, 1):
+        for source in (0, 1):
+            aggregator.add(Tick(source, second, 500, 0, 0, ""))
+    aggregator.add(Tick(0, 2, 2, 0, 0, "", width_s=0.004))
+    aggregator.add(Tick(1, 2, 2, 0, 0, "", width_s=0.003))  # shards end a little apart
+    timeline = aggregator.timeline()
+    assert [p["width_s"] for p in timeline] == [1, 1, 0.004]
+    rates = [p["requests"] / p["width_s"] for p in timeline]
+    assert rates == [1000, 1000, 1000]  # no cliff at the end
+
+
+def test_an_empty_partial_window_keeps_its_width():
+    """Kept (compare --stats splits repeats by their point count) but marked partial."""
+    aggregator = Aggregator(sources=1)
+    aggregator.add(Tick(0, 0, 10, 0, 0, ""))
+    aggregator.add(Tick(0, 1, 0, 0, 0, "", width_s=0.0004))
+    assert [(p["t"], p["width_s"]) for p in aggregator.timeline()] == [(0, 1), (1, 0.0004)]

@@ -30,6 +30,9 @@ class Engine(Protocol):
     def run_blocking(self) -> bool:
         """Run one user without an event loop; return False if the engine has no such mode."""
 
+    # optional: `async def prepare(self) -> None`, awaited on the shard's loop before the
+    # schedule is anchored (set-up such as DNS that must not delay the first requests)
+
 
 def load_engine(name: str) -> type[Engine]:
     return load_entry(ENGINES, name, "engine")
@@ -54,3 +57,34 @@ def wait_until_blocking(intended: float) -> None:
         time.sleep(delay)
         while time.perf_counter() < intended:
             time.sleep(0)
+
+
+def connect_failure(exc: BaseException | None) -> str:
+    """A few words on why a connection could not be made, for the one-line error of a run in
+    which no request connected; both engines use it (httpx wraps the OS error it got)."""
+    import socket
+    import ssl
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return f"TLS certificate verification failed ({exc.verify_message}; --insecure " \
+                   "skips it)"
+        if isinstance(exc, ssl.SSLError):
+            reason = exc.reason or str(exc)
+            if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST",
+                          "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"):
+                return ("TLS handshake failed: the server does not speak TLS on this port "
+                        "(plain HTTP? use http://)")
+            return f"TLS handshake failed ({reason})"
+        if isinstance(exc, socket.gaierror):
+            return f"cannot resolve host ({exc.strerror or exc})"
+        if isinstance(exc, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(exc, TimeoutError):
+            return "connect timed out"
+        if isinstance(exc, OSError) and exc.strerror:
+            return exc.strerror[:1].lower() + exc.strerror[1:]
+        exc = exc.__cause__ or exc.__context__
+    return "connection failed"

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpResponseParser
 
+from loadbench.engines import connect_failure
 from loadbench.http_syntax import header_problem, is_token
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
 
@@ -356,7 +357,10 @@ class _User:
         engine = self.engine
         remaining = self.sent + engine.timeout - perf_counter()
         if remaining <= 0:
-            self.error("timeout")
+            self.no_connection("timeout", "connect timed out")
+            return
+        if not engine.addresses:  # the host did not resolve: fail without a lookup
+            engine.loop.call_soon(self.no_connection, "connect", engine.unresolved)
             return
         task = engine.loop.create_task(self.open(_Link(self), remaining))
         engine.tasks.add(task)
@@ -367,19 +371,28 @@ class _User:
         origin = engine.origin
         try:
             async with asyncio.timeout(remaining):
-                await engine.loop.create_connection(
-                    lambda: link, origin.host, origin.port, ssl=engine.ssl,
-                    server_hostname=origin.host if engine.ssl is not None else None)
-            return
+                failure: OSError | None = None
+                for address in engine.addresses:  # resolved once: no DNS per connection
+                    try:
+                        await engine.loop.create_connection(
+                            lambda: link, address, origin.port, ssl=engine.ssl,
+                            server_hostname=origin.host if engine.ssl is not None else None)
+                        if address != engine.addresses[0]:  # try the one that works first
+                            engine.addresses.remove(address)
+                            engine.addresses.insert(0, address)
+                        return
+                    except OSError as exc:
+                        failure = exc
+                raise failure
         except TimeoutError:
-            kind = "timeout"
-        except OSError:  # refused, unreachable, DNS, TLS handshake
-            kind = "connect"
+            kind, reason = "timeout", "connect timed out"
+        except OSError as exc:  # refused, unreachable, DNS, TLS handshake
+            kind, reason = "connect", connect_failure(exc)
         except Exception as exc:
             engine.crash(exc)
             return
         if not link.made and not self.done:
-            self.error(kind)
+            self.no_connection(kind, reason)
 
     def attach(self, link: _Link, transport) -> None:
         """A connection is up: set up its parser and send the waiting request."""
@@ -443,6 +456,16 @@ class _User:
         self.recorder.error(intended, kind)
         self.next()
 
+    def no_connection(self, kind: str, reason: str) -> None:
+        """The request failed before it had a connection (off the hot path)."""
+        self.nbytes = 0
+        self.rx = None
+        origin = self.engine.origin
+        where = f"{origin.host}:{origin.port}: "
+        self.recorder.no_connection(self.intended, kind,
+                                    reason if reason.startswith(where) else where + reason)
+        self.next()
+
     def fail(self, kind: str) -> None:
         """Give up on the in-flight request and its connection."""
         self.drop_link(abort=True)
@@ -502,6 +525,8 @@ class FastEngine:
         self.tasks: set[asyncio.Task] = set()
         self.users: list[_User] = []
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.addresses: list[str] = []  # the origin's host, resolved once per shard
+        self.unresolved = ""  # why it did not resolve
         self.finished: asyncio.Future | None = None
         self.running = 0
         self._sweeper: asyncio.TimerHandle | None = None
@@ -514,6 +539,8 @@ class FastEngine:
             return
         loop = asyncio.get_running_loop()
         self.loop = loop
+        if not self.addresses and not self.unresolved:  # prepare() was not called
+            await self.prepare()
         self.finished = loop.create_future()
         self.running = users
         self.users = [_User(self) for _ in range(users)]
@@ -524,6 +551,25 @@ class FastEngine:
             await self.finished
         finally:
             await self._shutdown()
+
+    async def prepare(self) -> None:
+        """Look the host up once per shard, before any request: a lookup per connection is a
+        thread-pool round trip on the hot path, and a failing resolver leaves every user
+        waiting seconds for it (and asyncio warnings about futures never retrieved)."""
+        origin = self.origin
+        self.loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(
+                self.loop.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM),
+                self.timeout)
+        except (OSError, TimeoutError) as exc:
+            self.unresolved = (f"{origin.host}:{origin.port}: "
+                               + (connect_failure(exc) if isinstance(exc, OSError) else
+                                  "cannot resolve host (lookup timed out)"))
+            return
+        for *_, sockaddr in infos:
+            if sockaddr[0] not in self.addresses:
+                self.addresses.append(sockaddr[0])
 
     def user_done(self) -> None:
         self.running -= 1

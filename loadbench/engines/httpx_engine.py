@@ -20,10 +20,11 @@ import socket
 import ssl
 import threading
 import time
+from urllib.parse import urlsplit
 
 import httpx
 
-from loadbench.engines import wait_until, wait_until_blocking
+from loadbench.engines import connect_failure, wait_until, wait_until_blocking
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
 
 
@@ -34,6 +35,21 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
         return "connect"
     return "read"
+
+
+def record_failure(recorder, intended: float, exc: BaseException, kind: str, url: str) -> None:
+    """Count a failed request; one that never got a connection is noted as such."""
+    if not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        recorder.error(intended, kind)
+        return
+    reason = ""
+    if not recorder.unconnected_reason:  # only the first is kept: words cost nothing after
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        reason = f"{parts.hostname}:{port}: " + (
+            "connect timed out" if isinstance(exc, httpx.ConnectTimeout)
+            else connect_failure(exc))
+    recorder.no_connection(intended, kind, reason)
 
 
 def _ssl_context(verify: bool) -> ssl.SSLContext:
@@ -87,7 +103,7 @@ class HttpxEngine:
                     async with asyncio.timeout(timeout):
                         status, nbytes = await _fetch(client, self._request_args(template))
                 except Exception as exc:  # every failure is classified and counted
-                    recorder.error(intended, classify(exc))
+                    record_failure(recorder, intended, exc, classify(exc), template.url)
                     continue
                 recorder.record(intended, sent, perf(), status, nbytes)
 
@@ -109,7 +125,9 @@ class HttpxEngine:
                     status, nbytes = _fetch_blocking(
                         client, {**self._request_args(template), "extensions": extensions})
                 except Exception as exc:
-                    recorder.error(intended, "timeout" if watchdog.disarm() else classify(exc))
+                    record_failure(recorder, intended, exc,
+                                   "timeout" if watchdog.disarm() else classify(exc),
+                                   template.url)
                 else:
                     watchdog.disarm()
                     recorder.record(intended, sent, perf(), status, nbytes)

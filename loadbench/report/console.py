@@ -30,7 +30,12 @@ from loadbench.result import Result, RunResult
 
 
 class LiveProgress:
-    """A ProgressSink that renders one status line per running run."""
+    """A ProgressSink that renders one status line per running run.
+
+    Figures include the current partial second (shards peek every quarter second), the line
+    names what is happening before a run measures (starting the target, warming up), and
+    the clock stops at the planned end while the last in-flight requests finish.
+    """
 
     def __init__(self, console: Console, enabled: bool = True) -> None:
         self.console = console
@@ -38,12 +43,14 @@ class LiveProgress:
         self._live: Live | None = None
         self._name = ""
         self._header = ""
+        self._status = "starting"
         self._planned: float | None = None
         self._planned_requests: int | None = None
-        self._requests = self._errors = 0
+        self._requests = self._errors = self._failures = 0
         self._elapsed = 0.0
-        self._p99 = 0.0
+        self._p99: float | None = None
         self._started = time.monotonic()
+        self._measuring_since: float | None = None
 
     def __enter__(self) -> LiveProgress:
         if self.enabled:
@@ -59,26 +66,34 @@ class LiveProgress:
 
     def message(self, text: str) -> None:
         self.console.print(f"[dim]{text}[/dim]")
+        if not self._name:  # between runs: the live line says what is going on
+            self._status = text
+            self._started = time.monotonic()
 
     def run_started(self, name, index, total, planned_s, planned_requests) -> None:
         self._name = name
         self._header = f"run {index + 1}/{total}"
         self._planned = planned_s
         self._planned_requests = planned_requests
-        self._requests = self._errors = 0
+        self._requests = self._errors = self._failures = 0
         self._elapsed = 0.0
-        self._p99 = 0.0
+        self._p99 = None
         self._started = time.monotonic()
+        self._measuring_since = None
         if not self.enabled:
             self.console.print(f"[dim]{self._header}: {name} ...[/dim]")
 
     def update(self, name, aggregator, elapsed_s) -> None:
-        self._requests = aggregator.requests
-        self._errors = aggregator.errors
+        self._requests, self._errors, self._failures = aggregator.live()
         self._elapsed = elapsed_s
-        self._p99 = aggregator.p99_ms()
+        if self._measuring_since is None:
+            self._measuring_since = time.monotonic() - elapsed_s
+        self._p99 = aggregator.p99_ms() if aggregator.cumulative.get_total_count() else None
 
     def run_finished(self, run: RunResult) -> None:
+        self._name = ""
+        self._status = "finishing"
+        self._started = time.monotonic()
         self.console.print(
             f"[green]✓[/green] {run.name}: {run.requests} requests, {rate(run.rps)} req/s, "
             f"p99 {ms(run.latency_ms.p99)} ms, errors {pct(run.error_rate)}"
@@ -88,15 +103,27 @@ class LiveProgress:
         if run.verdict != "valid":
             self.console.print(f"  [red]{run.verdict}[/red]: {'; '.join(run.verdict_evidence)}")
 
+    def line(self) -> str:
+        """The live line as markup (what `_render` draws; tests read it)."""
+        now = time.monotonic()
+        if not self._name:
+            return f"[bold]{self._status}[/bold] ...  {now - self._started:4.1f}s"
+        head = f"[bold]{self._header}[/bold] {self._name}"
+        if self._measuring_since is None:
+            return f"{head}  starting ...  {now - self._started:4.1f}s"
+        wall = now - self._measuring_since
+        if self._planned and wall > self._planned:
+            clock = f"{self._planned:.0f}s/{self._planned:.0f}s, finishing in-flight requests"
+        else:
+            clock = f"{wall:5.1f}s" + (f"/{self._planned:.0f}s" if self._planned else "")
+        responses = self._requests - self._failures
+        rps = responses / self._elapsed if self._elapsed > 0 else 0.0
+        p99 = f"{ms(self._p99)} ms" if self._p99 is not None else "-"
+        return (f"{head}  {clock}  requests {self._requests:,}  {rate(rps)} req/s  "
+                f"errors {self._errors:,}  p99 {p99}")
+
     def _render(self) -> Text:
-        wall = time.monotonic() - self._started
-        total = f"/{self._planned:.0f}s" if self._planned else ""
-        rps = self._requests / self._elapsed if self._elapsed else 0.0
-        return Text.from_markup(
-            f"[bold]{self._header}[/bold] {self._name}  {wall:5.1f}s{total}  "
-            f"requests {self._requests:,}  {rate(rps)} req/s  errors {self._errors:,}  "
-            f"p99 {ms(self._p99)} ms"
-        )
+        return Text.from_markup(self.line())
 
 
 # (header, priority): when the terminal is too narrow the highest priority numbers are

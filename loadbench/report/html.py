@@ -253,7 +253,8 @@ def _throughput(runs: list[RunResult]) -> list[str]:
     timed = [(index, run) for index, run in enumerate(runs) if run.timeline]
     if timed:
         series = [(run.name, _colour(index),
-                   [(p.t + p.width_s / 2, p.requests / p.width_s) for p in run.timeline])
+                   [(p.t + p.width_s / 2, p.requests / p.width_s) for p in run.timeline
+                    if p.width_s >= 1 or p.requests])  # an empty last sliver is no rate
                   for index, run in timed]
         end = max(p.t + p.width_s for _, run in timed for p in run.timeline)
         top = max(value for _, _, points in series for _, value in points)
