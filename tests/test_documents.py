@@ -98,24 +98,27 @@ def test_hgrm_writes_one_file_per_run(fixed, tmp_path):
     result = invoke("report", fixed, "-f", "hgrm", "-o", tmp_path / "out.hgrm")
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in tmp_path.glob("*.hgrm"))
-    assert names == ["out.gather.hgrm", "out.processes.hgrm", "out.sequential.hgrm"]
-    for name in names:  # the old single file held three series: a plotter's zig-zag
+    assert names == ["out.gather.hgrm", "out.notfound.hgrm", "out.processes.hgrm",
+                     "out.sequential.hgrm"]
+    for name in names:  # the old single file held all series: a plotter's zig-zag
         text = (tmp_path / name).read_text()
-        assert text.count("Value     Percentile TotalCount") == 1
+        measured = name != "out.notfound.hgrm"  # every request 404: no latency to plot
+        assert text.count("Value     Percentile TotalCount") == measured
         assert text.startswith(f"# run: {name.split('.')[1]}\n")
+        assert ("no latency histogram recorded" in text) != measured
 
 
 def test_hgrm_to_stdout_needs_a_run_when_there_are_several(fixed):
     refused = invoke("report", fixed, "-f", "hgrm")
     assert refused.exit_code == 2
-    assert "3 runs (sequential, gather, processes)" in refused.output
+    assert "4 runs (sequential, gather, processes, notfound)" in refused.output
     assert "--run NAME" in refused.output
     chosen = invoke("report", fixed, "-f", "hgrm", "--run", "gather")
     assert chosen.exit_code == 0
     assert chosen.stdout.startswith("# run: gather\n")
     assert chosen.stdout.count("Value     Percentile TotalCount") == 1
     unknown = invoke("report", fixed, "-f", "hgrm", "--run", "nope")
-    assert unknown.exit_code == 2 and "runs: sequential, gather, processes" in unknown.output
+    assert unknown.exit_code == 2 and "runs: sequential, gather, processes, notfound" in unknown.output
     assert invoke("report", fixed, "--run", "gather").exit_code == 2  # --run is for hgrm
 
 
@@ -125,9 +128,9 @@ def test_hgrm_run_names_become_safe_file_names(fixed, tmp_path):
 
     result = load_result(fixed)
     runs = [run.model_copy(update={"name": name})
-            for run, name in zip(result.runs, ["a/b", "c d", "e"], strict=True)]
+            for run, name in zip(result.runs, ["a/b", "c d", "e", "f"], strict=True)]
     files = outputs(result.model_copy(update={"runs": runs}), tmp_path / "x.hgrm", None)
-    assert sorted(p.name for p in files) == ["x.a_b.hgrm", "x.c_d.hgrm", "x.e.hgrm"]
+    assert sorted(p.name for p in files) == ["x.a_b.hgrm", "x.c_d.hgrm", "x.e.hgrm", "x.f.hgrm"]
 
 
 # --- item 23: the README's glob commands, baselines beside --out ---

@@ -300,7 +300,7 @@ def test_a_port_is_accepted_only_from_1_to_65535(port):
         str(port).isdecimal() and str(port).isascii() and 1 <= int(port) <= 65535)
     got = outcome(lambda: bench_scenario(
         url, connections=1, duration="1s", requests=None, rate=None, client="gather",
-        processes=1, engine="fast", timeout="1s", method="GET", headers=[], body=None))
+        processes=None, engine="fast", timeout="1s", method="GET", headers=[], body=None))
     assert isinstance(got, Scenario) == valid, (port, got)
     for data in ({**VALID_SCENARIO, "target": {"url": url}},
                  {**VALID_SCENARIO, "requests": [{"path": url}]},
