@@ -118,7 +118,8 @@ def test_hgrm_to_stdout_needs_a_run_when_there_are_several(fixed):
     assert chosen.stdout.startswith("# run: gather\n")
     assert chosen.stdout.count("Value     Percentile TotalCount") == 1
     unknown = invoke("report", fixed, "-f", "hgrm", "--run", "nope")
-    assert unknown.exit_code == 2 and "runs: sequential, gather, processes, notfound" in unknown.output
+    assert unknown.exit_code == 2
+    assert "runs: sequential, gather, processes, notfound" in unknown.output
     assert invoke("report", fixed, "--run", "gather").exit_code == 2  # --run is for hgrm
 
 
