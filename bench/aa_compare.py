@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from loadbench.compare import parse_tolerance  # noqa: E402
-from loadbench.result import Result, to_json, write_atomic  # noqa: E402
+from loadbench.result import Result, to_json  # noqa: E402
+from loadbench.result_io import write_atomic  # noqa: E402
 from loadbench.runner import run_scenario  # noqa: E402
 from loadbench.scenario import validate_scenario  # noqa: E402
 from loadbench.stats_compare import full_windows, statistical_compare  # noqa: E402

@@ -15,11 +15,12 @@ _EXPORTS = {
     "load_scenario": "loadbench.scenario",
     "run_scenario": "loadbench.runner",
     "Result": "loadbench.result",
-    "load_result": "loadbench.result",
+    "load_result": "loadbench.result_io",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from loadbench.result import Result, load_result
+    from loadbench.result import Result
+    from loadbench.result_io import load_result
     from loadbench.runner import run_scenario
     from loadbench.scenario import Scenario, load_scenario
 

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from loadbench.errors import BadInput, ResultFileError
-from loadbench.result import Result, load_result, to_json, write_atomic
+from loadbench.result import Result, to_json
+from loadbench.result_io import load_result, write_atomic
 
 BASELINE_DIR = Path("results/baselines")
 

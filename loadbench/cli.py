@@ -217,7 +217,7 @@ def run(
                               "[/dim]")
         if junit is not None:
             from loadbench.junit import thresholds_junit
-            from loadbench.result import write_atomic
+            from loadbench.result_io import write_atomic
 
             with _output_problem(problems):
                 write_atomic(junit, thresholds_junit(result))
@@ -272,7 +272,7 @@ def _apply_thresholds(scenario, result):
 def _check_run_outputs(name: str, out: Path, report: str, junit: Path | None,
                        baseline: str | None) -> None:
     """Every place `run` will write, checked before any load is sent (exit 2)."""
-    from loadbench.result import check_output, result_file_stem
+    from loadbench.result_io import check_output, result_file_stem
 
     stem = result_file_stem(name, "2000-01-01T00:00:00Z")
     check_output(out, "--out", directory=True,
@@ -300,7 +300,8 @@ def _output_problem(problems: list[str]):
 
 def _save(result, out: Path, report: str, problems: list[str]) -> tuple[Path, Path | None]:
     """The result JSON (rescued to the temp directory if `out` fails) and the markdown."""
-    from loadbench.result import result_file_stem, to_json, write_rescued
+    from loadbench.result import to_json
+    from loadbench.result_io import result_file_stem, write_rescued
 
     base = out / result_file_stem(result.scenario.name, result.environment.started_at)
     json_path, problem = write_rescued(base.with_name(base.name + ".json"), to_json(result))
@@ -310,7 +311,7 @@ def _save(result, out: Path, report: str, problems: list[str]) -> tuple[Path, Pa
     md_path = None
     if report == "md":
         from loadbench.report.markdown import render
-        from loadbench.result import write_atomic
+        from loadbench.result_io import write_atomic
 
         with _output_problem(problems):
             md_path = write_atomic(base.with_name(base.name + ".md"), render(result))
@@ -371,7 +372,8 @@ def bench(
     """Load one URL without a scenario file (like wrk)."""
     from loadbench.bench import bench_scenario
     from loadbench.report.console import LiveProgress, print_summary
-    from loadbench.result import check_output, to_json, write_rescued
+    from loadbench.result import to_json
+    from loadbench.result_io import check_output, write_rescued
     from loadbench.runner import run_scenario
 
     if out is not None:
@@ -437,7 +439,7 @@ def report(
 ) -> None:
     """Render a saved result; the same text that `run` produced."""
     from loadbench.report import render_document
-    from loadbench.result import load_document, newest, write_atomic
+    from loadbench.result_io import load_document, newest, write_atomic
 
     path = newest(result_files, note=_note)
     for target, text in render_document(load_document(path), format, output,
@@ -503,7 +505,7 @@ def compare(
         render_json,
         render_markdown,
     )
-    from loadbench.result import write_atomic
+    from loadbench.result_io import write_atomic
 
     if stats and max_regression is not None:
         raise BadInput("--max-regression is the tolerance rule; with --stats use --min-effect")
@@ -543,7 +545,7 @@ def _compare_paths(files: list[Path], baseline_name: str | None,
                    baselines_dir: Path | None) -> tuple[Path, Path]:
     if baseline_name is not None:
         from loadbench.baseline import baseline_roots, find_baseline
-        from loadbench.result import load_result, newest
+        from loadbench.result_io import load_result, newest
 
         current = newest(files, note=_note)
         return find_baseline(baseline_name, load_result(current),
@@ -559,7 +561,7 @@ def _compare_paths(files: list[Path], baseline_name: str | None,
 def _fingerprint_differences(baseline: Path, current: Path, strict: bool) -> list[str]:
     from loadbench.baseline import differences
     from loadbench.errors import ResultFileError
-    from loadbench.result import load_result
+    from loadbench.result_io import load_result
 
     found = differences(load_result(baseline), load_result(current))
     if found and strict:
@@ -623,7 +625,7 @@ def claims(
     """Run every claim scenario of the article and write the verdict report."""
     from loadbench.claims import CLAIM_SCENARIOS, ClaimOutcome, render
     from loadbench.report.console import LiveProgress
-    from loadbench.result import check_output, result_file_stem, write_atomic
+    from loadbench.result_io import check_output, result_file_stem, write_atomic
     from loadbench.runner import run_scenario
     from loadbench.scenario import load_scenario
 
@@ -702,8 +704,9 @@ def sweep(
 ) -> None:
     """Step the open-loop rate up until an SLO fails; report the highest sustainable rate."""
     from loadbench.report.sweep import print_sweep, render_html, render_markdown, step_line
-    from loadbench.result import check_output, to_json, write_atomic
-    from loadbench.sweep import make_plan, run_sweep, save_sweep, sweep_base
+    from loadbench.result import to_json
+    from loadbench.result_io import check_output, save_sweep, write_atomic
+    from loadbench.sweep import make_plan, run_sweep, sweep_base
 
     if output is not None and output.suffix.lower() not in (".md", ".html", ".htm"):
         raise BadInput(f"-o {output}: use a .md or .html file name")

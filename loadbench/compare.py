@@ -16,12 +16,11 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, ConfigDict, computed_field
+from typing import TYPE_CHECKING
 
 from loadbench.errors import BadInput, ResultFileError
-from loadbench.result import Result, RunResult, load_result
+from loadbench.result import Comparison, MetricComparison, Mode, Result, RunResult
+from loadbench.result_io import load_result
 from loadbench.thresholds import METRICS, metric_value
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,8 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DEFAULT_METRICS",
-    "Comparison",
-    "MetricComparison",
     "compare_files",
     "compare_results",
     "compare_runs",
@@ -46,14 +43,6 @@ __all__ = [
 
 DEFAULT_METRICS = ("rps", "p99")
 HIGHER_IS_BETTER = frozenset({"rps", "requests"})
-Verdict = Literal["regression", "improvement", "within noise", "no change", "inconclusive",
-                  "missing in current", "new in current", "not measured in current",
-                  "not measured in baseline", "not measured in either"]
-Mode = Literal["tolerance", "stats"]
-# a gate must not pass a current result that lost a measurement the baseline had (all
-# requests failed); when neither side measured it there is nothing to regress from
-FAILING_VERDICTS = frozenset({"regression", "missing in current", "not measured in current"})
-
 # two-sided 95 % critical values of Student's t by whole degrees of freedom
 _T_CRITICAL = {
     1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -62,59 +51,6 @@ _T_CRITICAL = {
     25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000,
     120: 1.980,
 }
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MetricComparison(_Model):
-    """One run and metric: both values, the relative change and the verdict with its reason."""
-
-    run: str
-    metric: str
-    baseline: float | None
-    current: float | None
-    change: float | None  # (current - baseline) / baseline; None when undefined
-    verdict: Verdict
-    method: Literal["tolerance", "welch", "bootstrap", "none"]
-    reason: str
-    # stats mode only: confidence interval of `change` and the windows on each side
-    ci_low: float | None = None
-    ci_high: float | None = None
-    samples: tuple[int, int] | None = None
-
-    @property
-    def is_regression(self) -> bool:
-        return self.verdict in FAILING_VERDICTS
-
-
-class Comparison(_Model):
-    scenario: str
-    baseline_label: str
-    current_label: str
-    metrics: list[str]
-    max_regression: float  # the smallest change that counts (in stats mode: min_effect)
-    rows: list[MetricComparison]
-    warnings: list[str] = []
-    mode: Mode = "tolerance"
-    min_effect: float | None = None  # stats mode
-    confidence: float | None = None  # stats mode
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def regressions(self) -> int:
-        return sum(1 for row in self.rows if row.is_regression)
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def has_regression(self) -> bool:
-        return self.regressions > 0
-
-    @property
-    def inconclusive(self) -> int:
-        """Stats-mode rows whose interval straddles the minimum effect (never a failure)."""
-        return sum(1 for row in self.rows if row.verdict == "inconclusive")
 
 
 # ---------------------------------------------------------------- inputs

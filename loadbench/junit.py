@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from loadbench.compare import Comparison
-from loadbench.result import Result
+from loadbench.result import Comparison, Result
 
 __all__ = ["comparison_junit", "thresholds_junit"]
 

@@ -1,28 +1,21 @@
-"""The saved result (DESIGN section 5): the source of truth every report renders from.
+"""Every saved model (DESIGN section 5): the source of truth every report renders from.
 
-Every output goes through `write_atomic`: regular files are replaced atomically (temp file
-+ rename) so an interrupted run never leaves half a file; devices, fifos and stdout are
-written in place; symlinks are followed.
+A scenario result (`Result` and its `RunResult`s), a sweep (`SweepResult`) and a comparison
+(`Comparison`) live here, below everything that measures, so a reporter can render an old
+file without importing the load generator. Reading and writing files: `result_io`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import hashlib
 import json
-import math
-import os
-import stat
-import tempfile
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-from loadbench.errors import OutputError, ResultFileError
+from loadbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 SCHEMA_VERSION = 1
+SWEEP_SCHEMA_VERSION = 1
 
 
 class _Model(BaseModel):
@@ -210,230 +203,6 @@ def to_json(model: BaseModel) -> str:
     return json.dumps(model.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
 
 
-STDOUT = "-"  # an output path of "-" means standard output, as in most Unix tools
-NAME_STEM_MAX = 100  # result file names: the scenario name part is cut to this many bytes
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """The one writer of every output file (results, reports, JUnit, baselines, sweeps).
-
-    A regular file (or a new one) is replaced atomically: temp file in the same directory,
-    then rename, so an interrupted run never leaves half a file. Anything else is written in
-    place, as a shell redirection would: `-` is stdout, and a device or fifo (`/dev/null`,
-    `/dev/stdout`, a pipe) is opened and written, never replaced by a regular file. A
-    symlink is followed: its target is replaced and the link stays. A new file gets the
-    mode the umask allows (0666 & ~umask); a replaced file keeps its mode (and, where the
-    process may, its owner: `sudo loadbench report -o mine.md`). Any OS error
-    becomes OutputError (exit 2), one line naming the path.
-    """
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    if str(path) == STDOUT:
-        import sys
-
-        sys.stdout.flush()
-        sys.stdout.buffer.write(payload)
-        sys.stdout.buffer.flush()
-        return Path(STDOUT)
-    path = Path(path)
-    target = Path(os.path.realpath(path))  # follows symlinks, also dangling ones
-    try:
-        try:
-            existing = os.stat(target)
-        except FileNotFoundError:
-            existing = None
-        if existing is not None and stat.S_ISDIR(existing.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "is a directory")
-        if existing is not None and not stat.S_ISREG(existing.st_mode):
-            _write_in_place(target, payload)
-            return path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        mode = stat.S_IMODE(existing.st_mode) if existing else 0o666 & ~current_umask()
-        fd, tmp = tempfile.mkstemp(prefix=".loadbench-", suffix=".tmp", dir=target.parent)
-        try:
-            os.fchmod(fd, mode)
-            if existing is not None and (existing.st_uid, existing.st_gid) != (
-                    os.geteuid(), os.getegid()):
-                with contextlib.suppress(OSError):  # only root may; others keep their own
-                    os.fchown(fd, existing.st_uid, existing.st_gid)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
-    return path
-
-
-def _write_in_place(target: Path, payload: bytes) -> None:
-    fd = os.open(target, os.O_WRONLY)  # no O_TRUNC/O_CREAT: a device stays a device
-    try:
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror or str(exc)
-
-
-def current_umask() -> int:
-    """The process umask (read without changing it where /proc allows)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def result_file_stem(name: str, started_at: str) -> str:
-    """`<name>-<UTC stamp>`, the name part bounded: a name longer than NAME_STEM_MAX bytes
-    is cut and given 8 hex digits of its SHA-256, so two long names never collide and no
-    file name exceeds the file system's 255-byte limit."""
-    stamp = started_at.replace(":", "").replace("-", "")
-    if len(name.encode("utf-8")) > NAME_STEM_MAX:
-        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
-        name = name.encode("utf-8")[:NAME_STEM_MAX - 9].decode("utf-8", "ignore") + "-" + digest
-    return f"{name}-{stamp}"
-
-
-def check_output(path: str | Path, option: str, *, directory: bool = False,
-                 file_names: tuple[str, ...] = ()) -> None:
-    """Refuse, before any load is sent, an output that could not be written afterwards:
-    one line naming the option and the path (exit 2). `directory` outputs (run --out) must
-    be (or become) a directory that can hold `file_names`."""
-    if str(path) == STDOUT and not directory:
-        return
-    path = Path(path)
-    target = Path(os.path.realpath(path))
-
-    def refuse(reason: str) -> None:
-        raise OutputError(f"{option} {path}: {reason}")
-
-    try:
-        name_max = os.pathconf(_existing_ancestor(target), "PC_NAME_MAX")
-    except (OSError, ValueError):
-        name_max = 255
-    names = [*target.parts[1:], *(file_names if directory else ())]
-    for name in names:
-        if len(os.fsencode(name)) > name_max:
-            refuse(f"file name too long ({len(os.fsencode(name))} bytes, the limit is "
-                   f"{name_max}): {name[:40]}...")
-    found = _stat_or_none(target)
-    if found is not None and stat.S_ISDIR(found.st_mode) and not directory:
-        refuse("is a directory; give a file name")
-    if found is not None and not stat.S_ISDIR(found.st_mode) and directory:
-        refuse("is a file; this option takes a directory")
-    if found is not None and not directory and not stat.S_ISREG(found.st_mode):
-        if not os.access(target, os.W_OK):
-            refuse("not writable")
-        return  # a device or fifo: written in place
-    ancestor = _existing_ancestor(target if directory else target.parent)
-    if not ancestor.is_dir():
-        refuse(f"{ancestor} is not a directory")
-    try:  # root passes every permission bit, so probe: catches read-only mounts too
-        fd, probe = tempfile.mkstemp(prefix=".loadbench-probe-", dir=ancestor)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        refuse(f"cannot write in {ancestor}: {_reason(exc)}")
-
-
-def _stat_or_none(path: Path) -> os.stat_result | None:
-    try:
-        return os.stat(path)
-    except OSError:
-        return None
-
-
-def _existing_ancestor(path: Path) -> Path:
-    while _stat_or_none(path) is None and path != path.parent:
-        path = path.parent
-    return path
-
-
-def write_rescued(path: str | Path, data: str | bytes) -> tuple[Path, str | None]:
-    """Write a measurement; if the path fails, save it under the temp directory instead,
-    so a finished run is never lost. Returns (where it went, the error or None)."""
-    try:
-        return write_atomic(path, data), None
-    except OutputError as exc:
-        payload = data.encode("utf-8") if isinstance(data, str) else data
-        name = Path(path).name[-120:] or "result.json"
-        for folder in (tempfile.gettempdir(), os.getcwd()):
-            try:
-                fd, rescue = tempfile.mkstemp(prefix="loadbench-rescued-", suffix=f"-{name}",
-                                              dir=folder)
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(payload)
-                return Path(rescue), f"{exc}; saved to {rescue} instead"
-            except OSError:
-                continue
-        raise
-
-
-def load_document(path: str | Path) -> Result | Any:
-    """Any JSON file loadbench writes, by its kind: a scenario result (`run`, `bench --out`),
-    one run (`bench --json`, wrapped in a Result), a sweep (a `SweepResult`) or a
-    comparison (`compare --json`, a `Comparison`)."""
-    path = Path(path)
-    data = _read_json(path)
-    if data.get("kind") == "sweep":
-        from loadbench.sweep import load_sweep  # only sweeps pay for importing it
-
-        return load_sweep(path)
-    if "schema_version" not in data and {"baseline_label", "current_label", "rows"} <= data.keys():
-        from loadbench.compare import Comparison
-
-        data = {k: v for k, v in data.items() if k not in ("regressions", "has_regression")}
-        return validate_file(Comparison, data, path, "comparison (compare --json)")
-    return _result_from(data, path)
-
-
-def load_result(path: str | Path) -> Result:
-    """Read a result file as a `Result` (what compare, baselines and reports need): a
-    `bench --json` run is wrapped, a sweep becomes one run per step. Any problem is one
-    line naming the file (exit 2)."""
-    document = load_document(path)
-    if isinstance(document, Result):
-        return document
-    if not hasattr(document, "as_result"):
-        raise ResultFileError(f"{path}: a comparison (compare --json), not a result; compare "
-                              "the result files it was made from")
-    return document.as_result()
-
-
-def newest(paths: list[Path], note=None) -> Path:
-    """Of several result files (a shell glob such as results/gather-*.json), the one
-    measured last, by the start time recorded in each file (file time when none); `note`
-    is told which one was chosen. One file is returned as is."""
-    if len(paths) == 1:
-        return paths[0]
-    if not paths:
-        raise ResultFileError("no result file given")
-
-    def started(path: Path) -> tuple[str, float]:
-        document = load_document(path)
-        environment = getattr(document, "environment", None)
-        return (getattr(environment, "started_at", "") or "",
-                path.stat().st_mtime)
-
-    chosen = max(paths, key=started)
-    if note is not None:
-        note(f"{len(paths)} files given; using the newest, {chosen}")
-    return chosen
-
-
 def single_run_result(run: RunResult) -> Result:
     """A `bench --json` RunResult as a Result: what the run did not record (environment,
     version) stays empty rather than guessed."""
@@ -443,99 +212,196 @@ def single_run_result(run: RunResult) -> Result:
                                 engine=run.engine, started_at=""), runs=[run])
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultFileError(f"{path}: cannot read result file: {exc}") from None
-    try:
-        data = json.loads(text, parse_constant=float)
-    except json.JSONDecodeError as exc:
-        raise ResultFileError(
-            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "truncated or hand-edited?") from None
-    except RecursionError:
-        raise ResultFileError(f"{path}: JSON nested too deeply; not a result file") from None
-    except ValueError as exc:  # an integer of more than 4300 digits
-        raise ResultFileError(f"{path}: unreadable JSON value: {exc}") from None
-    if not isinstance(data, dict):
-        raise ResultFileError(f"{path}: a result file holds a JSON object, not "
-                              f"{type(data).__name__}")
-    return data
+# ---------------------------------------------------------------- sweep (loadbench sweep)
+
+Phase = Literal["geometric", "refine"]
+Limit = Literal["slo", "connections", "generator", "to", "lowest", "interrupted"]
 
 
-def _result_from(data: dict, path: Path) -> Result:
-    if "schema_version" not in data and {"name", "client", "histogram"} <= data.keys():
-        run = validate_file(RunResult, data, path, "run (bench --json)")
-        result = single_run_result(run)
-        _check_histograms(result, path)
-        return result
-    if "schema_version" not in data:
-        raise ResultFileError(f"{path}: no schema_version; not a loadbench result file")
-    version = data.get("schema_version")
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise ResultFileError(
-            f"{path}: schema_version {version!r} is not supported; this loadbench reads "
-            f"schema_version {SCHEMA_VERSION}")
-    reject_non_finite(data, path, "result file")
-    result = validate_file(Result, data, path, "result file")
-    _check_histograms(result, path)
-    return result
+class SweepStep(_Model):
+    """One open-loop step: what was offered, what came back, and the verdict."""
+
+    index: int
+    phase: Phase
+    rate: float  # offered, requests per second
+    achieved: float  # responses (ok or error) completed per second inside the window
+    requests: int
+    p50: float | None  # milliseconds from the intended start; None: no successful response
+    p90: float | None
+    p99: float | None
+    p99_9: float | None = None
+    max: float | None = None
+    service_mean_ms: float = 0.0  # connection busy time per request (no queueing)
+    error_rate: float
+    errors: dict[str, int] = Field(default_factory=dict)
+    status_codes: dict[str, int] = Field(default_factory=dict)
+    late_requests: int = 0
+    cpu: float  # busiest generator process, fraction of one core
+    connections: int = 0  # concurrency x processes
+    duration_s: float = 0.0
+    passed: bool
+    saturated: bool = False
+    overran: bool = False
+    interrupted: bool = False
+    reason: str = ""  # why it failed; empty when it passed
+    slos: list[ThresholdResult] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _legacy_zero_latency(self) -> SweepStep:
+        """Sweeps saved before latencies could be null stored 0 for "nothing measured"."""
+        if self.p99 == 0 and not self.max:
+            self.p50 = self.p90 = self.p99 = self.p99_9 = self.max = None
+        return self
+
+    @property
+    def failed_on_errors(self) -> bool:
+        """Did the step fail because the server answered errors (not because of a rate)?"""
+        if self.passed or not self.errors:
+            return False
+        return self.p99 is None or any(not o.passed and "error_rate" in o.expr
+                                       for o in self.slos)
 
 
-def reject_non_finite(data: Any, path: Path, what: str) -> None:
-    """Exit 2 naming the field of a NaN/Infinity: a measurement is always finite."""
-    where = _non_finite(data)
-    if where is not None:
-        raise ResultFileError(f"{path}: invalid {what} at {where}: not a finite number "
-                              "(NaN or Infinity)")
+class SweepConfig(_Model):
+    start_rate: float
+    stop_rate: float
+    factor: float
+    refine: int
+    step_duration_s: float
+    warmup_s: float
+    grace_s: float
+    client: str = ""
+    engine: str = ""
+    connections: int = 0
+    processes: int = 1
+    timeout_s: float = 0.0
 
 
-def _non_finite(data: Any, where: str = "") -> str | None:
-    """Dotted path of the first NaN/Infinity in loaded JSON (json accepts them; a compare
-    on NaN would otherwise read as "within noise"), or None."""
-    if isinstance(data, float):
-        return None if math.isfinite(data) else (where or "top level")
-    if isinstance(data, dict):
-        items = data.items()
-    elif isinstance(data, list):
-        items = enumerate(data)
-    else:
-        return None
-    for key, value in items:
-        found = _non_finite(value, f"{where}.{key}" if where else str(key))
-        if found is not None:
-            return found
-    return None
+class SweepResult(_Model):
+    """The saved sweep (`sweep-<UTC>.json`): every report renders from this alone."""
+
+    kind: Literal["sweep"] = "sweep"
+    schema_version: int = SWEEP_SCHEMA_VERSION
+    loadbench_version: str
+    name: str
+    description: str = ""
+    run: str = ""  # the scenario run that was swept
+    target: str = ""  # base URL every step loaded
+    slos: list[str]
+    config: SweepConfig
+    environment: Environment
+    steps: list[SweepStep] = Field(default_factory=list)
+    knee: float | None = None  # highest passing offered rate, req/s
+    limit: Limit
+    notes: list[str] = Field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.knee is not None
+
+    def as_result(self) -> Result:
+        """The sweep as a Result with one run per step, named by its offered rate, so
+        `compare` matches steps at equal offered load (the same ladder from the same
+        --from) and `report`-style tools read it. Histograms were not kept per step, so
+        only the recorded percentiles are there."""
+        runs = []
+        for step in self.steps:
+            runs.append(RunResult(
+                name=f"{step.rate:g}/s" + (" (refine)" if step.phase == "refine" else ""),
+                client=self.config.client or "gather", engine="", concurrency=step.connections,
+                processes=1, rate=step.rate, duration_s=step.duration_s,
+                requests=step.requests, errors=dict(step.errors), status_codes={},
+                rps=step.achieved, bytes_received=0,
+                latency_ms=LatencySummary(p50=step.p50, p90=step.p90, p99=step.p99,
+                                          p99_9=step.p99_9, max=step.max),
+                histogram="", client_cpu=ClientCpu(user_s=0.0, system_s=0.0,
+                                                   utilisation=step.cpu),
+                error_rate=step.error_rate, interrupted=step.interrupted,
+                warnings=[] if step.passed else [f"step failed: {step.reason or 'SLO'}"],
+                verdict="invalid: generator-bound" if step.saturated else "valid"))
+        return Result(loadbench_version=self.loadbench_version,
+                      scenario=ScenarioInfo(name=self.name, description=self.description),
+                      environment=self.environment, runs=runs, interrupted=self.interrupted)
+
+    @property
+    def exit_code(self) -> int:
+        """130 interrupted (partial result), 1 when even the lowest rate failed, else 0."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_OK if self.knee is not None else EXIT_FAILED
+
+    @property
+    def knee_step(self) -> SweepStep | None:
+        return next((s for s in self.steps if s.passed and s.rate == self.knee), None)
+
+    @property
+    def curve(self) -> list[SweepStep]:
+        """Measured steps by offered rate (interrupted ones left out): the curve to plot."""
+        return sorted((s for s in self.steps if not s.interrupted), key=lambda s: s.rate)
 
 
-def _check_histograms(result: Result, path: Path) -> None:
-    """Every stored histogram must decode: reports and compare decode them later, and a
-    hand-edited one would otherwise fail there with a traceback instead of exit 2."""
-    from loadbench.stats import decode_histogram
+# ---------------------------------------------------------------- comparison (compare --json)
 
-    for index, run in enumerate(result.runs):
-        fields = [("histogram", run.histogram)]
-        fields += [(f"repeats.{i}.histogram", r.histogram) for i, r in enumerate(run.repeats)]
-        if run.pacing is not None:
-            fields += [("pacing.lag_histogram", run.pacing.lag_histogram),
-                       ("pacing.service_histogram", run.pacing.service_histogram)]
-        for name, encoded in fields:
-            if not encoded:
-                continue
-            try:
-                decode_histogram(encoded)
-            except Exception:  # binascii, zlib, struct and hdrh errors alike
-                raise ResultFileError(f"{path}: invalid result file at runs.{index}.{name}: "
-                                      "not an encoded HDR histogram") from None
+Verdict = Literal["regression", "improvement", "within noise", "no change", "inconclusive",
+                  "missing in current", "new in current", "not measured in current",
+                  "not measured in baseline", "not measured in either"]
+Mode = Literal["tolerance", "stats"]
+# a gate must not pass a current result that lost a measurement the baseline had (all
+# requests failed); when neither side measured it there is nothing to regress from
+FAILING_VERDICTS = frozenset({"regression", "missing in current", "not measured in current"})
 
 
-def validate_file(model: type[BaseModel], data: dict, path: Path, what: str):
-    """Validate a loaded JSON file; the first problem becomes one line naming file and field."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ResultFileError(f"{path}: invalid {what} at {where or 'top level'}: "
-                              f"{first.get('msg')}") from None
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricComparison(_Frozen):
+    """One run and metric: both values, the relative change and the verdict with its reason."""
+
+    run: str
+    metric: str
+    baseline: float | None
+    current: float | None
+    change: float | None  # (current - baseline) / baseline; None when undefined
+    verdict: Verdict
+    method: Literal["tolerance", "welch", "bootstrap", "none"]
+    reason: str
+    # stats mode only: confidence interval of `change` and the windows on each side
+    ci_low: float | None = None
+    ci_high: float | None = None
+    samples: tuple[int, int] | None = None
+
+    @property
+    def is_regression(self) -> bool:
+        return self.verdict in FAILING_VERDICTS
+
+
+class Comparison(_Frozen):
+    scenario: str
+    baseline_label: str
+    current_label: str
+    metrics: list[str]
+    max_regression: float  # the smallest change that counts (in stats mode: min_effect)
+    rows: list[MetricComparison]
+    warnings: list[str] = []
+    mode: Mode = "tolerance"
+    min_effect: float | None = None  # stats mode
+    confidence: float | None = None  # stats mode
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def regressions(self) -> int:
+        return sum(1 for row in self.rows if row.is_regression)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def has_regression(self) -> bool:
+        return self.regressions > 0
+
+    @property
+    def inconclusive(self) -> int:
+        """Stats-mode rows whose interval straddles the minimum effect (never a failure)."""
+        return sum(1 for row in self.rows if row.verdict == "inconclusive")

@@ -19,14 +19,12 @@ from itertools import chain
 from loadbench.compare import (
     DEFAULT_METRICS,
     HIGHER_IS_BETTER,
-    Comparison,
-    MetricComparison,
     compare_runs,
     comparison_warnings,
     parse_metrics,
 )
 from loadbench.errors import BadInput
-from loadbench.result import Result, RunResult, TimelinePoint
+from loadbench.result import Comparison, MetricComparison, Result, RunResult, TimelinePoint
 
 __all__ = [
     "DEFAULT_CONFIDENCE",

@@ -15,32 +15,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from loadbench import __version__
 from loadbench.errors import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
     BadInput,
-    ResultFileError,
     TargetError,
 )
 from loadbench.report.format import error_breakdown
 from loadbench.result import (
-    ClientCpu,
-    Environment,
-    LatencySummary,
-    Result,
+    Limit,
+    Phase,
     RunResult,
-    ScenarioInfo,
+    SweepConfig,
+    SweepResult,
+    SweepStep,
     ThresholdResult,
-    reject_non_finite,
-    to_json,
-    validate_file,
-    write_rescued,
 )
 from loadbench.runner import NullProgress
 from loadbench.scenario import Scenario, load_scenario, validate_scenario
@@ -51,19 +40,14 @@ __all__ = [
     "DEFAULT_CONNECTIONS",
     "StepJudge",
     "SweepPlan",
-    "SweepResult",
-    "SweepStep",
     "judge_step",
-    "load_sweep",
     "make_plan",
     "run_sweep",
-    "save_sweep",
     "search",
     "summarise",
     "sweep_base",
 ]
 
-SWEEP_SCHEMA_VERSION = 1
 DEFAULT_CONNECTIONS = 200
 STEP_RUN = "step"  # the run name SLOs are bound to: `p99 < 100ms` means `step.p99 < 100ms`
 RATE_TOLERANCE = 0.95  # a step must complete >= 95 % of the offered rate
@@ -71,138 +55,6 @@ RESOLUTION = 0.01  # bisection stops once the bracket is narrower than 1 % of th
 BUSY_CONNECTIONS = 0.9  # Little's law: throughput x service time >= 90 % of connections
 SERVICE_GROWTH = 1.5  # ...while service time stayed within 1.5x of the lowest step's
 PAUSE_S = 0.2  # between steps, so the server finishes what the last step left
-
-Phase = Literal["geometric", "refine"]
-Limit = Literal["slo", "connections", "generator", "to", "lowest", "interrupted"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SweepStep(_Model):
-    """One open-loop step: what was offered, what came back, and the verdict."""
-
-    index: int
-    phase: Phase
-    rate: float  # offered, requests per second
-    achieved: float  # responses (ok or error) completed per second inside the window
-    requests: int
-    p50: float | None  # milliseconds from the intended start; None: no successful response
-    p90: float | None
-    p99: float | None
-    p99_9: float | None = None
-    max: float | None = None
-    service_mean_ms: float = 0.0  # connection busy time per request (no queueing)
-    error_rate: float
-    errors: dict[str, int] = Field(default_factory=dict)
-    status_codes: dict[str, int] = Field(default_factory=dict)
-    late_requests: int = 0
-    cpu: float  # busiest generator process, fraction of one core
-    connections: int = 0  # concurrency x processes
-    duration_s: float = 0.0
-    passed: bool
-    saturated: bool = False
-    overran: bool = False
-    interrupted: bool = False
-    reason: str = ""  # why it failed; empty when it passed
-    slos: list[ThresholdResult] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _legacy_zero_latency(self) -> SweepStep:
-        """Sweeps saved before latencies could be null stored 0 for "nothing measured"."""
-        if self.p99 == 0 and not self.max:
-            self.p50 = self.p90 = self.p99 = self.p99_9 = self.max = None
-        return self
-
-    @property
-    def failed_on_errors(self) -> bool:
-        """Did the step fail because the server answered errors (not because of a rate)?"""
-        if self.passed or not self.errors:
-            return False
-        return self.p99 is None or any(not o.passed and "error_rate" in o.expr
-                                       for o in self.slos)
-
-
-class SweepConfig(_Model):
-    start_rate: float
-    stop_rate: float
-    factor: float
-    refine: int
-    step_duration_s: float
-    warmup_s: float
-    grace_s: float
-    client: str = ""
-    engine: str = ""
-    connections: int = 0
-    processes: int = 1
-    timeout_s: float = 0.0
-
-
-class SweepResult(_Model):
-    """The saved sweep (`sweep-<UTC>.json`): every report renders from this alone."""
-
-    kind: Literal["sweep"] = "sweep"
-    schema_version: int = SWEEP_SCHEMA_VERSION
-    loadbench_version: str
-    name: str
-    description: str = ""
-    run: str = ""  # the scenario run that was swept
-    target: str = ""  # base URL every step loaded
-    slos: list[str]
-    config: SweepConfig
-    environment: Environment
-    steps: list[SweepStep] = Field(default_factory=list)
-    knee: float | None = None  # highest passing offered rate, req/s
-    limit: Limit
-    notes: list[str] = Field(default_factory=list)
-    interrupted: bool = False
-
-    @property
-    def passed(self) -> bool:
-        return self.knee is not None
-
-    def as_result(self) -> Result:
-        """The sweep as a Result with one run per step, named by its offered rate, so
-        `compare` matches steps at equal offered load (the same ladder from the same
-        --from) and `report`-style tools read it. Histograms were not kept per step, so
-        only the recorded percentiles are there."""
-        runs = []
-        for step in self.steps:
-            runs.append(RunResult(
-                name=f"{step.rate:g}/s" + (" (refine)" if step.phase == "refine" else ""),
-                client=self.config.client or "gather", engine="", concurrency=step.connections,
-                processes=1, rate=step.rate, duration_s=step.duration_s,
-                requests=step.requests, errors=dict(step.errors), status_codes={},
-                rps=step.achieved, bytes_received=0,
-                latency_ms=LatencySummary(p50=step.p50, p90=step.p90, p99=step.p99,
-                                          p99_9=step.p99_9, max=step.max),
-                histogram="", client_cpu=ClientCpu(user_s=0.0, system_s=0.0,
-                                                   utilisation=step.cpu),
-                error_rate=step.error_rate, interrupted=step.interrupted,
-                warnings=[] if step.passed else [f"step failed: {step.reason or 'SLO'}"],
-                verdict="invalid: generator-bound" if step.saturated else "valid"))
-        return Result(loadbench_version=self.loadbench_version,
-                      scenario=ScenarioInfo(name=self.name, description=self.description),
-                      environment=self.environment, runs=runs, interrupted=self.interrupted)
-
-    @property
-    def exit_code(self) -> int:
-        """130 interrupted (partial result), 1 when even the lowest rate failed, else 0."""
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        return EXIT_OK if self.knee is not None else EXIT_FAILED
-
-    @property
-    def knee_step(self) -> SweepStep | None:
-        return next((s for s in self.steps if s.passed and s.rate == self.knee), None)
-
-    @property
-    def curve(self) -> list[SweepStep]:
-        """Measured steps by offered rate (interrupted ones left out): the curve to plot."""
-        return sorted((s for s in self.steps if not s.interrupted), key=lambda s: s.rate)
-
 
 @dataclass(frozen=True)
 class SweepPlan:
@@ -637,26 +489,3 @@ def _check_reachable(run: RunResult) -> None:
 # ---------------------------------------------------------------- files
 
 
-def save_sweep(result: SweepResult, out_dir: str | Path) -> tuple[Path, str | None]:
-    """`sweep-<UTC>.json` under `out_dir`, written atomically; if that fails, rescued to
-    the temp directory: returns (where it went, the error or None)."""
-    stamp = result.environment.started_at.replace(":", "").replace("-", "")
-    return write_rescued(Path(out_dir) / f"sweep-{stamp}.json", to_json(result))
-
-
-def load_sweep(path: str | Path) -> SweepResult:
-    """Read a saved sweep; any problem is one line naming the file (exit 2)."""
-    import json
-
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultFileError(f"{path}: cannot read sweep result: {exc}") from None
-    if not isinstance(data, dict) or data.get("kind") != "sweep":
-        raise ResultFileError(f"{path}: not a sweep result (no \"kind\": \"sweep\")")
-    if data.get("schema_version") != SWEEP_SCHEMA_VERSION:
-        raise ResultFileError(f"{path}: sweep schema_version {data.get('schema_version')!r} is "
-                              f"not supported; this loadbench reads {SWEEP_SCHEMA_VERSION}")
-    reject_non_finite(data, path, "sweep result")
-    return validate_file(SweepResult, data, Path(path), "sweep result")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from loadbench.claims import CLAIM_SCENARIOS, ClaimOutcome, fill, render
-from loadbench.result import ThresholdResult, load_result
+from loadbench.result import ThresholdResult
+from loadbench.result_io import load_result
 from loadbench.runner import run_scenario
 from loadbench.scenario import load_scenario
 from loadbench.thresholds import evaluate_all

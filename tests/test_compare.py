@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from loadbench.compare import (
-    Comparison,
     compare_files,
     compare_results,
     load_pair,
@@ -24,6 +23,7 @@ from loadbench.errors import BadInput, ResultFileError
 from loadbench.junit import comparison_junit, thresholds_junit
 from loadbench.result import (
     ClientCpu,
+    Comparison,
     Environment,
     LatencySummary,
     RepeatStat,

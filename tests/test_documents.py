@@ -11,7 +11,8 @@ from test_sweep import FakeTarget, _result, plan
 from typer.testing import CliRunner
 
 from loadbench.cli import app
-from loadbench.sweep import save_sweep, search
+from loadbench.result_io import save_sweep
+from loadbench.sweep import search
 
 runner = CliRunner()
 
@@ -125,7 +126,7 @@ def test_hgrm_to_stdout_needs_a_run_when_there_are_several(fixed):
 
 def test_hgrm_run_names_become_safe_file_names(fixed, tmp_path):
     from loadbench.report.hgrm import outputs
-    from loadbench.result import load_result
+    from loadbench.result_io import load_result
 
     result = load_result(fixed)
     runs = [run.model_copy(update={"name": name})

@@ -157,7 +157,7 @@ def listening(process: psutil.Process) -> bool:
 
 SLOW_WRITE = """
 import sys, time
-import loadbench.result as result_module
+import loadbench.result_io as result_module
 
 original = result_module.write_atomic
 calls = []

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from loadbench.cli import app
 from loadbench.errors import OutputError
-from loadbench.result import (
+from loadbench.result_io import (
     NAME_STEM_MAX,
     check_output,
     result_file_stem,
@@ -216,7 +216,7 @@ def test_a_long_scenario_name_saves_its_result(tmp_path, target_url):
 
 
 def test_a_write_failing_after_the_run_rescues_the_result(tmp_path, target_url, monkeypatch):
-    import loadbench.result as result_module
+    import loadbench.result_io as result_module
 
     original = result_module.write_atomic
 

@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loadbench.report import csv, hgrm, html, json, markdown
-from loadbench.result import ClientCpu, LatencySummary, Result, RunResult, load_result
+from loadbench.result import ClientCpu, LatencySummary, Result, RunResult
+from loadbench.result_io import load_result
 from loadbench.stats import new_histogram
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -10,7 +10,6 @@ import pytest
 from rich.console import Console
 
 from loadbench.compare import (
-    Comparison,
     compare_files,
     compare_results,
     parse_tolerance,
@@ -22,6 +21,7 @@ from loadbench.errors import BadInput
 from loadbench.junit import comparison_junit
 from loadbench.result import (
     ClientCpu,
+    Comparison,
     Environment,
     LatencySummary,
     RepeatStat,

@@ -10,19 +10,10 @@ import psutil
 import pytest
 
 from loadbench.errors import BadInput, ResultFileError, ScenarioError
-from loadbench.result import ClientCpu, LatencySummary, Pacing, RunResult
+from loadbench.result import ClientCpu, LatencySummary, Pacing, RunResult, SweepStep
+from loadbench.result_io import load_sweep, save_sweep
 from loadbench.runner import SATURATION_WARNING
-from loadbench.sweep import (
-    SweepStep,
-    judge_step,
-    load_sweep,
-    make_plan,
-    run_sweep,
-    save_sweep,
-    search,
-    summarise,
-    sweep_base,
-)
+from loadbench.sweep import judge_step, make_plan, run_sweep, search, summarise, sweep_base
 
 # ---------------------------------------------------------------- fakes
 
@@ -264,8 +255,8 @@ def test_sweep_base_from_url_and_scenario(tmp_path):
 
 
 def _result(steps, sweep_plan):
+    from loadbench.result import SweepConfig, SweepResult
     from loadbench.runner import environment
-    from loadbench.sweep import SweepConfig, SweepResult
 
     knee, limit, notes = summarise(steps, sweep_plan)
     return SweepResult(

@@ -22,7 +22,7 @@ from loadbench.report.html import (
     _table,
     _tick_label,
 )
-from loadbench.sweep import SweepResult, SweepStep
+from loadbench.result import SweepResult, SweepStep
 from loadbench.thresholds import UNITS
 
 __all__ = ["console_table", "print_sweep", "render_html", "render_markdown", "step_line"]
