@@ -45,7 +45,7 @@ class ClaimOutcome:
 
 def fill(template: str, result: Result) -> str:
     """Replace `{run.metric}` with the measured value; unknown references stay visible."""
-    from loadbench.thresholds import metric_value
+    from loadbench.metrics import metric_value
 
     def replace(match: re.Match) -> str:
         run = result.run(match.group(1))

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from loadbench.errors import BadInput, ResultFileError
+from loadbench.metrics import HIGHER_IS_BETTER, METRICS, metric_value
 from loadbench.result import Comparison, MetricComparison, Mode, Result, RunResult
 from loadbench.result_io import load_result
-from loadbench.thresholds import METRICS, metric_value
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.table import Table
@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 DEFAULT_METRICS = ("rps", "p99")
-HIGHER_IS_BETTER = frozenset({"rps", "requests"})
 # two-sided 95 % critical values of Student's t by whole degrees of freedom
 _T_CRITICAL = {
     1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,

@@ -16,14 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
-from loadbench.compare import (
-    DEFAULT_METRICS,
-    HIGHER_IS_BETTER,
-    compare_runs,
-    comparison_warnings,
-    parse_metrics,
-)
+from loadbench.compare import DEFAULT_METRICS, compare_runs, comparison_warnings, parse_metrics
 from loadbench.errors import BadInput
+from loadbench.metrics import HIGHER_IS_BETTER
 from loadbench.result import Comparison, MetricComparison, Result, RunResult, TimelinePoint
 
 __all__ = [

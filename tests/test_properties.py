@@ -24,11 +24,12 @@ from typer.testing import CliRunner
 from loadbench.cli import app
 from loadbench.compare import compare_results
 from loadbench.errors import LoadbenchError
+from loadbench.metrics import METRICS
 from loadbench.report import REPORTERS, load_reporter
 from loadbench.result import Result
 from loadbench.result_io import load_result
 from loadbench.scenario import Scenario, load_scenario, validate_scenario
-from loadbench.thresholds import METRICS, Threshold, evaluate_all, parse_all, parse_threshold
+from loadbench.thresholds import Threshold, evaluate_all, parse_all, parse_threshold
 from loadbench.units import parse_duration, parse_rate, parse_size
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,16 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loadbench.errors import EXIT_BAD_INPUT, BadInput
+from loadbench.metrics import METRICS, metric_value
 from loadbench.result import ClientCpu, LatencySummary, RunResult
-from loadbench.thresholds import (
-    METRICS,
-    Threshold,
-    ThresholdError,
-    evaluate_all,
-    metric_value,
-    parse_all,
-    parse_threshold,
-)
+from loadbench.threshold_syntax import ThresholdError
+from loadbench.thresholds import Threshold, evaluate_all, parse_all, parse_threshold
 
 
 def make_run(name: str, rps: float = 100.0, p99: float = 50.0, error_rate: float = 0.0,

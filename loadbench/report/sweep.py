@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from html import escape
 
+from loadbench.metrics import UNITS
 from loadbench.report.format import cell, count, ms, pct, rate
 from loadbench.report.html import (
     MARGIN_BOTTOM,
@@ -23,7 +24,6 @@ from loadbench.report.html import (
     _tick_label,
 )
 from loadbench.result import SweepResult, SweepStep
-from loadbench.thresholds import UNITS
 
 __all__ = ["console_table", "print_sweep", "render_html", "render_markdown", "step_line"]
 
