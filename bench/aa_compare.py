@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from loadbench.compare import parse_tolerance  # noqa: E402
+from loadbench.compare_bootstrap import full_windows, statistical_compare  # noqa: E402
 from loadbench.result import Result, to_json  # noqa: E402
 from loadbench.result_io import write_atomic  # noqa: E402
 from loadbench.runner import run_scenario  # noqa: E402
 from loadbench.scenario import validate_scenario  # noqa: E402
-from loadbench.stats_compare import full_windows, statistical_compare  # noqa: E402
 from loadbench.target import TargetProcess  # noqa: E402
 
 METRICS = ("rps", "p99")

@@ -497,14 +497,9 @@ def compare(
                                                help="Write JUnit XML to FILE.")] = None,
 ) -> None:
     """Compare two results run by run; exit 1 on any regression."""
-    from loadbench.compare import (
-        compare_files,
-        parse_metrics,
-        parse_tolerance,
-        render_console,
-        render_json,
-        render_markdown,
-    )
+    from loadbench.compare import compare_files, parse_tolerance
+    from loadbench.comparison import parse_metrics
+    from loadbench.report.compare import render_console, render_json, render_markdown
     from loadbench.result_io import write_atomic
 
     if stats and max_regression is not None:

@@ -16,6 +16,7 @@ __all__ = [
     "METRICS",
     "METRIC_TABLE",
     "UNITS",
+    "WINDOW_STATISTICS",
     "Metric",
     "metric_value",
 ]
@@ -45,6 +46,12 @@ METRIC_TABLE: dict[str, Metric] = {metric.name: metric for metric in (
 METRICS: dict[str, str] = {name: metric.dimension for name, metric in METRIC_TABLE.items()}
 HIGHER_IS_BETTER = frozenset(name for name, metric in METRIC_TABLE.items()
                              if metric.higher_is_better)
+# what `compare --stats` compares: a statistic over the one-second windows of the timeline
+WINDOW_STATISTICS: dict[str, str] = {
+    "rps": "mean requests per second",
+    "p50": "median per-second p50",
+    "p99": "median per-second p99",
+}
 # unit -> (dimension, factor to the metric's own scale)
 UNITS: dict[str, tuple[str, float]] = {
     "ms": ("time", 1.0),

@@ -32,7 +32,7 @@ def render_document(document: Any, format: str, output: Path | None = None,
     from loadbench.result import Result
 
     if hasattr(document, "rows"):  # a Comparison (compare --json)
-        from loadbench.compare import render_json, render_markdown
+        from loadbench.report.compare import render_json, render_markdown
 
         if format not in ("md", "json"):
             raise BadInput(f"--format {format}: a comparison renders as md or json")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from loadbench.stats import PERCENTILES, is_approximate
 
 MISSING = "–"  # not measured (no successful response): never shown as 0
@@ -111,3 +113,15 @@ def error_breakdown(run) -> str | None:
 
 def speedup(value: float, reference: float) -> str:
     return f"{value / reference:.1f}x" if reference > 0 else MISSING
+
+
+def signed_percent(fraction: float) -> str:
+    """A relative change as `+12.3%`; infinities (a change from zero) spelled out."""
+    if math.isinf(fraction):
+        return "+inf%" if fraction > 0 else "-inf%"
+    return f"{fraction * 100:+.1f}%"
+
+
+def change_text(change: float | None) -> str:
+    """A relative change, or "from zero" when the baseline was 0 (no ratio exists)."""
+    return "from zero" if change is None else f"{change * 100:+.1f}%"

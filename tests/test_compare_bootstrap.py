@@ -9,16 +9,17 @@ import xml.etree.ElementTree as ET
 import pytest
 from rich.console import Console
 
-from loadbench.compare import (
-    compare_files,
-    compare_results,
-    parse_tolerance,
-    render_console,
-    render_json,
-    render_markdown,
+from loadbench.compare import compare_files, compare_results, parse_tolerance
+from loadbench.compare_bootstrap import (
+    block_length,
+    bootstrap_ci,
+    full_windows,
+    statistical_compare,
+    window_samples,
 )
 from loadbench.errors import BadInput
 from loadbench.junit import comparison_junit
+from loadbench.report.compare import render_console, render_json, render_markdown
 from loadbench.result import (
     ClientCpu,
     Comparison,
@@ -30,13 +31,6 @@ from loadbench.result import (
     ScenarioInfo,
     TimelinePoint,
     to_json,
-)
-from loadbench.stats_compare import (
-    block_length,
-    bootstrap_ci,
-    full_windows,
-    statistical_compare,
-    window_samples,
 )
 
 

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
-from loadbench.compare import DEFAULT_METRICS, compare_runs, comparison_warnings, parse_metrics
+from loadbench.comparison import DEFAULT_METRICS, compare_runs, comparison_warnings, parse_metrics
 from loadbench.errors import BadInput
-from loadbench.metrics import HIGHER_IS_BETTER
+from loadbench.metrics import HIGHER_IS_BETTER, WINDOW_STATISTICS
+from loadbench.report.format import signed_percent
 from loadbench.result import Comparison, MetricComparison, Result, RunResult, TimelinePoint
 
 __all__ = [
@@ -67,9 +68,9 @@ def _mean(values: Sequence[float]) -> float:
 # of the per-second percentiles, so one second with a GC pause or a busy neighbour (2-4x
 # p99 spikes were in most 8-second runs on a shared 2-core machine) cannot decide it.
 STATS_METRICS: dict[str, _WindowMetric] = {
-    "rps": _WindowMetric("mean requests per second", lambda p: float(p.requests), _mean),
-    "p50": _WindowMetric("median per-second p50", _latency("p50_ms"), statistics.median),
-    "p99": _WindowMetric("median per-second p99", _latency("p99_ms"), statistics.median),
+    "rps": _WindowMetric(WINDOW_STATISTICS["rps"], lambda p: float(p.requests), _mean),
+    "p50": _WindowMetric(WINDOW_STATISTICS["p50"], _latency("p50_ms"), statistics.median),
+    "p99": _WindowMetric(WINDOW_STATISTICS["p99"], _latency("p99_ms"), statistics.median),
 }
 
 
@@ -251,7 +252,7 @@ def _judge(base_run: RunResult, cur_run: RunResult, metric: str, min_effect: flo
                              resamples, rng)
     level = f"{confidence * 100:g}%"
     limit = f"{min_effect * 100:g}%"
-    interval = f"{level} CI {_percent(low)} to {_percent(high)}"
+    interval = f"{level} CI {signed_percent(low)} to {signed_percent(high)}"
     worse_sign, better_sign = ("-", "+") if metric in HIGHER_IS_BETTER else ("+", "-")
     if metric in HIGHER_IS_BETTER:
         worse, better = high < -min_effect, low > min_effect
@@ -268,9 +269,3 @@ def _judge(base_run: RunResult, cur_run: RunResult, metric: str, min_effect: flo
         reason = (f"{interval} reaches past ±{limit} but not wholly beyond it ({basis}); "
                   "longer runs or more repeats narrow it")
     return row(verdict, reason, (low, high))
-
-
-def _percent(fraction: float) -> str:
-    if math.isinf(fraction):
-        return "+inf%" if fraction > 0 else "-inf%"
-    return f"{fraction * 100:+.1f}%"
