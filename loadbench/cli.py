@@ -216,7 +216,7 @@ def run(
                 console.print(f"[dim]baseline {store(result, save_baseline, out / 'baselines')}"
                               "[/dim]")
         if junit is not None:
-            from loadbench.junit import thresholds_junit
+            from loadbench.report.junit import thresholds_junit
             from loadbench.result_io import write_atomic
 
             with _output_problem(problems):
@@ -529,7 +529,7 @@ def compare(
             comparison)
         write_atomic(output, text)
     if junit is not None:
-        from loadbench.junit import comparison_junit
+        from loadbench.report.junit import comparison_junit
 
         write_atomic(junit, comparison_junit(comparison))
     if comparison.has_regression or (fail_on_inconclusive and comparison.inconclusive):
@@ -618,7 +618,8 @@ def claims(
         "all).")] = None,
 ) -> None:
     """Run every claim scenario of the article and write the verdict report."""
-    from loadbench.claims import CLAIM_SCENARIOS, ClaimOutcome, render
+    from loadbench.claims import CLAIM_SCENARIOS
+    from loadbench.report.claims import ClaimOutcome, render
     from loadbench.report.console import LiveProgress
     from loadbench.result_io import check_output, result_file_stem, write_atomic
     from loadbench.runner import run_scenario

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from loadbench.claims import CLAIM_SCENARIOS, ClaimOutcome, fill, render
+from loadbench.claims import CLAIM_SCENARIOS
+from loadbench.report.claims import ClaimOutcome, fill, render
 from loadbench.result import ThresholdResult
 from loadbench.result_io import load_result
 from loadbench.runner import run_scenario

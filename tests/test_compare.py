@@ -12,8 +12,8 @@ from rich.table import Table
 from loadbench.compare import compare_files, compare_results, parse_tolerance
 from loadbench.comparison import load_pair, parse_metrics
 from loadbench.errors import BadInput, ResultFileError
-from loadbench.junit import comparison_junit, thresholds_junit
 from loadbench.report.compare import render_console, render_json, render_markdown
+from loadbench.report.junit import comparison_junit, thresholds_junit
 from loadbench.result import (
     ClientCpu,
     Comparison,

@@ -18,8 +18,8 @@ from loadbench.compare_bootstrap import (
     window_samples,
 )
 from loadbench.errors import BadInput
-from loadbench.junit import comparison_junit
 from loadbench.report.compare import render_console, render_json, render_markdown
+from loadbench.report.junit import comparison_junit
 from loadbench.result import (
     ClientCpu,
     Comparison,
