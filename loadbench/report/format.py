@@ -71,20 +71,24 @@ def cell(text: object) -> str:
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def environment_rows(result) -> list[tuple[str, str]]:
-    """The environment block every report shows, in one order with one set of labels."""
+def environment_rows(result, *, sweep: bool = False) -> list[tuple[str, str]]:
+    """The environment block every report shows, in one order with one set of labels.
+
+    A sweep (`sweep=True`) loads with one engine, so its row says "engine", and it records
+    no per-run loop; a scenario result's engine is the default its runs may override."""
     env = result.environment
     cpu = f"{env.cpu_count} x {env.cpu_model}" if env.cpu_model else str(env.cpu_count)
-    return [
+    rows = [
         ("loadbench", result.loadbench_version),
         ("python", env.python),
         ("platform", env.platform),
         ("cpu", cpu),
-        ("client loop", env.loop),
-        ("default engine", env.engine),
-        ("git commit", env.git_commit or "-"),
-        ("started", env.started_at),
     ]
+    if sweep:
+        rows.append(("engine", env.engine))
+    else:
+        rows += [("client loop", env.loop), ("default engine", env.engine)]
+    return rows + [("git commit", env.git_commit or "-"), ("started", env.started_at)]
 
 
 def pct(value: float) -> str:

@@ -1,7 +1,7 @@
 """HTML report: one self-contained page (inline CSS and SVG, no scripts, no fetches).
 
-Charts are drawn here as SVG so the page opens offline, diffs cleanly and renders the
-same bytes for the same Result. Every piece of text from the result is escaped.
+Charts are SVG drawn with `loadbench.report.svg`, so the page opens offline, diffs cleanly
+and renders the same bytes for the same Result. Every piece of text is escaped.
 """
 
 from __future__ import annotations
@@ -25,43 +25,24 @@ from loadbench.report.format import (
 )
 from loadbench.report.hgrm import ReferencePercentileIterator
 from loadbench.report.markdown import SPECTRUM
+from loadbench.report.svg import (
+    CHAR_WIDTH,
+    MARGIN_RIGHT,
+    STYLE,
+    WIDTH,
+    axis_scale,
+    html_table,
+    line_chart,
+    nice_step,
+    series_colour,
+    svg_num,
+    tick_label,
+)
 from loadbench.result import Result, RunResult
 from loadbench.stats import decode_histogram
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-           "#17becf")
-WIDTH = 720
-PLOT_HEIGHT = 240
-MARGIN_LEFT = 64
-MARGIN_RIGHT = 24
-MARGIN_BOTTOM = 44
-LEGEND_ROW = 18
-CHAR_WIDTH = 7  # rough width of one 12px character, for laying out labels
 MAX_DECADES = 4  # spectrum x axis: 0% .. 99.99%
 PERCENTILE_LABELS = ("0%", "90%", "99%", "99.9%", "99.99%")
-
-STYLE = """\
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
-       max-width: 980px; margin: 2em auto; padding: 0 1em; line-height: 1.4; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
-blockquote { margin: 1em 0; padding: 0.4em 1em; border-left: 4px solid #1f77b4;
-             background: #f4f8fb; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
-th { background: #f5f5f5; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-.pass { color: #1a7f37; }
-.fail { color: #c62828; font-weight: bold; }
-.note { color: #666; }
-figure { margin: 1em 0; }
-figcaption { color: #555; font-size: 0.9em; }
-svg { max-width: 100%; height: auto; font-family: system-ui, sans-serif; }
-svg text { font-size: 12px; fill: #333; }
-svg .grid { stroke: #e5e5e5; stroke-width: 1; }
-svg .axis { stroke: #888; stroke-width: 1; }
-svg .series { fill: none; stroke-width: 2; stroke-linejoin: round; }
-"""
 
 
 def render(result: Result) -> str:
@@ -97,21 +78,6 @@ def render(result: Result) -> str:
 # Tables ---------------------------------------------------------------------------------
 
 
-def _table(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
-    """Cells are escaped here; columns in `numeric` are right-aligned."""
-
-    def cell(tag: str, index: int, text: str) -> str:
-        css = " class=\"num\"" if index in numeric else ""
-        return f"<{tag}{css}>{escape(text)}</{tag}>"
-
-    out = ["<table>", "<thead>",
-           "<tr>" + "".join(cell("th", i, text) for i, text in enumerate(header)) + "</tr>",
-           "</thead>", "<tbody>"]
-    out += ["<tr>" + "".join(cell("td", i, text) for i, text in enumerate(row)) + "</tr>"
-            for row in rows]
-    return out + ["</tbody>", "</table>"]
-
-
 def _environment(result: Result) -> list[str]:
     rows = environment_rows(result)
     out = ["<h2>Environment</h2>", "<table>", "<tbody>"]
@@ -133,7 +99,7 @@ def _runs(runs: list[RunResult]) -> list[str]:
                      run_percentile(run, "p90"), run_percentile(run, "p99"),
                      run_percentile(run, "p99_9"), ms(run.latency_ms.max),
                      speedup(run.rps, reference)])
-    out = ["<h2>Runs</h2>"] + _table(header, rows, set(range(3, len(header))))
+    out = ["<h2>Runs</h2>"] + html_table(header, rows, set(range(3, len(header))))
     if any_approximate(runs):
         out.append(f"<p class=\"note\">{escape(APPROXIMATE_NOTE)}</p>")
     failed = [(run.name, error_breakdown(run)) for run in runs if error_breakdown(run)]
@@ -160,7 +126,7 @@ def _pacing(runs: list[RunResult]) -> list[str]:
     intro = ("<p>Response time counts from each request's intended start (coordinated "
              "omission corrected). Service time runs from the actual send, what a closed-loop "
              "tool reports; schedule lag is intended to actual send.</p>")
-    return ["<h2>Open-loop pacing</h2>", intro] + _table(header, rows, set(range(1, 11)))
+    return ["<h2>Open-loop pacing</h2>", intro] + html_table(header, rows, set(range(1, 11)))
 
 
 def _thresholds(result: Result) -> list[str]:
@@ -198,10 +164,10 @@ def _latency(runs: list[RunResult]) -> list[str]:
     out = ["<h2>Latency percentiles</h2>"]
     if not histograms:
         return out + ["<p class=\"note\">No latency histogram recorded.</p>"]
-    series = [(run.name, _colour(index), _spectrum_points(histogram))
+    series = [(run.name, series_colour(index), _spectrum_points(histogram))
               for index, run, histogram in histograms]
-    y_max = _axis(_spectrum_scale(series, [histogram for _, _, histogram in histograms]))[1]
-    chart = _line_chart(series, x_max=MAX_DECADES, y_max=y_max,
+    y_max = axis_scale(_spectrum_scale(series, [histogram for _, _, histogram in histograms]))[1]
+    chart = line_chart(series, x_max=MAX_DECADES, y_max=y_max,
                         x_ticks=[(float(i), label) for i, label in enumerate(PERCENTILE_LABELS)],
                         x_title="percentile (log scale of 1/(1-p))", y_title="latency (ms)",
                         label="Latency by percentile")
@@ -219,7 +185,7 @@ def _latency(runs: list[RunResult]) -> list[str]:
             + [percentile_ms(h.get_value_at_percentile(percentile) / 1000.0,
                              h.get_total_count(), percentile) for _, _, h in histograms]
             for percentile in SPECTRUM]
-    return out + _table(header, rows, set(range(1, len(header))))
+    return out + html_table(header, rows, set(range(1, len(header))))
 
 
 def _spectrum_scale(series: list, histograms: list) -> float:
@@ -252,16 +218,16 @@ def _throughput(runs: list[RunResult]) -> list[str]:
     out = ["<h2>Throughput</h2>"]
     timed = [(index, run) for index, run in enumerate(runs) if run.timeline]
     if timed:
-        series = [(run.name, _colour(index),
+        series = [(run.name, series_colour(index),
                    [(p.t + p.width_s / 2, p.requests / p.width_s) for p in run.timeline
                     if p.width_s >= 1 or p.requests])  # an empty last sliver is no rate
                   for index, run in timed]
         end = max(p.t + p.width_s for _, run in timed for p in run.timeline)
         top = max(value for _, _, points in series for _, value in points)
-        step = _nice_step(end)
-        ticks = [(i * step, _tick_label(i * step, step))
+        step = nice_step(end)
+        ticks = [(i * step, tick_label(i * step, step))
                  for i in range(int(end / step + 1e-9) + 1)]
-        chart = _line_chart(series, x_max=float(end), y_max=top, x_ticks=ticks,
+        chart = line_chart(series, x_max=float(end), y_max=top, x_ticks=ticks,
                             x_title="time since measuring started (s)", y_title="requests/s",
                             label="Requests per second over time", markers=True)
         out += ["<figure>", chart,
@@ -270,109 +236,6 @@ def _throughput(runs: list[RunResult]) -> list[str]:
     out += ["<figure>", _bar_chart(runs),
             "<figcaption>Mean requests per second of each run.</figcaption>", "</figure>"]
     return out
-
-
-def _colour(index: int) -> str:
-    return PALETTE[index % len(PALETTE)]
-
-
-def _num(value: float) -> str:
-    """SVG coordinates: one decimal, never "-0.0"."""
-    text = f"{value:.1f}"
-    return "0.0" if text == "-0.0" else text
-
-
-def _nice_step(span: float, target_ticks: int = 5) -> float:
-    """A 1/2/2.5/5 x 10^k step giving about `target_ticks` intervals over `span`."""
-    if span <= 0:
-        return 1.0
-    raw = span / target_ticks
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for factor in (1, 2, 2.5, 5, 10):
-        if raw <= factor * magnitude:
-            return factor * magnitude
-    return 10 * magnitude
-
-
-def _axis(maximum: float) -> tuple[float, float]:
-    """(tick step, axis top): the top is the first whole step at or above `maximum`."""
-    step = _nice_step(maximum)
-    return step, step * max(1, math.ceil(maximum / step - 1e-9))
-
-
-def _tick_label(value: float, step: float) -> str:
-    """As many decimals as the step needs (2.5 -> 1, 0.25 -> 2), thousands separated."""
-    decimals = next((d for d in range(7) if abs(round(step, d) - step) < 1e-9), 6)
-    return f"{value:,.{decimals}f}"
-
-
-def _legend(names: list[tuple[str, str]], top: int) -> tuple[list[str], int]:
-    """Swatch + name entries left to right, wrapping; returns elements and rows height."""
-    out = []
-    x, y = MARGIN_LEFT, top
-    for name, colour in names:
-        width = 28 + CHAR_WIDTH * len(name) + 16
-        if x + width > WIDTH - MARGIN_RIGHT and x > MARGIN_LEFT:
-            x, y = MARGIN_LEFT, y + LEGEND_ROW
-        out.append(f"<line x1=\"{_num(x)}\" y1=\"{_num(y - 4)}\" x2=\"{_num(x + 20)}\" "
-                   f"y2=\"{_num(y - 4)}\" stroke=\"{colour}\" stroke-width=\"3\"/>")
-        out.append(f"<text x=\"{_num(x + 26)}\" y=\"{_num(y)}\">{escape(name)}</text>")
-        x += width
-    return out, y - top + LEGEND_ROW
-
-
-def _line_chart(series: list[tuple[str, str, list[tuple[float, float]]]], x_max: float,
-                y_max: float, x_ticks: list[tuple[float, str]], x_title: str, y_title: str,
-                label: str, markers: bool = False) -> str:
-    """Polylines on linear axes from 0; x values are already in axis units."""
-    legend, legend_height = _legend([(name, colour) for name, colour, _ in series], 16)
-    top = 16 + legend_height
-    height = top + PLOT_HEIGHT + MARGIN_BOTTOM
-    left, right, bottom = MARGIN_LEFT, WIDTH - MARGIN_RIGHT, top + PLOT_HEIGHT
-    y_step, y_top = _axis(y_max)
-    x_max = x_max or 1.0
-
-    def px(x: float) -> float:
-        return left + (right - left) * x / x_max
-
-    def py(y: float) -> float:
-        return bottom - (bottom - top) * min(y, y_top) / y_top
-
-    out = [f"<svg viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" "
-           f"height=\"{height}\" role=\"img\" aria-label=\"{escape(label)}\">",
-           f"<title>{escape(label)}</title>"]
-    out += legend
-    for index in range(round(y_top / y_step) + 1):
-        value = index * y_step
-        y = py(value)
-        out.append(f"<line class=\"grid\" x1=\"{left}\" y1=\"{_num(y)}\" x2=\"{right}\" "
-                   f"y2=\"{_num(y)}\"/>")
-        out.append(f"<text x=\"{left - 6}\" y=\"{_num(y + 4)}\" text-anchor=\"end\">"
-                   f"{_tick_label(value, y_step)}</text>")
-    for value, text in x_ticks:
-        x = px(value)
-        out.append(f"<line class=\"grid\" x1=\"{_num(x)}\" y1=\"{top}\" x2=\"{_num(x)}\" "
-                   f"y2=\"{bottom}\"/>")
-        out.append(f"<text x=\"{_num(x)}\" y=\"{bottom + 16}\" text-anchor=\"middle\">"
-                   f"{escape(text)}</text>")
-    out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{bottom}\" x2=\"{right}\" "
-               f"y2=\"{bottom}\"/>")
-    out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" "
-               f"y2=\"{bottom}\"/>")
-    out.append(f"<text x=\"{_num((left + right) / 2)}\" y=\"{bottom + 36}\" "
-               f"text-anchor=\"middle\">{escape(x_title)}</text>")
-    middle = (top + bottom) / 2
-    out.append(f"<text x=\"14\" y=\"{_num(middle)}\" text-anchor=\"middle\" "
-               f"transform=\"rotate(-90 14 {_num(middle)})\">{escape(y_title)}</text>")
-    for name, colour, points in series:
-        coords = " ".join(f"{_num(px(x))},{_num(py(y))}" for x, y in points)
-        out.append(f"<polyline class=\"series\" stroke=\"{colour}\" points=\"{coords}\">"
-                   f"<title>{escape(name)}</title></polyline>")
-        if markers or len(points) == 1:
-            out += [f"<circle cx=\"{_num(px(x))}\" cy=\"{_num(py(y))}\" r=\"3\" "
-                    f"fill=\"{colour}\"/>" for x, y in points]
-    out.append("</svg>")
-    return "\n".join(out)
 
 
 def _bar_chart(runs: list[RunResult]) -> str:
@@ -384,7 +247,7 @@ def _bar_chart(runs: list[RunResult]) -> str:
     top = 12
     height = top + len(runs) * (bar + gap) + 28
     top_rps = max(run.rps for run in runs)
-    step, scale_top = _axis(top_rps)
+    step, scale_top = axis_scale(top_rps)
     bottom = top + len(runs) * (bar + gap)
 
     def px(value: float) -> float:
@@ -394,18 +257,18 @@ def _bar_chart(runs: list[RunResult]) -> str:
            f"role=\"img\" aria-label=\"{label}\">", f"<title>{label}</title>"]
     for index in range(round(scale_top / step) + 1):
         x = px(index * step)
-        out.append(f"<line class=\"grid\" x1=\"{_num(x)}\" y1=\"{top}\" x2=\"{_num(x)}\" "
+        out.append(f"<line class=\"grid\" x1=\"{svg_num(x)}\" y1=\"{top}\" x2=\"{svg_num(x)}\" "
                    f"y2=\"{bottom}\"/>")
-        out.append(f"<text x=\"{_num(x)}\" y=\"{bottom + 16}\" text-anchor=\"middle\">"
-                   f"{_tick_label(index * step, step)}</text>")
+        out.append(f"<text x=\"{svg_num(x)}\" y=\"{bottom + 16}\" text-anchor=\"middle\">"
+                   f"{tick_label(index * step, step)}</text>")
     for index, run in enumerate(runs):
         y = top + index * (bar + gap) + gap / 2
         width = px(run.rps) - left
-        out.append(f"<text x=\"{left - 8}\" y=\"{_num(y + bar / 2 + 4)}\" "
+        out.append(f"<text x=\"{left - 8}\" y=\"{svg_num(y + bar / 2 + 4)}\" "
                    f"text-anchor=\"end\">{escape(run.name)}</text>")
-        out.append(f"<rect x=\"{left}\" y=\"{_num(y)}\" width=\"{_num(width)}\" "
-                   f"height=\"{bar}\" fill=\"{_colour(index)}\"/>")
-        out.append(f"<text x=\"{_num(left + width + 6)}\" y=\"{_num(y + bar / 2 + 4)}\">"
+        out.append(f"<rect x=\"{left}\" y=\"{svg_num(y)}\" width=\"{svg_num(width)}\" "
+                   f"height=\"{bar}\" fill=\"{series_colour(index)}\"/>")
+        out.append(f"<text x=\"{svg_num(left + width + 6)}\" y=\"{svg_num(y + bar / 2 + 4)}\">"
                    f"{escape(rate(run.rps))} req/s</text>")
     out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" "
                f"y2=\"{bottom}\"/>")

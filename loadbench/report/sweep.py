@@ -8,8 +8,8 @@ import re
 from html import escape
 
 from loadbench.metrics import UNITS
-from loadbench.report.format import cell, count, ms, pct, rate
-from loadbench.report.html import (
+from loadbench.report.format import cell, count, environment_rows, ms, pct, rate
+from loadbench.report.svg import (
     MARGIN_BOTTOM,
     MARGIN_LEFT,
     MARGIN_RIGHT,
@@ -17,11 +17,11 @@ from loadbench.report.html import (
     PLOT_HEIGHT,
     STYLE,
     WIDTH,
-    _axis,
-    _legend,
-    _num,
-    _table,
-    _tick_label,
+    axis_scale,
+    html_table,
+    legend_items,
+    svg_num,
+    tick_label,
 )
 from loadbench.result import SweepResult, SweepStep
 
@@ -186,22 +186,10 @@ def _mermaid(result: SweepResult) -> list[str]:
     ]
 
 
-def _environment_rows(result: SweepResult) -> list[tuple[str, str]]:
-    env = result.environment
-    return [
-        ("loadbench", result.loadbench_version),
-        ("python", env.python),
-        ("platform", env.platform),
-        ("cpu", f"{env.cpu_count} x {env.cpu_model}" if env.cpu_model else str(env.cpu_count)),
-        ("engine", env.engine),
-        ("git commit", env.git_commit or "-"),
-        ("started", env.started_at),
-    ]
-
-
 def _environment(result: SweepResult) -> list[str]:
     out = ["## Environment", "", "| | |", "|---|---|"]
-    return out + [f"| {key} | {cell(value)} |" for key, value in _environment_rows(result)] + [""]
+    rows = environment_rows(result, sweep=True)
+    return out + [f"| {key} | {cell(value)} |" for key, value in rows] + [""]
 
 
 # ---------------------------------------------------------------- html
@@ -240,13 +228,13 @@ def _html_steps(result: SweepResult) -> list[str]:
     rows = [[rate(s.rate), rate(s.achieved), ms(s.p50), ms(s.p90), ms(s.p99), ms(s.p99_9),
              pct(s.error_rate), count(s.late_requests), f"{s.cpu:.0%}",
              f"{s.index + 1} {s.phase}", _verdict(s, result.knee)] for s in result.curve]
-    return ["<h2>Steps</h2>"] + _table(header, rows, set(range(0, 9)))
+    return ["<h2>Steps</h2>"] + html_table(header, rows, set(range(0, 9)))
 
 
 def _html_environment(result: SweepResult) -> list[str]:
     out = ["<h2>Environment</h2>", "<table>", "<tbody>"]
     out += [f"<tr><th>{escape(key)}</th><td>{escape(value)}</td></tr>"
-            for key, value in _environment_rows(result)]
+            for key, value in environment_rows(result, sweep=True)]
     return out + ["</tbody>", "</table>"]
 
 
@@ -309,12 +297,12 @@ def _xy_chart(series: list[tuple[str, str, list[tuple[float, float, bool]]]], x_
     names = [(name, colour) for name, colour, _ in series]
     names += [("knee", KNEE_COLOUR)] if vlines else []
     names += [("SLO", SLO_COLOUR)] if hlines else []
-    legend, legend_height = _legend(names, 16)
+    legend, legend_height = legend_items(names, 16)
     top = 16 + legend_height
     height = top + PLOT_HEIGHT + MARGIN_BOTTOM
     left, right, bottom = MARGIN_LEFT, WIDTH - MARGIN_RIGHT, top + PLOT_HEIGHT
-    x_step, x_top = _axis(x_max)
-    y_step, y_top = _axis(y_max)
+    x_step, x_top = axis_scale(x_max)
+    y_step, y_top = axis_scale(y_max)
 
     def px(x: float) -> float:
         return left + (right - left) * min(x, x_top) / x_top
@@ -327,46 +315,47 @@ def _xy_chart(series: list[tuple[str, str, list[tuple[float, float, bool]]]], x_
     out += legend
     for index in range(round(y_top / y_step) + 1):
         y = py(index * y_step)
-        out.append(f"<line class=\"grid\" x1=\"{left}\" y1=\"{_num(y)}\" x2=\"{right}\" "
-                   f"y2=\"{_num(y)}\"/>")
-        out.append(f"<text x=\"{left - 6}\" y=\"{_num(y + 4)}\" text-anchor=\"end\">"
-                   f"{_tick_label(index * y_step, y_step)}</text>")
+        out.append(f"<line class=\"grid\" x1=\"{left}\" y1=\"{svg_num(y)}\" x2=\"{right}\" "
+                   f"y2=\"{svg_num(y)}\"/>")
+        out.append(f"<text x=\"{left - 6}\" y=\"{svg_num(y + 4)}\" text-anchor=\"end\">"
+                   f"{tick_label(index * y_step, y_step)}</text>")
     for index in range(round(x_top / x_step) + 1):
         x = px(index * x_step)
-        out.append(f"<line class=\"grid\" x1=\"{_num(x)}\" y1=\"{top}\" x2=\"{_num(x)}\" "
+        out.append(f"<line class=\"grid\" x1=\"{svg_num(x)}\" y1=\"{top}\" x2=\"{svg_num(x)}\" "
                    f"y2=\"{bottom}\"/>")
-        out.append(f"<text x=\"{_num(x)}\" y=\"{bottom + 16}\" text-anchor=\"middle\">"
-                   f"{_tick_label(index * x_step, x_step)}</text>")
+        out.append(f"<text x=\"{svg_num(x)}\" y=\"{bottom + 16}\" text-anchor=\"middle\">"
+                   f"{tick_label(index * x_step, x_step)}</text>")
     out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{bottom}\" x2=\"{right}\" "
                f"y2=\"{bottom}\"/>")
     out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{bottom}\"/>")
-    out.append(f"<text x=\"{_num((left + right) / 2)}\" y=\"{bottom + 36}\" "
+    out.append(f"<text x=\"{svg_num((left + right) / 2)}\" y=\"{bottom + 36}\" "
                f"text-anchor=\"middle\">{escape(x_title)}</text>")
     middle = (top + bottom) / 2
-    out.append(f"<text x=\"14\" y=\"{_num(middle)}\" text-anchor=\"middle\" "
-               f"transform=\"rotate(-90 14 {_num(middle)})\">{escape(y_title)}</text>")
+    out.append(f"<text x=\"14\" y=\"{svg_num(middle)}\" text-anchor=\"middle\" "
+               f"transform=\"rotate(-90 14 {svg_num(middle)})\">{escape(y_title)}</text>")
     if diagonal:
         end = min(x_top, y_top)
-        out.append(f"<line x1=\"{_num(px(0))}\" y1=\"{_num(py(0))}\" x2=\"{_num(px(end))}\" "
-                   f"y2=\"{_num(py(end))}\" stroke=\"#999\" stroke-dasharray=\"4 4\"/>")
+        out.append(f"<line x1=\"{svg_num(px(0))}\" y1=\"{svg_num(py(0))}\" "
+                   f"x2=\"{svg_num(px(end))}\" y2=\"{svg_num(py(end))}\" stroke=\"#999\" "
+                   "stroke-dasharray=\"4 4\"/>")
     for text, value in hlines:
         y = py(value)
-        out.append(f"<line x1=\"{left}\" y1=\"{_num(y)}\" x2=\"{right}\" y2=\"{_num(y)}\" "
+        out.append(f"<line x1=\"{left}\" y1=\"{svg_num(y)}\" x2=\"{right}\" y2=\"{svg_num(y)}\" "
                    f"stroke=\"{SLO_COLOUR}\" stroke-dasharray=\"6 4\"/>")
-        out.append(f"<text x=\"{right - 4}\" y=\"{_num(y - 4)}\" text-anchor=\"end\">"
+        out.append(f"<text x=\"{right - 4}\" y=\"{svg_num(y - 4)}\" text-anchor=\"end\">"
                    f"{escape('SLO ' + text)}</text>")
     for value, text in vlines:
         x = px(value)
-        out.append(f"<line x1=\"{_num(x)}\" y1=\"{top}\" x2=\"{_num(x)}\" y2=\"{bottom}\" "
+        out.append(f"<line x1=\"{svg_num(x)}\" y1=\"{top}\" x2=\"{svg_num(x)}\" y2=\"{bottom}\" "
                    f"stroke=\"{KNEE_COLOUR}\" stroke-dasharray=\"6 4\"/>")
-        out.append(f"<text x=\"{_num(x + 4)}\" y=\"{top + 12}\">{escape(text)}</text>")
+        out.append(f"<text x=\"{svg_num(x + 4)}\" y=\"{top + 12}\">{escape(text)}</text>")
     for name, colour, points in series:
-        coords = " ".join(f"{_num(px(x))},{_num(py(y))}" for x, y, _ in points)
+        coords = " ".join(f"{svg_num(px(x))},{svg_num(py(y))}" for x, y, _ in points)
         out.append(f"<polyline class=\"series\" stroke=\"{colour}\" points=\"{coords}\">"
                    f"<title>{escape(name)}</title></polyline>")
         for x, y, passed in points:
             fill = colour if passed else "#fff"
-            out.append(f"<circle cx=\"{_num(px(x))}\" cy=\"{_num(py(y))}\" r=\"3.5\" "
+            out.append(f"<circle cx=\"{svg_num(px(x))}\" cy=\"{svg_num(py(y))}\" r=\"3.5\" "
                        f"fill=\"{fill}\" stroke=\"{colour}\" stroke-width=\"1.5\"/>")
     out.append("</svg>")
     return "\n".join(out)
