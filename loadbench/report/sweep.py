@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from html import escape
 
-from loadbench.metrics import UNITS
+from loadbench.metrics import METRICS, UNITS
 from loadbench.report.format import cell, count, environment_rows, ms, pct, rate
 from loadbench.report.svg import (
     MARGIN_BOTTOM,
@@ -40,9 +40,12 @@ LIMITS = {
     "lowest": "even the lowest rate failed",
     "interrupted": "interrupted before the search finished",
 }
+# a plain latency ceiling: a latency metric of the table below a number with a time unit
+_LATENCY_METRICS = sorted((m for m, dim in METRICS.items() if dim == "time"), key=len, reverse=True)
+_TIME_UNITS = sorted((u for u, (dim, _) in UNITS.items() if dim == "time"), key=len, reverse=True)
 _SLO_LATENCY_RE = re.compile(
-    r"^\s*(?:(?:step|\*)\.)?(p50|p90|p95|p99|p99_9|mean|max)\s*<=?\s*"
-    r"([0-9]+(?:\.[0-9]*)?)\s*(ms|s|us|µs)\s*$")
+    rf"^\s*(?:(?:step|\*)\.)?({'|'.join(_LATENCY_METRICS)})\s*<=?\s*"
+    rf"([0-9]+(?:\.[0-9]*)?)\s*({'|'.join(_TIME_UNITS)})\s*$")
 
 
 # ---------------------------------------------------------------- shared wording
