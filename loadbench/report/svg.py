@@ -7,6 +7,7 @@ bytes for the same result; every piece of text is escaped. Nothing here knows a 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from html import escape
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
@@ -107,36 +108,50 @@ def legend_items(names: list[tuple[str, str]], top: int) -> tuple[list[str], int
     return out, y - top + LEGEND_ROW
 
 
-def line_chart(series: list[tuple[str, str, list[tuple[float, float]]]], x_max: float,
-                y_max: float, x_ticks: list[tuple[float, str]], x_title: str, y_title: str,
-                label: str, markers: bool = False) -> str:
-    """Polylines on linear axes from 0; x values are already in axis units."""
-    legend, legend_height = legend_items([(name, colour) for name, colour, _ in series], 16)
+@dataclass(frozen=True)
+class Plot:
+    """Where a chart's plot area lies; `px`/`py` map data to SVG coordinates."""
+
+    left: float
+    right: float
+    top: float
+    bottom: float
+    x_top: float
+    y_top: float
+    clip_x: bool  # values beyond x_top are drawn at the edge (else the axis fits them)
+
+    def px(self, x: float) -> float:
+        return self.left + (self.right - self.left) * (
+            min(x, self.x_top) if self.clip_x else x) / self.x_top
+
+    def py(self, y: float) -> float:
+        return self.bottom - (self.bottom - self.top) * min(y, self.y_top) / self.y_top
+
+
+def plot_frame(names: list[tuple[str, str]], x_top: float, x_ticks: list[tuple[float, str]],
+               y_max: float, x_title: str, y_title: str, label: str,
+               clip_x: bool = False) -> tuple[list[str], Plot]:
+    """The opening `<svg>`, legend, grid, axes and axis titles every chart draws alike;
+    the caller adds its series and closes the element."""
+    legend, legend_height = legend_items(names, 16)
     top = 16 + legend_height
     height = top + PLOT_HEIGHT + MARGIN_BOTTOM
     left, right, bottom = MARGIN_LEFT, WIDTH - MARGIN_RIGHT, top + PLOT_HEIGHT
     y_step, y_top = axis_scale(y_max)
-    x_max = x_max or 1.0
-
-    def px(x: float) -> float:
-        return left + (right - left) * x / x_max
-
-    def py(y: float) -> float:
-        return bottom - (bottom - top) * min(y, y_top) / y_top
-
+    plot = Plot(left, right, top, bottom, x_top, y_top, clip_x)
     out = [f"<svg viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" "
            f"height=\"{height}\" role=\"img\" aria-label=\"{escape(label)}\">",
            f"<title>{escape(label)}</title>"]
     out += legend
     for index in range(round(y_top / y_step) + 1):
         value = index * y_step
-        y = py(value)
+        y = plot.py(value)
         out.append(f"<line class=\"grid\" x1=\"{left}\" y1=\"{svg_num(y)}\" x2=\"{right}\" "
                    f"y2=\"{svg_num(y)}\"/>")
         out.append(f"<text x=\"{left - 6}\" y=\"{svg_num(y + 4)}\" text-anchor=\"end\">"
                    f"{tick_label(value, y_step)}</text>")
     for value, text in x_ticks:
-        x = px(value)
+        x = plot.px(value)
         out.append(f"<line class=\"grid\" x1=\"{svg_num(x)}\" y1=\"{top}\" x2=\"{svg_num(x)}\" "
                    f"y2=\"{bottom}\"/>")
         out.append(f"<text x=\"{svg_num(x)}\" y=\"{bottom + 16}\" text-anchor=\"middle\">"
@@ -150,12 +165,21 @@ def line_chart(series: list[tuple[str, str, list[tuple[float, float]]]], x_max: 
     middle = (top + bottom) / 2
     out.append(f"<text x=\"14\" y=\"{svg_num(middle)}\" text-anchor=\"middle\" "
                f"transform=\"rotate(-90 14 {svg_num(middle)})\">{escape(y_title)}</text>")
+    return out, plot
+
+
+def line_chart(series: list[tuple[str, str, list[tuple[float, float]]]], x_max: float,
+               y_max: float, x_ticks: list[tuple[float, str]], x_title: str, y_title: str,
+               label: str, markers: bool = False) -> str:
+    """Polylines on linear axes from 0; x values are already in axis units."""
+    out, plot = plot_frame([(name, colour) for name, colour, _ in series], x_max or 1.0,
+                           x_ticks, y_max, x_title, y_title, label)
     for name, colour, points in series:
-        coords = " ".join(f"{svg_num(px(x))},{svg_num(py(y))}" for x, y in points)
+        coords = " ".join(f"{svg_num(plot.px(x))},{svg_num(plot.py(y))}" for x, y in points)
         out.append(f"<polyline class=\"series\" stroke=\"{colour}\" points=\"{coords}\">"
                    f"<title>{escape(name)}</title></polyline>")
         if markers or len(points) == 1:
-            out += [f"<circle cx=\"{svg_num(px(x))}\" cy=\"{svg_num(py(y))}\" r=\"3\" "
+            out += [f"<circle cx=\"{svg_num(plot.px(x))}\" cy=\"{svg_num(plot.py(y))}\" r=\"3\" "
                     f"fill=\"{colour}\"/>" for x, y in points]
     out.append("</svg>")
     return "\n".join(out)

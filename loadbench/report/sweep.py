@@ -10,16 +10,11 @@ from html import escape
 from loadbench.metrics import METRICS, UNITS
 from loadbench.report.format import cell, count, environment_rows, ms, pct, rate
 from loadbench.report.svg import (
-    MARGIN_BOTTOM,
-    MARGIN_LEFT,
-    MARGIN_RIGHT,
     PALETTE,
-    PLOT_HEIGHT,
     STYLE,
-    WIDTH,
     axis_scale,
     html_table,
-    legend_items,
+    plot_frame,
     svg_num,
     tick_label,
 )
@@ -300,42 +295,13 @@ def _xy_chart(series: list[tuple[str, str, list[tuple[float, float, bool]]]], x_
     names = [(name, colour) for name, colour, _ in series]
     names += [("knee", KNEE_COLOUR)] if vlines else []
     names += [("SLO", SLO_COLOUR)] if hlines else []
-    legend, legend_height = legend_items(names, 16)
-    top = 16 + legend_height
-    height = top + PLOT_HEIGHT + MARGIN_BOTTOM
-    left, right, bottom = MARGIN_LEFT, WIDTH - MARGIN_RIGHT, top + PLOT_HEIGHT
     x_step, x_top = axis_scale(x_max)
-    y_step, y_top = axis_scale(y_max)
-
-    def px(x: float) -> float:
-        return left + (right - left) * min(x, x_top) / x_top
-
-    def py(y: float) -> float:
-        return bottom - (bottom - top) * min(y, y_top) / y_top
-
-    out = [f"<svg viewBox=\"0 0 {WIDTH} {height}\" width=\"{WIDTH}\" height=\"{height}\" "
-           f"role=\"img\" aria-label=\"{escape(label)}\">", f"<title>{escape(label)}</title>"]
-    out += legend
-    for index in range(round(y_top / y_step) + 1):
-        y = py(index * y_step)
-        out.append(f"<line class=\"grid\" x1=\"{left}\" y1=\"{svg_num(y)}\" x2=\"{right}\" "
-                   f"y2=\"{svg_num(y)}\"/>")
-        out.append(f"<text x=\"{left - 6}\" y=\"{svg_num(y + 4)}\" text-anchor=\"end\">"
-                   f"{tick_label(index * y_step, y_step)}</text>")
-    for index in range(round(x_top / x_step) + 1):
-        x = px(index * x_step)
-        out.append(f"<line class=\"grid\" x1=\"{svg_num(x)}\" y1=\"{top}\" x2=\"{svg_num(x)}\" "
-                   f"y2=\"{bottom}\"/>")
-        out.append(f"<text x=\"{svg_num(x)}\" y=\"{bottom + 16}\" text-anchor=\"middle\">"
-                   f"{tick_label(index * x_step, x_step)}</text>")
-    out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{bottom}\" x2=\"{right}\" "
-               f"y2=\"{bottom}\"/>")
-    out.append(f"<line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{bottom}\"/>")
-    out.append(f"<text x=\"{svg_num((left + right) / 2)}\" y=\"{bottom + 36}\" "
-               f"text-anchor=\"middle\">{escape(x_title)}</text>")
-    middle = (top + bottom) / 2
-    out.append(f"<text x=\"14\" y=\"{svg_num(middle)}\" text-anchor=\"middle\" "
-               f"transform=\"rotate(-90 14 {svg_num(middle)})\">{escape(y_title)}</text>")
+    x_ticks = [(index * x_step, tick_label(index * x_step, x_step))
+               for index in range(round(x_top / x_step) + 1)]
+    out, plot = plot_frame(names, x_top, x_ticks, y_max, x_title, y_title, label, clip_x=True)
+    px, py = plot.px, plot.py
+    left, right, top, bottom = plot.left, plot.right, plot.top, plot.bottom
+    x_top, y_top = plot.x_top, plot.y_top
     if diagonal:
         end = min(x_top, y_top)
         out.append(f"<line x1=\"{svg_num(px(0))}\" y1=\"{svg_num(py(0))}\" "
