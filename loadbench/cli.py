@@ -193,7 +193,7 @@ def run(
     """Run a scenario file and save its result under results/."""
     from loadbench.report.console import LiveProgress, print_summary, threshold_failures
     from loadbench.runner import check_scenario, run_scenario
-    from loadbench.scenario import load_scenario
+    from loadbench.scenario_load import load_scenario
 
     if report not in ("md", "none"):
         raise BadInput(f"--report {report!r}: use md or none")
@@ -594,7 +594,7 @@ def validate(
     """Check scenario files without running them: everything `run` checks before it starts
     (syntax, values, headers, URLs, origins, thresholds, executor, target app module)."""
     from loadbench.runner import check_scenario
-    from loadbench.scenario import load_scenario
+    from loadbench.scenario_load import load_scenario
 
     for path in scenarios:
         scenario, _ = load_scenario(path)
@@ -625,7 +625,7 @@ def claims(
     from loadbench.report.console import LiveProgress
     from loadbench.result import check_output, result_file_stem, write_atomic
     from loadbench.runner import run_scenario
-    from loadbench.scenario import load_scenario
+    from loadbench.scenario_load import load_scenario
 
     names = only or list(CLAIM_SCENARIOS)
     unknown = [name for name in names if name not in CLAIM_SCENARIOS]

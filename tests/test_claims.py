@@ -7,7 +7,7 @@ import pytest
 from loadbench.claims import CLAIM_SCENARIOS, ClaimOutcome, fill, render
 from loadbench.result import ThresholdResult, load_result
 from loadbench.runner import run_scenario
-from loadbench.scenario import load_scenario
+from loadbench.scenario_load import load_scenario
 from loadbench.thresholds import evaluate_all
 
 # thresholds whose outcome does not depend on a quiet machine, even for short runs

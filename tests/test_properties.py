@@ -26,7 +26,8 @@ from loadbench.compare import compare_results
 from loadbench.errors import LoadbenchError
 from loadbench.report import REPORTERS, load_reporter
 from loadbench.result import Result, load_result
-from loadbench.scenario import Scenario, load_scenario, validate_scenario
+from loadbench.scenario import Scenario, validate_scenario
+from loadbench.scenario_load import load_scenario
 from loadbench.thresholds import METRICS, Threshold, evaluate_all, parse_all, parse_threshold
 from loadbench.units import parse_duration, parse_rate, parse_size
 
