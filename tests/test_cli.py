@@ -570,3 +570,28 @@ def test_bench_refuses_a_zero_window_and_processes_without_multiprocess(args, me
     result = invoke("bench", "http://127.0.0.1:9/", *args)
     assert result.exit_code == 2
     assert message in result.output and result.output.count("\n") == 1
+
+
+def test_claims_refuses_a_threshold_typo_before_any_run(tmp_path, monkeypatch):
+    """A typo in the last claim scenario's thresholds is exit 2 before the first run starts,
+    not after the earlier claims were measured."""
+    import loadbench.runner as runner_module
+
+    started = []
+    monkeypatch.setattr(runner_module, "run_scenario",
+                        lambda *args, **kwargs: started.append(args) or 1 / 0)
+    body = """\
+        name: {name}
+        target: {{url: "http://127.0.0.1:9"}}
+        requests: [{{path: /}}]
+        duration: 1s
+        runs: [{{name: g}}]
+        thresholds: ["{threshold}"]
+        """
+    scenario_file(tmp_path, body.format(name="gather", threshold="g.p99 < 1s"), "gather.yaml")
+    scenario_file(tmp_path, body.format(name="cpu", threshold="g.p99 < 1 parsec"), "cpu.yaml")
+    result = invoke("claims", "--scenarios", str(tmp_path), "--only", "gather", "--only", "cpu",
+                    "-o", str(tmp_path / "claims.md"), "--out", str(tmp_path / "results"))
+    assert result.exit_code == 2, result.output
+    assert "cpu.yaml" in result.output and "parsec" in result.output, result.output
+    assert started == []
