@@ -580,6 +580,7 @@ def test_claims_refuses_a_threshold_typo_before_any_run(tmp_path, monkeypatch):
     started = []
     monkeypatch.setattr(runner_module, "run_scenario",
                         lambda *args, **kwargs: started.append(args) or 1 / 0)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a crash log, if any
     body = """\
         name: {name}
         target: {{url: "http://127.0.0.1:9"}}
