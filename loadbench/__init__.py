@@ -12,7 +12,7 @@ __all__ = ["Scenario", "load_scenario", "run_scenario", "Result", "load_result",
 
 _EXPORTS = {
     "Scenario": "loadbench.scenario",
-    "load_scenario": "loadbench.scenario",
+    "load_scenario": "loadbench.scenario_load",
     "run_scenario": "loadbench.runner",
     "Result": "loadbench.result",
     "load_result": "loadbench.result_io",
@@ -22,7 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from loadbench.result import Result
     from loadbench.result_io import load_result
     from loadbench.runner import run_scenario
-    from loadbench.scenario import Scenario, load_scenario
+    from loadbench.scenario import Scenario
+    from loadbench.scenario_load import load_scenario
 
 
 def __getattr__(name: str):

@@ -1,15 +1,9 @@
-"""Scenario files: pydantic models plus YAML loading whose errors name file, line and field.
-
-Overrides (`--set`, `--duration`) are applied to the raw YAML data before validation, so a
-bad override is reported exactly like a bad file and nothing unvalidated reaches a run.
-"""
+"""Scenario models (pydantic, frozen) and their validation; reading YAML files with
+`--set` overrides lives in `scenario_load`, error wording in `validation_message`."""
 
 from __future__ import annotations
 
-import difflib
-import functools
 import hashlib
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -338,88 +332,7 @@ def scenario_schema() -> dict:
     return {"$schema": JSON_SCHEMA_DIALECT, **Scenario.model_json_schema()}
 
 
-# ---------------------------------------------------------------- loading
-
-
-def load_scenario(
-    path: str | Path,
-    overrides: list[str] | None = None,
-    duration: str | None = None,
-) -> tuple[Scenario, str]:
-    """Read, override and validate a scenario; return it with the file's sha256."""
-    import yaml
-
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read scenario: {exc.strerror or exc}") from None
-    text = raw.decode("utf-8", errors="replace")
-    try:
-        root, data = _load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"{where}: invalid YAML: {problem}") from None
-    except RecursionError:
-        raise ScenarioError(f"{path}: invalid YAML: nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise ScenarioError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ScenarioError(f"{path}:1: a scenario must be a mapping with keys such as "
-                            "name, requests, runs")
-    data.setdefault("name", path.stem)
-    blame: dict[tuple, str] = {}  # a value an option set is the option's fault, not a line's
-    for item in overrides or []:
-        blame[apply_override(data, item)] = f"--set {item}"
-    if duration is not None:
-        data["duration"] = duration
-        blame[("duration",)] = f"--duration {duration}"
-    scenario = validate_scenario(data, source=str(path), root=root, blame=blame)
-    return scenario, hashlib.sha256(raw).hexdigest()
-
-
-def _load_yaml(text: str) -> tuple[Any, Any]:
-    """Parse once: the node tree (for line numbers) and the data, duplicate keys refused."""
-    loader = _strict_loader()(text)
-    try:
-        root = loader.get_single_node()
-        return root, (loader.construct_document(root) if root is not None else None)
-    finally:
-        loader.dispose()
-
-
-@functools.cache
-def _strict_loader() -> type:
-    """A SafeLoader whose mappings refuse a key given twice (PyYAML keeps the last one
-    silently); merge keys (`<<: *base`) may still be overridden, as YAML intends."""
-    import yaml
-
-    class DuplicateKey(yaml.constructor.ConstructorError):
-        pass
-
-    class StrictLoader(yaml.SafeLoader):
-        def construct_mapping(self, node, deep=False):
-            if isinstance(node, yaml.MappingNode):
-                first_line: dict[Any, int] = {}
-                for key_node, _value in node.value:
-                    if key_node.tag == "tag:yaml.org,2002:merge":
-                        continue
-                    key = self.construct_object(key_node, deep=True)
-                    try:
-                        line = first_line.get(key)
-                    except TypeError:  # unhashable: SafeLoader reports it below
-                        continue
-                    if line is not None:
-                        raise DuplicateKey(
-                            None, None, f"duplicate key {key!r} (first at line {line}); "
-                            "give each key once", key_node.start_mark)
-                    first_line[key] = key_node.start_mark.line + 1
-            return super().construct_mapping(node, deep=deep)
-
-    return StrictLoader
-
+# ---------------------------------------------------------------- validation
 
 MAX_NESTING = 64
 MAX_NODES = 1_000_000
@@ -433,7 +346,10 @@ def validate_scenario(data: dict, source: str = "<scenario>", root: Any = None,
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_format_validation_error(exc, source, root, blame or {})) from None
+        from loadbench.validation_message import format_validation_error
+
+        raise ScenarioError(format_validation_error(exc, Scenario, source, root,
+                                                    blame or {})) from None
 
 
 def _check_shape(data: Any, source: str) -> None:
@@ -466,149 +382,3 @@ def _check_shape(data: Any, source: str) -> None:
         on_path.add(key)
         stack.append((node, depth, True))
         stack.extend((child, depth + 1, False) for child in children)
-
-
-def apply_override(data: dict, item: str) -> tuple:
-    """Apply `a.b.c=value` in place; list items are addressed by `name` or index.
-
-    Returns where the value went, e.g. ("runs", 1, "concurrency"), for error messages."""
-    import yaml
-
-    key, sep, value_text = item.partition("=")
-    if not sep or not key.strip():
-        raise ScenarioError(f"--set {item!r}: use KEY=VALUE, e.g. runs.gather.concurrency=100")
-    try:
-        value = yaml.safe_load(value_text) if value_text.strip() else ""
-    except (yaml.YAMLError, RecursionError, ValueError):
-        value = value_text
-    parts = key.strip().split(".")
-    node: Any = data
-    loc: list[str | int] = []
-    for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
-        where = ".".join(parts[: depth + 1])
-        if isinstance(node, list):
-            index = _list_index(node, part)
-            if index is None:
-                names = [str(x.get("name")) for x in node if isinstance(x, dict) and "name" in x]
-                raise ScenarioError(f"--set {key}: no item {part!r} in {where.rpartition('.')[0]}; "
-                                    f"valid: {', '.join(names) or 'an index'}")
-            loc.append(index)
-            if last:
-                node[index] = value
-            else:
-                node = node[index]
-        elif isinstance(node, dict):
-            loc.append(part)
-            if last:
-                node[part] = value
-            else:
-                node = node.setdefault(part, {})
-        else:
-            raise ScenarioError(f"--set {key}: {where.rpartition('.')[0]} is not a mapping or list")
-    return tuple(loc)
-
-
-def _list_index(items: list, part: str) -> int | None:
-    for index, item in enumerate(items):
-        if isinstance(item, dict) and str(item.get("name")) == part:
-            return index
-    if part.lstrip("-").isdecimal() and -len(items) <= int(part) < len(items):
-        return int(part) % len(items)
-    return None
-
-
-def _format_validation_error(exc: ValidationError, source: str, root: Any,
-                             blame: dict[tuple, str]) -> str:
-    errors = exc.errors()
-    first = errors[0]
-    loc = tuple(first.get("loc", ()))
-    field = _dotted(loc)
-    option = next((label for at, label in blame.items() if at and loc[:len(at)] == at), None)
-    line = _line_of(root, loc, key=first.get("type") == "extra_forbidden")
-    where = option or (f"{source}:{line}" if line else source)
-    message = _describe(first, loc)
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    prefix = f"{field}: " if field else ""
-    return f"{where}: {prefix}{message}{more}"
-
-
-def _describe(error: dict, loc: tuple) -> str:
-    kind = error.get("type", "")
-    if kind == "extra_forbidden":
-        name = str(loc[-1]) if loc else ""
-        valid = _valid_keys(loc[:-1])
-        guess = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-        hint = f"; did you mean {guess[0]!r}?" if guess else f"; valid keys: {', '.join(valid)}"
-        return f"unknown key{hint}"
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return f"invalid value {error.get('input')!r}; expected {expected}"
-    if kind == "missing":
-        return "required key is missing"
-    message = str(error.get("msg", "invalid value"))
-    return message.removeprefix("Value error, ")
-
-
-def _valid_keys(parent_loc: tuple) -> list[str]:
-    model: Any = Scenario
-    for part in parent_loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
-        if field is None:
-            return []
-        model = _inner_model(field.annotation)
-        if model is None:
-            return []
-    return list(model.model_fields) if hasattr(model, "model_fields") else []
-
-
-def _inner_model(annotation: Any) -> Any:
-    import typing
-
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _dotted(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("function-after", "function-before") or str(part).startswith("function-"):
-            continue
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _line_of(root: Any, loc: tuple, key: bool = False) -> int | None:
-    """1-based line of the YAML node at `loc` (the key's line for unknown keys)."""
-    import yaml
-
-    node = root
-    best = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    best = key_node.start_mark.line + 1
-                    node = value_node if not (key and part == loc[-1]) else key_node
-                    break
-            else:
-                return best
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                node = node.value[part]
-                best = node.start_mark.line + 1
-            else:
-                return best
-        else:
-            return best
-    return node.start_mark.line + 1 if node is not None else best

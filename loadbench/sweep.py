@@ -32,7 +32,8 @@ from loadbench.result import (
     ThresholdResult,
 )
 from loadbench.runner import NullProgress
-from loadbench.scenario import Scenario, load_scenario, validate_scenario
+from loadbench.scenario import Scenario, validate_scenario
+from loadbench.scenario_load import load_scenario
 from loadbench.thresholds import Threshold, parse_all
 from loadbench.units import parse_duration, parse_rate
 

@@ -9,7 +9,7 @@ from loadbench.report.claims import ClaimOutcome, fill, render
 from loadbench.result import ThresholdResult
 from loadbench.result_io import load_result
 from loadbench.runner import run_scenario
-from loadbench.scenario import load_scenario
+from loadbench.scenario_load import load_scenario
 from loadbench.thresholds import evaluate_all
 
 # thresholds whose outcome does not depend on a quiet machine, even for short runs

@@ -151,7 +151,7 @@ def test_target_is_stopped_when_a_run_raises(tmp_path, repo_root, monkeypatch):
 
     monkeypatch.setattr(target_module.TargetProcess, "start", recording_start)
     monkeypatch.setattr(runner_module, "execute", exploding_execute)
-    scenario, _ = __import__("loadbench.scenario", fromlist=["x"]).load_scenario(
+    scenario, _ = __import__("loadbench.scenario_load", fromlist=["x"]).load_scenario(
         repo_root / "scenarios/smoke.yaml")
     with pytest.raises(RuntimeError, match="boom"):
         runner_module.run_scenario(scenario)
@@ -314,12 +314,12 @@ def test_staged_open_loop_ramps(target_url):
 
 def test_internal_error_exits_70_with_one_line_and_a_log(tmp_path, monkeypatch):
     """A bug is not a failed threshold: exit 70, one line, the traceback in a log file."""
-    import loadbench.scenario
+    import loadbench.scenario_load
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(loadbench.scenario, "load_scenario", broken)
+    monkeypatch.setattr(loadbench.scenario_load, "load_scenario", broken)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     result = CliRunner().invoke(app, ["validate", "x.yaml"])
     assert result.exit_code == 70
@@ -332,7 +332,7 @@ def test_internal_error_exits_70_with_one_line_and_a_log(tmp_path, monkeypatch):
 
 
 def test_internal_error_exits_70_in_a_real_process(tmp_path):
-    code = ("import sys, loadbench.scenario as s\n"
+    code = ("import sys, loadbench.scenario_load as s\n"
             "def broken(*a, **k): raise KeyError('nope')\n"
             "s.load_scenario = broken\n"
             "sys.argv = ['loadbench', 'validate', 'x.yaml']\n"
@@ -478,12 +478,12 @@ def test_exits_and_usage_errors_inside_a_command_are_not_internal_errors(monkeyp
     crash, so neither may become exit 70."""
     import typer
 
-    import loadbench.scenario
+    import loadbench.scenario_load
 
     def raising(*args, **kwargs):
         raise typer.Exit(1) if raised == "exit" else typer.BadParameter("nope")
 
-    monkeypatch.setattr(loadbench.scenario, "load_scenario", raising)
+    monkeypatch.setattr(loadbench.scenario_load, "load_scenario", raising)
     assert runner.invoke(app, ["validate", "x.yaml"]).exit_code == code
 
 
@@ -570,3 +570,29 @@ def test_bench_refuses_a_zero_window_and_processes_without_multiprocess(args, me
     result = invoke("bench", "http://127.0.0.1:9/", *args)
     assert result.exit_code == 2
     assert message in result.output and result.output.count("\n") == 1
+
+
+def test_claims_refuses_a_threshold_typo_before_any_run(tmp_path, monkeypatch):
+    """A typo in the last claim scenario's thresholds is exit 2 before the first run starts,
+    not after the earlier claims were measured."""
+    import loadbench.runner as runner_module
+
+    started = []
+    monkeypatch.setattr(runner_module, "run_scenario",
+                        lambda *args, **kwargs: started.append(args) or 1 / 0)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a crash log, if any
+    body = """\
+        name: {name}
+        target: {{url: "http://127.0.0.1:9"}}
+        requests: [{{path: /}}]
+        duration: 1s
+        runs: [{{name: g}}]
+        thresholds: ["{threshold}"]
+        """
+    scenario_file(tmp_path, body.format(name="gather", threshold="g.p99 < 1s"), "gather.yaml")
+    scenario_file(tmp_path, body.format(name="cpu", threshold="g.p99 < 1 parsec"), "cpu.yaml")
+    result = invoke("claims", "--scenarios", str(tmp_path), "--only", "gather", "--only", "cpu",
+                    "-o", str(tmp_path / "claims.md"), "--out", str(tmp_path / "results"))
+    assert result.exit_code == 2, result.output
+    assert "cpu.yaml" in result.output and "parsec" in result.output, result.output
+    assert started == []

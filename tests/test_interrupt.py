@@ -303,6 +303,20 @@ def test_interrupt_sweep(tmp_path):
     assert json.loads(saved.read_text())["interrupted"] is True
 
 
+def test_interrupt_while_writing_the_sweep(tmp_path):
+    """SIGINT while the sweep JSON is written: the file is still complete and says
+    "interrupted" (signals are deferred while saving, as for run and bench)."""
+    out = tmp_path / "sweeps"
+    with FaultServer() as server, LoadbenchProcess(
+            ["sweep", server.url(), "--slo", "p99 < 1s", "--from", "50/s", "--to", "60/s",
+             "--step-duration", "300ms", "--warmup", "0s", "--refine", "0", "-c", "2",
+             "--out", str(out)], cwd=tmp_path, script=SLOW_WRITE) as loadbench:
+        loadbench.wait_for_line("writing the result")
+        assert "interrupted; partial sweep saved" in stop_alone(loadbench, signal.SIGINT)
+    [saved] = list(out.glob("sweep-*.json"))
+    assert json.loads(saved.read_text())["interrupted"] is True
+
+
 @pytest.mark.timeout(90)
 def test_interrupt_on_the_dask_executor(tmp_path):
     """Ctrl-C while two shards run on a Dask LocalCluster: exit 130, the partial result

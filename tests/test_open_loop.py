@@ -53,7 +53,7 @@ def test_open_loop_matches_analytic_quantiles_and_closed_loop_cannot(target_url)
 
 @pytest.mark.timeout(60)
 def test_shipped_coordinated_omission_scenario(repo_root, target_url):
-    from loadbench.scenario import load_scenario
+    from loadbench.scenario_load import load_scenario
     from loadbench.thresholds import evaluate_all
 
     scenario, _ = load_scenario(repo_root / "scenarios/coordinated_omission.yaml",

@@ -28,7 +28,8 @@ from loadbench.metrics import METRICS
 from loadbench.report import REPORTERS, load_reporter
 from loadbench.result import Result
 from loadbench.result_io import load_result
-from loadbench.scenario import Scenario, load_scenario, validate_scenario
+from loadbench.scenario import Scenario, validate_scenario
+from loadbench.scenario_load import load_scenario
 from loadbench.thresholds import Threshold, evaluate_all, parse_all, parse_threshold
 from loadbench.units import parse_duration, parse_rate, parse_size
 

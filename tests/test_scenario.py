@@ -5,7 +5,8 @@ import textwrap
 import pytest
 
 from loadbench.errors import ScenarioError
-from loadbench.scenario import load_scenario, scenario_schema
+from loadbench.scenario import scenario_schema
+from loadbench.scenario_load import load_scenario
 
 GOOD = """\
 name: demo
@@ -143,7 +144,7 @@ def test_duplicate_key_names_both_lines(tmp_path):
 
 
 def test_merge_keys_may_still_override():
-    from loadbench.scenario import _load_yaml
+    from loadbench.scenario_load import _load_yaml
 
     _root, data = _load_yaml("base: &b {x: 1, y: 1}\nrun:\n  <<: *b\n  x: 2\n")
     assert data["run"] == {"x": 2, "y": 1}
