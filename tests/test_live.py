@@ -86,3 +86,29 @@ def unused_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
+
+
+def test_a_finished_run_gets_a_tick_only_when_it_holds():
+    """An unreachable, rate-not-reached or erroring run is not printed as a green ✓."""
+    import json
+    from pathlib import Path
+
+    from loadbench.result import Result
+
+    fixed = Result.model_validate(json.loads(
+        (Path(__file__).parent / "data" / "result_fixed.json").read_text()))
+    good = fixed.run("sequential")
+    lines = {}
+    for label, run in {
+        "good": good,
+        "errors": fixed.run("notfound"),
+        "invalid": good.model_copy(update={"verdict": "invalid: target unreachable",
+                                           "verdict_evidence": ["connection refused"]}),
+    }.items():
+        out = io.StringIO()
+        LiveProgress(Console(file=out, width=200), enabled=False).run_finished(run)
+        lines[label] = out.getvalue()
+    assert lines["good"].startswith("✓ sequential: 97 requests")
+    assert lines["errors"].startswith("! notfound: 500 requests")
+    assert lines["invalid"].startswith("✗ sequential:")
+    assert "invalid: target unreachable: connection refused" in lines["invalid"]

@@ -407,7 +407,13 @@ def test_every_step_passed_headline_says_at_least_not_knee():
     assert "knee" not in text.replace("No knee found", "")
     assert text.startswith("No knee found: every step passed, so the sustainable rate is at "
                            "least the highest rate tried (1,000 req/s offered")
-    assert text in render_markdown(result)
+    markdown = render_markdown(result)
+    assert text in markdown
+    # the table agrees with the headline: the last step is the highest tried, not a knee
+    assert "(knee)" not in markdown and "pass (highest tried)" in markdown
+    from loadbench.report.sweep import render_html
+
+    assert "(knee)" not in render_html(result)
 
 
 def server_error_step(rate: float, index: int = 0) -> SweepStep:

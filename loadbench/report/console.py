@@ -94,8 +94,12 @@ class LiveProgress:
         self._name = ""
         self._status = "finishing"
         self._started = time.monotonic()
+        # a tick only for a measurement that holds: an invalid run or one with errors is not
+        # a green result, whatever its figures
+        mark = "[green]✓[/green]" if run.verdict == "valid" and not run.error_rate else (
+            "[red]✗[/red]" if run.verdict != "valid" else "[yellow]![/yellow]")
         self.console.print(
-            f"[green]✓[/green] {run.name}: {run.requests} requests, {rate(run.rps)} req/s, "
+            f"{mark} {run.name}: {count(run.requests)} requests, {rate(run.rps)} req/s, "
             f"p99 {ms(run.latency_ms.p99)} ms, errors {pct(run.error_rate)}"
         )
         for warning in run.warnings:

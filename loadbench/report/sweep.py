@@ -73,9 +73,12 @@ def _setup(result: SweepResult) -> str:
             "bisection steps")
 
 
-def _verdict(step: SweepStep, knee: float | None) -> str:
+def _verdict(step: SweepStep, result: SweepResult) -> str:
     if step.passed:
-        return "pass (knee)" if step.rate == knee else "pass"
+        if step.rate != result.knee:
+            return "pass"
+        # no step failed (limit "to"): the highest rate tried is a lower bound, not a knee
+        return "pass (highest tried)" if result.limit == "to" else "pass (knee)"
     return f"FAIL: {step.reason}"
 
 
@@ -98,7 +101,7 @@ def console_table(result: SweepResult):
                    "client CPU", "step", "result"):
         table.add_column(column, justify="left" if column in ("step", "result") else "right")
     for step in result.curve:
-        verdict = _verdict(step, result.knee)
+        verdict = _verdict(step, result)
         style = "green" if step.passed else "red"
         table.add_row(rate(step.rate), rate(step.achieved), ms(step.p50), ms(step.p90),
                       ms(step.p99), pct(step.error_rate), f"{step.cpu:.0%}",
@@ -156,7 +159,7 @@ def _curve_table(result: SweepResult) -> list[str]:
         out.append(f"| {rate(step.rate)} | {rate(step.achieved)} | {ms(step.p50)} "
                    f"| {ms(step.p90)} | {ms(step.p99)} | {pct(step.error_rate)} "
                    f"| {step.cpu:.0%} | {step.index + 1} {step.phase} "
-                   f"| {cell(_verdict(step, result.knee))} |")
+                   f"| {cell(_verdict(step, result))} |")
     if not result.curve:
         out.append("| - | - | - | - | - | - | - | - | no step completed |")
     return out + [""]
@@ -225,7 +228,7 @@ def _html_steps(result: SweepResult) -> list[str]:
               "errors", "late", "client CPU", "step", "result"]
     rows = [[rate(s.rate), rate(s.achieved), ms(s.p50), ms(s.p90), ms(s.p99), ms(s.p99_9),
              pct(s.error_rate), count(s.late_requests), f"{s.cpu:.0%}",
-             f"{s.index + 1} {s.phase}", _verdict(s, result.knee)] for s in result.curve]
+             f"{s.index + 1} {s.phase}", _verdict(s, result)] for s in result.curve]
     return ["<h2>Steps</h2>"] + html_table(header, rows, set(range(0, 9)))
 
 
