@@ -243,7 +243,7 @@ def run(
 def _check_reached(result, saved: str = "") -> None:
     """Exit 3 when a run never got a connection (the verdict says so): its figures are
     failed attempts, not a measurement of anything."""
-    from loadbench.runner import UNREACHABLE
+    from loadbench.merge import UNREACHABLE
 
     for run in result.runs:
         if run.verdict == UNREACHABLE:

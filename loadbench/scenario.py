@@ -262,9 +262,9 @@ class Scenario(_Model):
     @field_validator("executor")
     @classmethod
     def _executor(cls, value: str) -> str:
-        if value != "local":  # the parser lives with the executor; only Dask users import it
-            from loadbench.clients.dask_executor import parse_executor
+        if value != "local":  # the parser lives with the executors (a light import)
             from loadbench.errors import BadInput
+            from loadbench.executors import parse_executor
 
             try:
                 parse_executor(value)

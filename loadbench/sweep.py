@@ -396,7 +396,7 @@ def judge_step(run: RunResult, rate: float, phase: Phase, index: int,
                interrupted: bool = False, grace_s: float = 5.0) -> SweepStep:
     """A step fails on any failed SLO, a missed rate, a saturated generator, no successful
     response at all, or a schedule that had not drained `grace_s` after the step."""
-    from loadbench.runner import RATE_NOT_REACHED, SATURATION_UTILISATION, SATURATION_WARNING
+    from loadbench.merge import RATE_NOT_REACHED, SATURATION_UTILISATION, SATURATION_WARNING
 
     bound = run.model_copy(update={"name": STEP_RUN})
     outcomes: list[ThresholdResult] = []
@@ -457,7 +457,7 @@ def sweep_base(
         raise BadInput(f"{target!r}: give an http(s):// URL or a scenario .yaml file")
     scenario, sha = load_scenario(path)
     chosen = _pick_run(scenario, run, path)
-    from loadbench.runner import effective_target
+    from loadbench.plan import effective_target
 
     data = scenario.model_dump(mode="json")
     run_data = chosen.model_dump(mode="json")
@@ -627,7 +627,7 @@ def _interrupted_step(index: int, rate: float, phase: Phase) -> SweepStep:
 
 def _check_reachable(run: RunResult) -> None:
     """No request of the first step got a connection: the target is not there (exit 3)."""
-    from loadbench.runner import UNREACHABLE
+    from loadbench.merge import UNREACHABLE
 
     if run.verdict == UNREACHABLE:
         raise TargetError(f"cannot reach the target: {'; '.join(run.verdict_evidence)} "

@@ -10,8 +10,8 @@ import psutil
 import pytest
 
 from loadbench.errors import BadInput, ResultFileError, ScenarioError
+from loadbench.merge import SATURATION_WARNING
 from loadbench.result import ClientCpu, LatencySummary, Pacing, RunResult
-from loadbench.runner import SATURATION_WARNING
 from loadbench.sweep import (
     SweepStep,
     judge_step,
