@@ -66,7 +66,6 @@ __all__ = [
 SWEEP_SCHEMA_VERSION = 1
 DEFAULT_CONNECTIONS = 200
 STEP_RUN = "step"  # the run name SLOs are bound to: `p99 < 100ms` means `step.p99 < 100ms`
-RATE_TOLERANCE = 0.95  # a step must complete >= 95 % of the offered rate
 RESOLUTION = 0.01  # bisection stops once the bracket is narrower than 1 % of the rate
 BUSY_CONNECTIONS = 0.9  # Little's law: throughput x service time >= 90 % of connections
 SERVICE_GROWTH = 1.5  # ...while service time stayed within 1.5x of the lowest step's
@@ -395,8 +394,10 @@ def judge_step(run: RunResult, rate: float, phase: Phase, index: int,
                thresholds: Sequence[Threshold], *, overran: bool = False,
                interrupted: bool = False, grace_s: float = 5.0) -> SweepStep:
     """A step fails on any failed SLO, a missed rate, a saturated generator, no successful
-    response at all, or a schedule that had not drained `grace_s` after the step."""
-    from loadbench.merge import RATE_NOT_REACHED, SATURATION_UTILISATION, SATURATION_WARNING
+    response at all, or a schedule that had not drained `grace_s` after the step. Whether
+    the rate was reached and the generator saturated is `merge`'s judgement (the run's
+    verdict); this only applies it to the step."""
+    from loadbench.merge import GENERATOR_BOUND, RATE_NOT_REACHED, rate_reached
 
     bound = run.model_copy(update={"name": STEP_RUN})
     outcomes: list[ThresholdResult] = []
@@ -409,14 +410,14 @@ def judge_step(run: RunResult, rate: float, phase: Phase, index: int,
     errors = sum(run.errors.values())
     if run.requests == 0 or errors >= run.requests:
         failures.append("no successful response")
-    if run.rps < RATE_TOLERANCE * rate:
+    if not rate_reached(run.rps, rate):
         failures.append(f"rate not reached: {run.rps:.1f}/s of {rate:g}/s offered")
     elif run.verdict == RATE_NOT_REACHED:  # answered in time, but the generator fell behind
         failures.append(f"rate not reached: {'; '.join(run.verdict_evidence)}")
-    saturated = (SATURATION_WARNING in run.warnings
-                 or run.client_cpu.utilisation >= SATURATION_UTILISATION)
+    saturated = run.verdict == GENERATOR_BOUND
     if saturated:
-        failures.append(f"generator saturated (client CPU {run.client_cpu.utilisation:.0%})")
+        failures.append(f"generator saturated (client CPU {run.client_cpu.utilisation:.0%}; "
+                        f"{'; '.join(run.verdict_evidence)})")
     if overran:
         failures.append(f"overran: requests were still queued {grace_s:g}s after the step "
                         "and were stopped")
@@ -457,12 +458,12 @@ def sweep_base(
         raise BadInput(f"{target!r}: give an http(s):// URL or a scenario .yaml file")
     scenario, sha = load_scenario(path)
     chosen = _pick_run(scenario, run, path)
-    from loadbench.plan import effective_target
+    from loadbench.plan import client_layout, effective_target
 
     data = scenario.model_dump(mode="json")
     run_data = chosen.model_dump(mode="json")
     run_data.update(rate=None, stages=None, target=None)
-    if chosen.client != "sequential":
+    if client_layout(chosen.client, chosen.concurrency, chosen.processes).takes_users:
         run_data["concurrency"] = connections or chosen.concurrency or DEFAULT_CONNECTIONS
     if engine is not None:
         run_data["engine"] = engine
@@ -521,6 +522,7 @@ def run_sweep(base: Scenario, plan: SweepPlan, on_step: StepSink | None = None,
     """
     from contextlib import ExitStack
 
+    from loadbench.plan import resolve_shape
     from loadbench.runner import environment
     from loadbench.target import TargetProcess
 
@@ -553,6 +555,7 @@ def run_sweep(base: Scenario, plan: SweepPlan, on_step: StepSink | None = None,
         search(measure, plan)
     knee, limit, notes = summarise(steps, plan)
     run = base.runs[0]
+    shape = resolve_shape(base, run)
     return SweepResult(
         loadbench_version=__version__,
         name=base.name,
@@ -563,9 +566,8 @@ def run_sweep(base: Scenario, plan: SweepPlan, on_step: StepSink | None = None,
         config=SweepConfig(
             start_rate=plan.start_rate, stop_rate=plan.stop_rate, factor=plan.factor,
             refine=plan.refine, step_duration_s=plan.step_duration_s, warmup_s=plan.warmup_s,
-            grace_s=plan.grace_s, client=run.client, engine=run.engine or base.engine,
-            connections=1 if run.client == "sequential" else (run.concurrency or 1),
-            processes=run.processes or (2 if run.client == "multiprocess" else 1),
+            grace_s=plan.grace_s, client=shape.client, engine=shape.engine,
+            connections=shape.concurrency, processes=shape.processes,
             timeout_s=base.timeout),
         environment=env,
         steps=steps,
