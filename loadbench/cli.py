@@ -369,10 +369,10 @@ def bench(
                         ] = "local",
 ) -> None:
     """Load one URL without a scenario file (like wrk)."""
-    from loadbench.bench import bench_scenario
     from loadbench.report.console import LiveProgress, print_summary
     from loadbench.result import check_output, to_json, write_rescued
     from loadbench.runner import run_scenario
+    from loadbench.url_scenario import bench_scenario
 
     if out is not None:
         check_output(out, "--out")

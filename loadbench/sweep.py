@@ -476,7 +476,7 @@ def sweep_base(
 
 def _url_base(url: str, run: str | None, connections: int | None, engine: str | None,
               timeout: str | None) -> Scenario:
-    from loadbench.bench import bench_scenario
+    from loadbench.url_scenario import bench_scenario
 
     if run is not None:
         raise BadInput("--run picks a run of a scenario file; a URL has only one")
