@@ -86,7 +86,7 @@ def render(outcomes: list[ClaimOutcome]) -> str:
             f"- {env.cpu_count} x {env.cpu_model or 'CPU'}, {env.platform}",
             f"- Python {env.python}, loadbench {outcomes[0].result.loadbench_version}, "
             f"git {env.git_commit or '-'}",
-            f"- measured {env.started_at}; generator: {env.engine} engine on {env.loop}; "
+            f"- measured {env.started_at}; generator: {env.engine} engine on {env.target_loop}; "
             "target: uvicorn, 1 worker, started by loadbench on 127.0.0.1",
             "",
         ]

@@ -357,7 +357,8 @@ def comparison_warnings(baseline: Result, current: Result) -> list[str]:
         out.append("the scenario file changed between the two results")
     b_env, c_env = baseline.environment, current.environment
     differences = []
-    for key in ("hostname", "cpu_model", "cpu_count", "python", "platform", "loop", "engine"):
+    for key in ("hostname", "cpu_model", "cpu_count", "python", "platform", "target_loop",
+                "engine"):
         before, after = getattr(b_env, key), getattr(c_env, key)
         if before not in ("", None) and after not in ("", None) and before != after:
             differences.append(f"{key} {before} -> {after}")

@@ -88,13 +88,13 @@ def check_scenario(scenario: Scenario, source: str = "") -> None:
 
 
 
-def environment(loop: str, engine: str) -> Environment:
+def environment(target_loop: str, engine: str) -> Environment:
     return Environment(
         python=platform.python_version(),
         platform=platform.platform(),
         cpu_count=os.cpu_count() or 1,
         cpu_model=_cpu_model(),
-        loop=loop,
+        target_loop=target_loop,
         engine=engine,
         git_commit=_git_commit(),
         started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -78,7 +78,7 @@ def environment_rows(result) -> list[tuple[str, str]]:
         ("python", env.python),
         ("platform", env.platform),
         ("cpu", cpu),
-        ("client loop", env.loop),
+        ("client loop", env.target_loop),
         ("default engine", env.engine),
         ("git commit", env.git_commit or "-"),
         ("started", env.started_at),
