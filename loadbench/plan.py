@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from loadbench.errors import BadInput
 from loadbench.load import LoadPlan, RequestTemplate
 from loadbench.pacing import RateSchedule, Segment
-from loadbench.scenario import RequestSpec, RunSpec, Scenario, TargetSpec
+
+if TYPE_CHECKING:  # the scenario model asks client_layout; plan needs only its types
+    from loadbench.scenario import RequestSpec, RunSpec, Scenario, TargetSpec
 
 DEFAULT_PROCESSES = 2  # multiprocess without `processes`
 
@@ -112,7 +115,7 @@ def effective_target(scenario: Scenario, run: RunSpec) -> TargetSpec:
         update["app"] = None
     if "app" in update:
         update["url"] = None
-    return TargetSpec.model_validate({**scenario.target.model_dump(), **update})
+    return type(scenario.target).model_validate({**scenario.target.model_dump(), **update})
 
 
 def check_origins(base_origin: str, requests: list[RequestSpec]) -> None:
