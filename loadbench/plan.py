@@ -74,10 +74,11 @@ def resolve_shape(scenario: Scenario, run: RunSpec) -> RunShape:
 
 
 def build_schedule(rate: float | None, stages=None) -> RateSchedule | None:
-    """Constant `rate`, or stages ramping linearly from `rate` (or the first stage's rate)."""
+    """Constant `rate`, or stages ramping linearly from `rate` (the run's resolved rate:
+    its own, else the first stage's)."""
     if not stages:
         return RateSchedule.constant(rate) if rate else None
-    current = rate or stages[0].rate
+    current = rate
     segments = []
     for stage in stages:
         segments.append(Segment(stage.duration, current, stage.rate))
