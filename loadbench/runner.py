@@ -122,7 +122,6 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-
 def execute(plan: LoadPlan, shape: RunShape, progress: ProgressSink,
             stop_event: threading.Event | None = None,
             dask=None) -> tuple[list[ShardResult | ShardFailure], Aggregator]:
