@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.peers import nginx  # noqa: E402
-from loadbench.clients.dask_executor import DaskExecutor  # noqa: E402
-from loadbench.clients.multiprocess import run_multiprocess  # noqa: E402
+from loadbench.executors.dask import DaskExecutor  # noqa: E402
+from loadbench.executors.processes import run_multiprocess  # noqa: E402
 from loadbench.load import LoadPlan, RequestTemplate  # noqa: E402
-from loadbench.runner import RunShape, build_run_result  # noqa: E402
+from loadbench.merge import build_run_result  # noqa: E402
+from loadbench.plan import RunShape  # noqa: E402
 from loadbench.shard import ShardResult  # noqa: E402
 from loadbench.stats import Aggregator  # noqa: E402
 

@@ -25,7 +25,7 @@ def fingerprint(result: Result) -> dict:
         run.name: {
             "client": run.client,
             "engine": run.engine,
-            "client loop": env.loop,
+            "client loop": env.target_loop,
             "target loop": run.target.get("loop", "-"),
             "target workers": run.target.get("workers", "-"),
             "target version": run.target.get("version", "-"),

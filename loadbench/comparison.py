@@ -128,8 +128,11 @@ def comparison_warnings(baseline: Result, current: Result) -> list[str]:
         out.append("the scenario file changed between the two results")
     b_env, c_env = baseline.environment, current.environment
     differences = []
-    for key in ("hostname", "cpu_model", "cpu_count", "python", "platform", "loop", "engine"):
-        before, after = getattr(b_env, key), getattr(c_env, key)
+    # the warning keeps schema 1's key `loop` (the field is Environment.target_loop)
+    for key, field in (("hostname", "hostname"), ("cpu_model", "cpu_model"),
+                       ("cpu_count", "cpu_count"), ("python", "python"),
+                       ("platform", "platform"), ("loop", "target_loop"), ("engine", "engine")):
+        before, after = getattr(b_env, field), getattr(c_env, field)
         if before not in ("", None) and after not in ("", None) and before != after:
             differences.append(f"{key} {before} -> {after}")
     if differences:

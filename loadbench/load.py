@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from loadbench.pacing import RateSchedule
 from loadbench.stats import Recorder
@@ -44,9 +44,27 @@ class LoadPlan:
     loop: str = "uvloop"
     http2: bool = False
     verify_tls: bool = True
-    sync: bool = False  # sequential model: a blocking client where the engine has one
+    sync: bool = False  # one blocking user (plan.client_layout decides when)
     source: int = 0
     extra: dict = field(default_factory=dict)
+
+    def split(self, shards: int) -> list[LoadPlan]:
+        """Shard k gets the same users, 1/shards of the rate (phase-shifted) and of the
+        budget; every executor that runs several shards cuts the plan here."""
+        plans = []
+        for index in range(shards):
+            budget = None
+            if self.max_requests is not None:
+                budget = (self.max_requests // shards
+                          + (1 if index < self.max_requests % shards else 0))
+            plans.append(replace(
+                self,
+                source=index,
+                schedule=self.schedule.scaled(1.0 / shards) if self.schedule else None,
+                phase=index / shards if self.schedule else 0.0,
+                max_requests=budget,
+            ))
+        return plans
 
 
 class LoadState:

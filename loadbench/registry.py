@@ -1,4 +1,4 @@
-"""Short name -> import string registries (engines, client models, reporters).
+"""Short name -> import string registries (engines, reporters).
 
 As in uvicorn's LOOP_SETUPS: a variant is one dict entry, imported only when chosen.
 """

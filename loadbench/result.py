@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from loadbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
@@ -168,11 +168,15 @@ class ScenarioInfo(_Model):
 
 
 class Environment(_Model):
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True)
+
     python: str
     platform: str
     cpu_count: int
     cpu_model: str = ""
-    loop: str
+    # the event loop of the target loadbench started; schema 1 writes it as `loop`
+    target_loop: str = Field(validation_alias=AliasChoices("loop", "target_loop"),
+                             serialization_alias="loop")
     engine: str
     git_commit: str | None = None
     started_at: str
@@ -208,7 +212,7 @@ def single_run_result(run: RunResult) -> Result:
     version) stays empty rather than guessed."""
     return Result(loadbench_version="", scenario=ScenarioInfo(
         name="bench", description="one run saved by bench --json"),
-        environment=Environment(python="", platform="", cpu_count=0, loop="",
+        environment=Environment(python="", platform="", cpu_count=0, target_loop="",
                                 engine=run.engine, started_at=""), runs=[run])
 
 

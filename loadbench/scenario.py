@@ -215,9 +215,13 @@ class RunSpec(_Model):
 
     @model_validator(mode="after")
     def _fits_client(self) -> RunSpec:
-        if self.client == "sequential" and (self.concurrency or 1) != 1:
-            raise ValueError("client 'sequential' sends one request at a time: drop 'concurrency'")
-        if self.client != "multiprocess" and self.processes not in (None, 1):
+        from loadbench.plan import client_layout  # the one definition of the client models
+
+        layout = client_layout(self.client, self.concurrency, self.processes)
+        if not layout.takes_users and (self.concurrency or 1) != layout.users:
+            raise ValueError(f"client {self.client!r} sends one request at a time: drop "
+                             "'concurrency'")
+        if not layout.child_processes and self.processes not in (None, 1):
             raise ValueError(f"'processes' needs client 'multiprocess', not {self.client!r}")
         if self.stages is not None and not self.stages:
             raise ValueError("'stages' needs at least one stage")
@@ -256,9 +260,9 @@ class Scenario(_Model):
     @field_validator("executor")
     @classmethod
     def _executor(cls, value: str) -> str:
-        if value != "local":  # the parser lives with the executor; only Dask users import it
-            from loadbench.clients.dask_executor import parse_executor
+        if value != "local":  # the parser lives with the executors (a light import)
             from loadbench.errors import BadInput
+            from loadbench.executors import parse_executor
 
             try:
                 parse_executor(value)

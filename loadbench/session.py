@@ -188,7 +188,7 @@ def check_run_outputs(name: str, out: Path, report: str, junit: Path | None,
 def check_reached(result: Result, saved: str = "") -> None:
     """Exit 3 when a run never got a connection (the verdict says so): its figures are
     failed attempts, not a measurement of anything."""
-    from loadbench.runner import UNREACHABLE
+    from loadbench.merge import UNREACHABLE
 
     for run in result.runs:
         if run.verdict == UNREACHABLE:
@@ -262,9 +262,9 @@ def bench(url: str, out: Path | None, as_json: bool, no_progress: bool, strict: 
           max_body_size: str, **options: Any) -> int:
     """`loadbench bench`: the one-URL scenario (`options`: bench_scenario's) run, printed
     (or one JSON run), saved to `out` when given."""
-    from loadbench.bench import bench_scenario
     from loadbench.runner import run_scenario
     from loadbench.units import parse_size
+    from loadbench.url_scenario import bench_scenario
 
     if out is not None:
         from loadbench.result_io import check_output
@@ -359,7 +359,8 @@ def sweep(target: str, slos: list[str], output: Path | None, out: Path, as_json:
     from loadbench.report.sweep import print_sweep, render_html, render_markdown, step_line
     from loadbench.result import to_json
     from loadbench.result_io import check_output, save_sweep, write_atomic
-    from loadbench.sweep import make_plan, run_sweep, sweep_base
+    from loadbench.sweep import run_sweep, sweep_base
+    from loadbench.sweep_search import make_plan
 
     if output is not None and output.suffix.lower() not in (".md", ".html", ".htm"):
         raise BadInput(f"-o {output}: use a .md or .html file name")

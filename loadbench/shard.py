@@ -1,7 +1,7 @@
 """Run one `LoadPlan` on one event loop and return picklable results.
 
-This is the unit every executor ships: in this process (sequential, gather), in spawned
-child processes (multiprocess) or on Dask workers. Live progress leaves as `Tick`s
+This is the unit every executor ships: in this process, in spawned child processes
+(multiprocess) or on Dask workers. Live progress leaves as `Tick`s
 through `on_tick`; the final figures come back as one `ShardResult`.
 """
 
@@ -150,7 +150,7 @@ def run_shard(
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, request_stop)
     try:
-        if plan.sync and plan.concurrency == 1:
+        if plan.sync:  # one blocking user (plan.client_layout)
             state.ticker = ticker if stop_event is None else _checking(ticker, state,
                                                                        stop_event)
             _sleep_until(start)

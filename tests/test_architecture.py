@@ -29,7 +29,9 @@ MEASURING = (
     "loadbench.shard",
     "loadbench.engines",
     "loadbench.executors",
-    "loadbench.clients",
+    "loadbench.preflight",
+    "loadbench.url_scenario",
+    "loadbench.session",
     "loadbench.target",
     "loadbench.sweep",  # the search; its models live in loadbench.result
     "loadbench.load",
@@ -39,11 +41,7 @@ MEASURING = (
 )
 
 # still over MAX_LINES: each may only shrink; remove an entry once it is under the limit
-KNOWN_OVER = {
-    "loadbench.runner": 738,
-    "loadbench.sweep": 491,
-    "loadbench.clients.dask_executor": 550,
-}
+KNOWN_OVER: dict[str, int] = {}
 
 
 def _module_name(path: Path) -> str:
@@ -79,8 +77,14 @@ def _known(name: str) -> str | None:
 def imports_of(module: str) -> set[str]:
     """Every loadbench module `module` imports, at any depth, lazily or not."""
     tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    # `if TYPE_CHECKING:` imports are annotations only: never executed, not a dependency
+    typing_only = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                   for inner in ast.walk(node)}
     found: set[str] = set()
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from typer.testing import CliRunner
 
-from loadbench.bench import MAX_BODY_SIZE, read_body_file
 from loadbench.cli import app
 from loadbench.errors import BadInput
+from loadbench.url_scenario import MAX_BODY_SIZE, read_body_file
 
 runner = CliRunner()
 BINARY = bytes(range(256)) * 4 + b"\xff\xfe\x00\x80"  # not UTF-8

@@ -12,19 +12,13 @@ import time
 import distributed
 import pytest
 
-from loadbench.clients import ShardFailure
-from loadbench.clients.dask_executor import (
-    SHARD_KEY,
-    ExecutorSpec,
-    assign_workers,
-    check_reachable,
-    parse_executor,
-    run_on_dask,
-)
 from loadbench.errors import BadInput
+from loadbench.executors import ExecutorSpec, ShardFailure, parse_executor
+from loadbench.executors.dask import SHARD_KEY, assign_workers, check_reachable, run_on_dask
 from loadbench.load import LoadPlan, RequestTemplate
+from loadbench.merge import build_run_result
 from loadbench.pacing import RateSchedule
-from loadbench.runner import RunShape, build_run_result
+from loadbench.plan import RunShape
 from loadbench.shard import ShardResult
 from loadbench.stats import Aggregator
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from loadbench.cli import app
 from loadbench.result_io import save_sweep
-from loadbench.sweep import search
+from loadbench.sweep_search import search
 
 runner = CliRunner()
 

@@ -20,7 +20,7 @@ import psutil
 import pytest
 from faultservers import FaultServer, LoadbenchProcess
 
-from loadbench.clients.multiprocess import run_multiprocess
+from loadbench.executors.processes import run_multiprocess
 from loadbench.load import LoadPlan, RequestTemplate
 from loadbench.shard import run_shard
 

@@ -296,7 +296,7 @@ def test_a_header_is_refused_up_front_or_sent_by_both_engines(name, value):
 @example(port=0)
 def test_a_port_is_accepted_only_from_1_to_65535(port):
     """bench, sweep (via bench), target.url and absolute request paths share one rule."""
-    from loadbench.bench import bench_scenario
+    from loadbench.url_scenario import bench_scenario
 
     url = f"http://127.0.0.1:{port}/x"
     valid = port == "" or (  # an empty port means the scheme's default (RFC 3986)

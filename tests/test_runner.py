@@ -121,14 +121,14 @@ def _lag(p99: float):
                                               "event-loop lag p99 25.0 ms (limit 10 ms)"]),
 ])
 def test_generator_bound_verdict_and_its_evidence(cpu, lag_p99, verdict, evidence):
-    from loadbench.runner import saturation_verdict
+    from loadbench.merge import saturation_verdict
 
     loop_lag = None if lag_p99 is None else _lag(lag_p99)
     assert saturation_verdict(cpu, loop_lag, None) == (verdict, evidence)
 
 
 def test_rate_verdict_yields_to_a_generator_bound_one():
-    from loadbench.runner import saturation_verdict
+    from loadbench.merge import saturation_verdict
 
     assert saturation_verdict(0.2, _lag(1.0), _pacing(100.0, 95.0)) == ("valid", [])
     assert saturation_verdict(0.2, _lag(1.0), _pacing(100.0, 94.9)) == (
@@ -178,7 +178,8 @@ def test_the_busiest_shard_decides_the_cpu_verdict(busy_s, verdict):
     from faultservers import FaultServer
 
     from loadbench.load import LoadPlan, RequestTemplate
-    from loadbench.runner import SATURATION_WARNING, RunShape, build_run_result
+    from loadbench.merge import SATURATION_WARNING, build_run_result
+    from loadbench.plan import RunShape
     from loadbench.shard import run_shard
     from loadbench.stats import Aggregator
 
@@ -218,7 +219,7 @@ def test_open_file_limit_is_raised_or_refused_with_what_fits(users, in_use, soft
     import pytest
 
     from loadbench.errors import BadInput
-    from loadbench.runner import fit_open_files, open_files_needed
+    from loadbench.preflight import fit_open_files, open_files_needed
 
     hard = soft + extra
     needed = open_files_needed(users, in_use)

@@ -10,10 +10,11 @@ import psutil
 import pytest
 
 from loadbench.errors import BadInput, ResultFileError, ScenarioError
+from loadbench.merge import SATURATION_WARNING, saturation_verdict
 from loadbench.result import ClientCpu, LatencySummary, Pacing, RunResult, SweepStep
 from loadbench.result_io import load_sweep, save_sweep
-from loadbench.runner import SATURATION_WARNING
-from loadbench.sweep import judge_step, make_plan, run_sweep, search, summarise, sweep_base
+from loadbench.sweep import run_sweep, sweep_base
+from loadbench.sweep_search import judge_step, make_plan, search, summarise
 
 # ---------------------------------------------------------------- fakes
 
@@ -56,18 +57,21 @@ def plan(**kwargs):
 
 
 def run_result(*, rps=100.0, requests=200, p99=20.0, errors=None, cpu=0.1, warnings=(),
-               service_mean=10.0) -> RunResult:
+               service_mean=10.0, loop_lag_p99=None) -> RunResult:
     latency = LatencySummary(p50=p99 / 2, p90=p99 * 0.8, p99=p99, max=p99 * 1.2)
     errors = errors or {}
+    pacing = Pacing(target_rate=rps, achieved_rate=rps, late_requests=0,
+                    schedule_lag_ms=LatencySummary(),
+                    service_time_ms=LatencySummary(mean=service_mean))
+    loop_lag = LatencySummary(p99=loop_lag_p99) if loop_lag_p99 is not None else None
+    verdict, evidence = saturation_verdict(cpu, loop_lag, pacing)  # as merge judges a run
     return RunResult(
         name="gather", client="gather", engine="fast", concurrency=20, processes=1, rate=rps,
         duration_s=1.0, requests=requests, errors=errors, status_codes={"200": requests},
         rps=rps, bytes_received=0, latency_ms=latency, histogram="",
         client_cpu=ClientCpu(user_s=0.1, system_s=0.0, utilisation=cpu),
         warnings=list(warnings), error_rate=sum(errors.values()) / requests if requests else 0,
-        pacing=Pacing(target_rate=rps, achieved_rate=rps, late_requests=0,
-                      schedule_lag_ms=LatencySummary(),
-                      service_time_ms=LatencySummary(mean=service_mean)))
+        pacing=pacing, loop_lag_ms=loop_lag, verdict=verdict, verdict_evidence=evidence)
 
 
 # ---------------------------------------------------------------- search
@@ -171,8 +175,10 @@ def test_judge_step_passes_and_binds_bare_metrics_to_the_step():
 @pytest.mark.parametrize("kwargs, needle", [
     (dict(p99=150), "SLO p99 < 100ms not met (150 ms, limit < 100 ms"),
     (dict(rps=90), "rate not reached: 90.0/s of 100/s offered"),
-    (dict(cpu=0.93), "generator saturated (client CPU 93%)"),
-    (dict(warnings=[SATURATION_WARNING]), "generator saturated"),
+    (dict(cpu=0.93), "generator saturated (client CPU 93%"),
+    (dict(cpu=0.93, warnings=[SATURATION_WARNING]), "generator saturated"),
+    # the run's verdict, not a second judgement: a loop lagging at low CPU is saturated too
+    (dict(loop_lag_p99=30.0), "generator saturated (client CPU 10%; event-loop lag p99 30.0"),
     (dict(errors={"connect": 200}), "no successful response"),
 ])
 def test_judge_step_fails_with_a_reason(kwargs, needle):

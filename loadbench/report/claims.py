@@ -79,8 +79,8 @@ def render(outcomes: list[ClaimOutcome]) -> str:
             f"- {env.cpu_count} x {env.cpu_model or 'CPU'}, {env.platform}",
             f"- Python {env.python}, loadbench {outcomes[0].result.loadbench_version}, "
             f"git {env.git_commit or '-'}",
-            f"- measured {env.started_at}; generator: {env.engine} engine on {env.loop}; "
-            "target: uvicorn, 1 worker, started by loadbench on 127.0.0.1",
+            f"- measured {env.started_at}; generator: {env.engine} engine; target: uvicorn "
+            f"on {env.target_loop}, 1 worker, started by loadbench on 127.0.0.1",
             "",
         ]
     lines += ["## Verdicts", "", "| claim | verdict | key numbers |", "|---|---|---|"]

@@ -87,7 +87,7 @@ def environment_rows(result, *, sweep: bool = False) -> list[tuple[str, str]]:
     if sweep:
         rows.append(("engine", env.engine))
     else:
-        rows += [("client loop", env.loop), ("default engine", env.engine)]
+        rows += [("target loop", env.target_loop), ("default engine", env.engine)]
     return rows + [("git commit", env.git_commit or "-"), ("started", env.started_at)]
 
 

@@ -1,4 +1,5 @@
-"""`loadbench bench URL`: turn wrk-style flags into a one-run scenario."""
+"""A scenario from a URL: `loadbench bench URL` (and `sweep URL`) turn wrk-style flags into
+a one-run scenario."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from urllib.parse import urlsplit
 
 from loadbench.errors import BadInput
 from loadbench.http_syntax import header_problem, shown, url_problem
+from loadbench.plan import client_layout
 from loadbench.scenario import Scenario, validate_scenario
 
 MAX_BODY_SIZE = 64 * 1024**2  # `--body @file` default limit (raise with --max-body-size)
@@ -40,14 +42,15 @@ def bench_scenario(
     if duration is not None and _seconds(duration) == 0:
         raise BadInput(f"-d/--duration {duration}: must be more than 0 (a window of no time "
                        "measures nothing), e.g. 10s")
-    if processes is not None and client != "multiprocess":
+    layout = client_layout(client, connections, processes)
+    if processes is not None and not layout.child_processes:
         raise BadInput(f"-p/--processes {processes} needs --client multiprocess (the "
                        f"{client!r} client runs one process); add --client multiprocess")
     run = {"name": client, "client": client, "engine": engine}
-    if client != "sequential":
+    if layout.takes_users:
         run["concurrency"] = connections
-    if client == "multiprocess":
-        run["processes"] = processes or 2
+    if layout.child_processes:
+        run["processes"] = layout.shards
     if rate is not None:
         run["rate"] = rate
     data = {

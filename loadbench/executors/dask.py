@@ -1,11 +1,11 @@
 """Shards on a Dask cluster: the multiprocess model with worker processes on other machines.
 
-The run is cut with `split_plan` and each shard is one Dask task that calls `run_shard`
-on its own worker. Tasks report "ready", wait for one start instant chosen by the client
-(corrected for each worker's measured clock offset), stream per-second ticks back as Dask
-events and return an encoded `ShardResult`; the client merges them exactly. A worker that
-leaves the cluster turns its shard into a `ShardFailure`; the other shards are kept.
-dask is optional and imported only when a Dask executor is used.
+The run is cut with `LoadPlan.split` and each shard is one Dask task (`dask_worker`) that
+calls `run_shard` on its own worker. Tasks report "ready", wait for one start instant chosen
+by the client (corrected for each worker's measured clock offset), stream per-second ticks
+back as Dask events and return an encoded `ShardResult`; the client merges them exactly. A
+worker that leaves the cluster turns its shard into a `ShardFailure`; the other shards are
+kept. dask is optional and imported only when a Dask executor is used.
 """
 
 from __future__ import annotations
@@ -14,81 +14,42 @@ import contextlib
 import logging
 import os
 import queue as queue_module
-import re
 import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import fields
 from ipaddress import ip_address
 from urllib.parse import urlsplit
 
-from loadbench.clients import ShardFailure
-from loadbench.clients.multiprocess import split_plan
 from loadbench.errors import BadInput
+from loadbench.executors import DASK_HINT, ShardFailure
+from loadbench.executors.dask_worker import (
+    READY_TIMEOUT_S,
+    shard_task,
+    start_name,
+    stop_name,
+    topic_name,
+)
 from loadbench.load import LoadPlan
-from loadbench.shard import ShardResult, run_shard
+from loadbench.shard import ShardResult
 from loadbench.stats import Tick
 
-DASK_HINT = "--executor dask needs the optional dependency: pip install 'loadbench[dask]'"
 SHARD_KEY = "loadbench-shard"
-READY_TIMEOUT_S = 60.0  # every shard's task must be running on its worker within this
 START_DELAY_S = 0.5  # from "all shards ready" to the common start instant
-LATE_START_WARN_S = 0.05
-ABANDONED_AFTER_S = 5.0  # a shard this late is a re-run or a given-up task: it must not load
 CLOCK_UNCERTAINTY_WARN_S = 0.05
 CLOCK_OFFSET_WARN_S = 1.0
-STOP_POLL_S = 0.5  # long-poll of the stop Event on the worker (returns at once when set)
 TICK_GRACE_S = 2.0  # wait this long for ticks still in flight after the last result
 CONNECT_TIMEOUT_S = 10.0
 WORKERS_TIMEOUT_S = 60.0
 DEFAULT_LOCAL_WORKERS = 2
 # the scheduler serves /health and /metrics even without a dashboard, by default on :8787
 LOOPBACK_ANY_PORT = "127.0.0.1:0"
-_ADDRESS = re.compile(r"^(dask|tcp)://(\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+):(\d{1,5})$")
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 TickSink = Callable[[Tick], None]
 _TICK_FIELDS = tuple(f.name for f in fields(Tick))
-
-
-@dataclass(frozen=True)
-class ExecutorSpec:
-    """Where shards run: `local` (this machine's client models) or `dask`.
-
-    `address` None with kind "dask" means a LocalCluster on loopback (`dask-local`).
-    """
-
-    kind: str = "local"
-    address: str | None = None
-
-    @property
-    def remote(self) -> bool:
-        return self.kind == "dask" and self.address is not None
-
-    def __str__(self) -> str:
-        if self.kind == "local":
-            return "local"
-        return "dask-local" if self.address is None else f"dask://{self.address[6:]}"
-
-
-def parse_executor(value: str) -> ExecutorSpec:
-    """`local`, `dask-local`, `dask` ($DASK_SCHEDULER_ADDRESS or dask-local) or
-    `dask://HOST:PORT` (also `tcp://HOST:PORT`, Dask's own spelling)."""
-    text = value.strip()
-    if text == "local":
-        return ExecutorSpec("local")
-    if text == "dask-local":
-        return ExecutorSpec("dask")
-    if text == "dask":
-        env = os.environ.get("DASK_SCHEDULER_ADDRESS", "").strip()
-        return parse_executor(env) if env else ExecutorSpec("dask")
-    match = _ADDRESS.match(text)
-    if match is None or not 0 < int(match.group(3)) < 65536:
-        raise BadInput(f"{value!r} is not an executor: use local, dask-local or "
-                       "dask://HOST:PORT (the address 'dask scheduler' prints, port 8786)")
-    return ExecutorSpec("dask", f"tcp://{match.group(2)}:{match.group(3)}")
 
 
 def _require_distributed():
@@ -97,85 +58,6 @@ def _require_distributed():
     except ImportError:
         raise BadInput(DASK_HINT) from None
     return distributed
-
-
-# ---------------------------------------------------------------- on the worker
-
-
-def dask_setup(worker) -> None:
-    """Worker preload (dask-local): Ctrl-C (or `kill -TERM -PGID`) reaches the whole process
-    group, but the client decides when shards stop, as with multiprocess children; so the
-    workers ignore both. Their nanny stops them through a queue, and kills if need be."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)
-
-
-def _shard_task(plan: LoadPlan, run_id: str, clock_offset: float):
-    """One shard on one Dask worker; returns None when the run was stopped before it began."""
-    from distributed import Event, Variable, get_client, get_worker
-
-    worker = get_worker()
-    client = get_client()
-    topic = _topic(run_id)
-    host = os.uname().nodename
-    worker.log_event(topic, {"kind": "ready", "source": plan.source, "worker": worker.address,
-                             "host": host, "pid": os.getpid(), "cpu_count": os.cpu_count()})
-    start_at = Variable(_start_name(run_id), client=client).get(timeout=READY_TIMEOUT_S)
-    if start_at <= 0:
-        return None
-    local_start = start_at + clock_offset
-    late = time.time() - local_start
-    if late > ABANDONED_AFTER_S:
-        # re-run by the scheduler after its worker died, or freed from a busy worker after
-        # the client gave up on it: the client counts it failed already, so send nothing
-        raise RuntimeError(f"shard {plan.source} began {late:.0f} s after the common start "
-                           "instant; it is not part of the run any more")
-    stop = threading.Event()
-    finished = threading.Event()
-    watcher = threading.Thread(target=_watch_stop, name=f"loadbench-stop-{plan.source}",
-                               args=(Event(_stop_name(run_id), client=client), stop, finished),
-                               daemon=True)
-    watcher.start()
-    ticks_sent = 0
-
-    def on_tick(tick: Tick) -> None:
-        nonlocal ticks_sent
-        ticks_sent += 1
-        worker.log_event(topic, {"kind": "tick", **asdict(tick)})  # non-blocking, batched
-
-    try:
-        result = run_shard(replace(plan, start_at=local_start), on_tick=on_tick,
-                           stop_event=stop, handle_signals=False)
-    finally:
-        finished.set()
-    if late > LATE_START_WARN_S:
-        result.warnings.append(f"shard {plan.source} on {host} started {late:.2f} s after the "
-                               "common start instant")
-    return {"result": result, "ticks": ticks_sent, "worker": worker.address}
-
-
-def _watch_stop(remote_stop, local_stop: threading.Event, finished: threading.Event) -> None:
-    """Mirror the run's distributed.Event into the threading.Event that run_shard polls."""
-    while not finished.is_set():
-        try:
-            if remote_stop.wait(timeout=STOP_POLL_S):
-                local_stop.set()
-                return
-        except Exception:  # the worker is shutting down; run_shard ends on its own
-            return
-
-
-def _topic(run_id: str) -> str:
-    return f"loadbench-{run_id}"
-
-
-def _start_name(run_id: str) -> str:
-    return f"loadbench-{run_id}-start"
-
-
-def _stop_name(run_id: str) -> str:
-    return f"loadbench-{run_id}-stop"
 
 
 # ---------------------------------------------------------------- on the client
@@ -273,7 +155,7 @@ def _local_cluster(distributed, workers: int):
             n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=None, silence_logs=logging.ERROR,
             scheduler_kwargs={"dashboard_address": LOOPBACK_ANY_PORT},
-            preload=[__name__])  # runs dask_setup above in each worker process
+            preload=["loadbench.executors.dask_worker"])  # runs its dask_setup in each worker
 
 
 @contextlib.contextmanager
@@ -347,7 +229,7 @@ class _Run:
         self.client = client
         self.distributed = distributed
         self.plan = plan
-        self.shard_plans = split_plan(plan, shards)
+        self.shard_plans = plan.split(shards)
         self.slots = {p.source: address for p, address in zip(self.shard_plans, slots, strict=True)}
         self.offsets = offsets
         self.uncertainty = uncertainty
@@ -365,19 +247,19 @@ class _Run:
 
     def execute(self) -> list[ShardResult | ShardFailure]:
         client, distributed = self.client, self.distributed
-        topic = _topic(self.run_id)
+        topic = topic_name(self.run_id)
         client.subscribe_topic(topic, lambda event: self.inbox.put(("shard", "", event[1])))
         for address in set(self.slots.values()):
             client.subscribe_topic(address, lambda event, a=address: self.inbox.put(
                 ("worker", a, event[1])))
-        start = distributed.Variable(_start_name(self.run_id), client=client)
-        remote_stop = distributed.Event(_stop_name(self.run_id), client=client)
+        start = distributed.Variable(start_name(self.run_id), client=client)
+        remote_stop = distributed.Event(stop_name(self.run_id), client=client)
         previous = self._trap_signals()
         try:
             for shard in self.shard_plans:
                 address = self.slots[shard.source]
                 self.futures[shard.source] = client.submit(
-                    _shard_task, shard, self.run_id, self.offsets.get(address, 0.0),
+                    shard_task, shard, self.run_id, self.offsets.get(address, 0.0),
                     key=f"{SHARD_KEY}-{shard.source}-{self.run_id}", workers=[address],
                     allow_other_workers=False, pure=False)
             self._barrier(start)
@@ -544,7 +426,7 @@ class _Run:
 
         with contextlib.suppress(Exception):  # Variable.set logs under "variable-<name>"
             client.run_on_scheduler(forget_topics,
-                                    topics=[topic, f"variable-{_start_name(self.run_id)}"])
+                                    topics=[topic, f"variable-{start_name(self.run_id)}"])
 
 
-__all__ = ["DaskExecutor", "ExecutorSpec", "parse_executor", "run_on_dask", "DASK_HINT"]
+__all__ = ["DaskExecutor", "assign_workers", "check_reachable", "run_on_dask"]

@@ -1,4 +1,5 @@
-"""P spawned processes, each running the gather model; all start on one wall-clock instant.
+"""P spawned processes, each running one shard of the plan on its own event loop; all
+start on one wall-clock instant.
 
 Children send per-second ticks (with encoded interval histograms) and, at the end, their
 encoded totals over a queue; the parent merges them exactly. A child that dies becomes a
@@ -22,8 +23,7 @@ import threading
 import time
 from dataclasses import replace
 
-from loadbench.clients import ShardFailure
-from loadbench.load import LoadPlan
+from loadbench.executors import ShardFailure
 from loadbench.shard import ShardResult, run_shard
 from loadbench.stats import ERROR_CLASSES
 
@@ -32,25 +32,6 @@ START_DELAY_S = 0.3
 REAP_GRACE_S = 3.0
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 PR_SET_PDEATHSIG = 1
-
-
-def split_plan(plan: LoadPlan, shards: int) -> list[LoadPlan]:
-    """Shard k gets the same users, 1/shards of the rate (phase-shifted) and of the budget."""
-    plans = []
-    for index in range(shards):
-        budget = None
-        if plan.max_requests is not None:
-            budget = plan.max_requests // shards + (1 if index < plan.max_requests % shards else 0)
-        plans.append(
-            replace(
-                plan,
-                source=index,
-                schedule=plan.schedule.scaled(1.0 / shards) if plan.schedule else None,
-                phase=index / shards if plan.schedule else 0.0,
-                max_requests=budget,
-            )
-        )
-    return plans
 
 
 def _child_main(plan, messages, start_event, start_at, stop_event, parent_pid) -> None:
@@ -84,7 +65,7 @@ def run_multiprocess(plan, processes, on_tick, stop_event):
             name=f"loadbench-shard-{shard.source}",
             daemon=True,
         )
-        for shard in split_plan(plan, processes)
+        for shard in plan.split(processes)
     }
     results: dict[int, ShardResult | ShardFailure] = {}
     interrupted = threading.Event()
