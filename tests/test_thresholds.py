@@ -378,3 +378,47 @@ def test_generated_comparisons_round_trip(metric, op, number):
         return
     [result] = evaluate_all([expr], RUNS)
     assert result.value == metric_value(RUNS[1], metric)
+
+
+# ---------------------------------------------------------------- verdicts at the boundary
+
+
+@pytest.mark.parametrize(
+    ("op", "below", "equal", "above"),
+    [("<", True, False, False), ("<=", True, True, False), (">", False, False, True),
+     (">=", False, True, True), ("==", False, True, False), ("!=", True, False, True)],
+)
+def test_each_operator_decides_below_at_and_above_the_bound(op, below, equal, above):
+    """gather.p99 is 212.34ms: a bound just above, exactly at and just below it."""
+    verdicts = [outcome(f"gather.p99 {op} {bound}ms").passed
+                for bound in ("212.35", "212.34", "212.33")]
+    assert verdicts == [below, equal, above]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.sampled_from(sorted(METRICS)), st.sampled_from(["<", "<=", ">", ">=", "==", "!="]))
+def test_generated_comparisons_at_the_metric_s_own_value(metric, op):
+    """The round trip with the bound set to the metric itself: only <=, >= and == hold."""
+    value = metric_value(RUNS[1], metric)
+    [result] = evaluate_all([f"gather.{metric} {op} {value!r}"], RUNS)
+    assert result.value == value
+    assert result.passed is (op in ("<=", ">=", "=="))
+
+
+def test_equality_is_relative_not_exact():
+    assert outcome("gather.rps == 4123.5000000001").passed  # 2.4e-14 relative
+    assert not outcome("gather.rps == 4123.50001").passed  # 2.4e-9 relative
+    assert outcome("gather.rps != 4123.50001").passed
+
+
+@pytest.mark.parametrize(
+    ("expr", "value"),
+    [("1 + 2 * 3", 7.0), ("2 * 3 + 1", 7.0), ("(1 + 2) * 3", 9.0), ("1 + 6 / 3", 3.0),
+     ("10 - 4 - 3", 3.0), ("24 / 4 / 2", 3.0), ("10 - 4 + 3", 9.0), ("24 / 4 * 2", 12.0),
+     ("-2 * 3 + 10", 4.0), ("2 - -1", 3.0), ("10 - (4 - 3)", 9.0), ("2 * (3 - 1) * 4", 16.0),
+     ("1 + sequential.rps * 2", 201.0), ("gather.rps - sequential.rps * 2", 3923.5)],
+)
+def test_precedence_and_left_associativity(expr, value):
+    """* and / bind tighter than + and -; operators of one level group from the left."""
+    result = outcome(f"{expr} > -1000000")
+    assert (result.value, result.passed) == (value, True)
