@@ -378,3 +378,65 @@ def test_other_percentiles_use_repeat_histograms():
                                  make_result(run([15.0, 15.1, 14.9])), metrics=["p50"])
     [row] = comparison.rows
     assert (row.verdict, row.method) == ("regression", "welch")
+
+
+# ---------------------------------------------------------------- Welch pinned to a reference
+
+# Reference values computed once with SciPy 1.17.1 (not a dependency):
+#   r = scipy.stats.ttest_ind(current, baseline, equal_var=False)  -> r.statistic, r.df
+#   scipy.stats.t.ppf(0.975, df)  for the two-sided 95 % critical value
+# BORDERLINE: t=-2.9472995459, df=1.0036693531 (p=0.2075): not significant. With the pooled
+# df n1+n2-2 = 6 the critical value would be 2.4469 and with a fixed 1.96 it would be too:
+# both would call this -14 % change a significant regression.
+BORDERLINE = ([1000.0, 1100.0], [900.0, 905.0, 910.0, 895.0, 900.0, 905.0])
+# CLEAR: t=-5.4698189110, df=4.7001115821 (p=0.0034); the table's df 4 gives 2.776
+# (scipy: t.ppf(0.975, 4) = 2.776445), the conservative side of t.ppf(0.975, 4.70) = 2.6207.
+CLEAR = ([1000.0, 1020.0, 990.0, 1010.0], [880.0, 950.0, 820.0, 900.0, 860.0])
+
+
+def test_welch_statistic_and_degrees_of_freedom_match_scipy():
+    from loadbench.compare import _welch
+
+    t, df, critical = _welch(*BORDERLINE)
+    assert (t, df, critical) == (pytest.approx(-2.9472995459, abs=1e-9),
+                                 pytest.approx(1.0036693531, abs=1e-9), 12.706)
+    t, df, critical = _welch(*CLEAR)
+    assert (t, df, critical) == (pytest.approx(-5.4698189110, abs=1e-9),
+                                 pytest.approx(4.7001115821, abs=1e-9), 2.776)
+
+
+@pytest.mark.parametrize(
+    ("df", "critical"),
+    # scipy.stats.t.ppf(0.975, k) rounded to 3 places, k the largest tabulated df <= df
+    [(0.4, 12.706), (1.0, 12.706), (1.99, 12.706), (2.0, 4.303), (4.7, 2.776), (30.0, 2.042),
+     (39.9, 2.042), (40.0, 2.021), (59.0, 2.021), (60.0, 2.000), (119.9, 2.000),
+     (120.0, 1.980), (120.5, 1.980), (121.0, 1.960), (1e6, 1.960)],
+)
+def test_t_critical_takes_the_largest_tabulated_df_not_above(df, critical):
+    from loadbench.compare import _t_critical
+
+    assert _t_critical(df) == critical
+
+
+def test_borderline_change_is_not_significant_with_welch_df():
+    base, cur = BORDERLINE
+    baseline = make_result(make_run("a", rps=sum(base) / 2, p99=100,
+                                    repeats=[(r, 100) for r in base]))
+    current = make_result(make_run("a", rps=sum(cur) / 6, p99=100,
+                                   repeats=[(r, 100) for r in cur]))
+    row = compare_results(baseline, current).rows[0]
+    assert (row.verdict, row.method) == ("within noise", "welch")
+    assert row.reason == ("-14.0% is not significant (Welch t=-2.95, df=1.0, needs |t|>12.71; "
+                          "2 vs 6 repeats)")
+
+
+def test_clear_change_is_a_significant_regression():
+    base, cur = CLEAR
+    baseline = make_result(make_run("a", rps=sum(base) / 4, p99=100,
+                                    repeats=[(r, 100) for r in base]))
+    current = make_result(make_run("a", rps=sum(cur) / 5, p99=100,
+                                   repeats=[(r, 100) for r in cur]))
+    row = compare_results(baseline, current).rows[0]
+    assert (row.verdict, row.method) == ("regression", "welch")
+    assert row.reason == ("-12.2% is beyond 10% and significant (Welch t=-5.47, df=4.7, "
+                          "needs |t|>2.78; 4 vs 5 repeats)")
