@@ -318,3 +318,89 @@ def test_junit_inconclusive_is_not_a_failure():
     assert (suite.get("tests"), suite.get("failures")) == ("4", "2")
     short = suite.findall("testcase")[2]
     assert short.find("system-out").text.startswith("inconclusive: too few full")
+
+
+# ---------------------------------------------------------------- the CLI, end to end
+
+
+def cli_compare(tmp_path, baseline: RunResult, current: RunResult, *args: str):
+    """`loadbench compare --json BASELINE CURRENT ARGS` on two result files."""
+    from typer.testing import CliRunner
+
+    from loadbench.cli import app
+
+    base, cur = tmp_path / "base.json", tmp_path / "cur.json"
+    base.write_text(to_json(result_of(baseline)))
+    cur.write_text(to_json(result_of(current)))
+    outcome = CliRunner().invoke(app, ["compare", "--json", str(base), str(cur), *args],
+                                 catch_exceptions=False)
+    return outcome.exit_code, json.loads(outcome.stdout) if outcome.exit_code < 2 else None
+
+
+# -17 % rps but with 30 % noise over 6 windows: beyond the 10 % tolerance (so tolerance
+# mode calls it a regression), inconclusive for the bootstrap (CI about -37 % to +13 %).
+NOISY_BASE = dict(rps=1000, p99=20, n=6, spread=0.3, seed=1)
+NOISY_CUR = dict(rps=800, p99=20, n=6, spread=0.3, seed=2)
+
+
+def test_cli_stats_regression_exits_1(tmp_path):
+    code, data = cli_compare(tmp_path, synthetic(1000, 20), synthetic(800, 25, seed=2),
+                             "--stats")
+    assert code == 1
+    assert data["mode"] == "stats"
+    assert [(r["metric"], r["verdict"], r["method"]) for r in data["rows"]] == [
+        ("rps", "regression", "bootstrap"), ("p99", "regression", "bootstrap")]
+
+
+def test_cli_stats_no_change_exits_0(tmp_path):
+    code, data = cli_compare(tmp_path, synthetic(1000, 20), synthetic(1000, 20, seed=3),
+                             "--stats")
+    assert code == 0
+    assert [r["verdict"] for r in data["rows"]] == ["no change", "no change"]
+
+
+def test_cli_stats_inconclusive_passes_unless_asked_to_fail(tmp_path):
+    baseline, current = synthetic(**NOISY_BASE), synthetic(**NOISY_CUR)
+    tolerance_code, tolerance = cli_compare(tmp_path, baseline, current, "--metric", "rps")
+    assert (tolerance_code, tolerance["mode"], tolerance["rows"][0]["verdict"]) == (
+        1, "tolerance", "regression")
+    code, data = cli_compare(tmp_path, baseline, current, "--stats", "--metric", "rps")
+    assert (code, data["mode"]) == (0, "stats")
+    assert [r["verdict"] for r in data["rows"]] == ["inconclusive"]
+    strict_code, strict = cli_compare(tmp_path, baseline, current, "--stats", "--metric", "rps",
+                                      "--fail-on-inconclusive")
+    assert (strict_code, strict) == (1, data)
+
+
+def test_cli_fail_on_inconclusive_keeps_exit_0_without_an_inconclusive_row(tmp_path):
+    code, data = cli_compare(tmp_path, synthetic(1000, 20), synthetic(1000, 20, seed=3),
+                             "--stats", "--fail-on-inconclusive")
+    assert code == 0
+    assert {r["verdict"] for r in data["rows"]} == {"no change"}
+
+
+def test_cli_min_effect_reaches_the_bootstrap(tmp_path):
+    baseline, current = synthetic(1000, 20, seed=1), synthetic(920, 20, seed=2)
+    code, data = cli_compare(tmp_path, baseline, current, "--stats", "--metric", "rps")
+    assert (code, data["rows"][0]["verdict"], data["min_effect"]) == (1, "regression", 0.05)
+    code, data = cli_compare(tmp_path, baseline, current, "--stats", "--metric", "rps",
+                             "--min-effect", "15%")
+    assert (code, data["rows"][0]["verdict"], data["min_effect"]) == (0, "no change", 0.15)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("--stats", "--max-regression", "5%"), "with --stats use --min-effect"),
+     (("--min-effect", "5%"), "--min-effect and --fail-on-inconclusive need --stats"),
+     (("--fail-on-inconclusive",), "--min-effect and --fail-on-inconclusive need --stats")],
+)
+def test_cli_stats_options_need_each_other(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from loadbench.cli import app
+
+    path = tmp_path / "r.json"
+    path.write_text(to_json(result_of(synthetic(1000, 20))))
+    outcome = CliRunner().invoke(app, ["compare", str(path), str(path), *args])
+    assert outcome.exit_code == 2
+    assert message in outcome.output
