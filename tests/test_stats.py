@@ -149,3 +149,38 @@ def test_window_counts_only_completions_inside_it():
     assert recorder.warmup_in_window == 1
     assert recorder.requests == 2 and recorder.after_deadline == 1
     assert recorder.requests - recorder.after_deadline + recorder.warmup_in_window == 2
+
+
+def test_aggregator_percentiles_come_from_the_merged_histogram():
+    """Source 0: 98 x 1 ms and 2 x 300 ms (p50 1 ms, p99 300 ms); source 1: 100 x 2 ms.
+    Over all 200 requests p50 and p99 are both 2 ms; averaging the sources' percentiles
+    would give 1.5 ms and 151 ms, taking the worse source 300 ms."""
+    aggregator = Aggregator(sources=2)
+    aggregator.add(_recorder_with([1000] * 98 + [300_000] * 2, source=0).tick())
+    aggregator.add(_recorder_with([2000] * 100, source=1).tick())
+    [point] = aggregator.timeline()
+    assert point == {"t": 0, "width_s": 1, "requests": 200, "errors": 0, "p50_ms": 2.0,
+                     "p99_ms": 2.0}
+    assert aggregator.p99_ms() == 2.0
+
+
+def test_aggregator_keeps_each_second_apart():
+    aggregator = Aggregator(sources=2)
+    # values below 2048 us are exact in the histogram (1 us buckets)
+    first = [_recorder_with([1000] * 100, source=0), _recorder_with([1500] * 100, source=1)]
+    for recorder in first:
+        aggregator.add(recorder.tick())
+    for recorder, values in zip(first, ([1900] * 99, [1200]), strict=True):
+        for value in values:
+            recorder.record(1.0, 1.0, 1.0 + value / 1e6, 200, 10)
+        aggregator.add(recorder.tick())
+    assert [(p["t"], p["requests"], p["p50_ms"], p["p99_ms"]) for p in aggregator.timeline()] == [
+        (0, 200, 1.0, 1.5), (1, 100, 1.9, 1.9)]
+    assert aggregator.p99_ms() == 1.9  # the cumulative histogram: 300 requests
+
+
+def test_a_second_one_source_never_reported_still_closes_on_timeline():
+    aggregator = Aggregator(sources=2)
+    aggregator.add(_recorder_with([1700] * 10, source=0).tick())
+    assert aggregator.timeline() == [{"t": 0, "width_s": 1, "requests": 10, "errors": 0,
+                                      "p50_ms": 1.7, "p99_ms": 1.7}]
