@@ -73,3 +73,21 @@ def test_http2_option_needs_httpx_and_runs(target_url):
                                   "runs": [{"name": "g", "client": "gather", "concurrency": 2}]})
     run = run_scenario(scenario).runs[0]
     assert run.requests > 0 and sum(run.errors.values()) == 0
+
+
+def test_request_budget_is_split_across_processes_exactly(target_url):
+    """`bench -n 101 -p 2 --client multiprocess`: 51 + 50 requests, 101 in all, not 2 x 101."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from loadbench.cli import app
+
+    outcome = CliRunner().invoke(app, [
+        "bench", f"{target_url}/io?ms=1", "-n", "101", "-p", "2", "-c", "3",
+        "--client", "multiprocess", "--json"], catch_exceptions=False)
+    assert outcome.exit_code == 0, outcome.output
+    run = json.loads(outcome.stdout)
+    assert (run["client"], run["processes"], run["requests"]) == ("multiprocess", 2, 101)
+    assert run["status_codes"] == {"200": 101}
+    assert decode_histogram(run["histogram"]).get_total_count() == 101
