@@ -34,3 +34,30 @@ def test_stages_then_hold_last_rate():
     assert sum(1 for t in offsets if 1.0 <= t < 2.0) == 200
     assert sum(1 for t in offsets if 2.0 <= t < 3.0) == 300
     assert all(y > x for x, y in itertools.pairwise(offsets))
+
+
+# ---------------------------------------------------------------- edges `make mutate` found
+
+
+def test_expected_count_integrates_segments_then_holds_the_last_rate():
+    schedule = RateSchedule((Segment(1.0, 100.0, 100.0), Segment(1.0, 100.0, 300.0)))
+    counts = [schedule.expected_count(t) for t in (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)]
+    assert counts == [0.0, 50.0, 100.0, 175.0, 300.0, 450.0, 600.0]
+    assert RateSchedule.constant(50.0).expected_count(2.0) == 100.0
+
+
+def test_rate_at_follows_the_ramp_and_holds():
+    schedule = RateSchedule((Segment(2.0, 100.0, 300.0),))
+    assert [schedule.rate_at(t) for t in (0.0, 1.0, 2.0, 5.0)] == [100.0, 200.0, 300.0, 300.0]
+
+
+def test_ramp_from_zero_starts_at_zero():
+    offsets = list(itertools.islice(
+        RateSchedule((Segment(1.0, 0.0, 100.0),)).intended_offsets(), 3))
+    assert offsets == [0.0, math.sqrt(1 / 50), math.sqrt(2 / 50)]  # 50 t^2 = n
+
+
+def test_scaled_scales_both_ends_of_every_segment():
+    schedule = RateSchedule((Segment(2.0, 100.0, 300.0), Segment(math.inf, 300.0, 300.0)))
+    assert schedule.scaled(0.5) == RateSchedule(
+        (Segment(2.0, 50.0, 150.0), Segment(math.inf, 150.0, 150.0)))
