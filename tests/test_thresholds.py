@@ -395,9 +395,9 @@ def test_each_operator_decides_below_at_and_above_the_bound(op, below, equal, ab
     assert verdicts == [below, equal, above]
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
-@given(st.sampled_from(sorted(METRICS)), st.sampled_from(["<", "<=", ">", ">=", "==", "!="]))
-def test_generated_comparisons_at_the_metric_s_own_value(metric, op):
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "==", "!="])
+@pytest.mark.parametrize("metric", sorted(METRICS))
+def test_comparisons_at_the_metric_s_own_value(metric, op):
     """The round trip with the bound set to the metric itself: only <=, >= and == hold."""
     value = metric_value(RUNS[1], metric)
     [result] = evaluate_all([f"gather.{metric} {op} {value!r}"], RUNS)
@@ -422,3 +422,76 @@ def test_precedence_and_left_associativity(expr, value):
     """* and / bind tighter than + and -; operators of one level group from the left."""
     result = outcome(f"{expr} > -1000000")
     assert (result.value, result.passed) == (value, True)
+
+
+# ---------------------------------------------------------------- edges `make mutate` found
+
+
+def test_every_star_is_bound_to_the_run_in_place():
+    results = evaluate_all(["p99 < 0.8 * max", "1 < *.rps", "-*.rps < -(0.5 * *.rps)"], RUNS)
+    assert [r.expr for r in results[:3]] == [
+        "sequential.p99 < 0.8 * sequential.max", "gather.p99 < 0.8 * gather.max",
+        "processes.p99 < 0.8 * processes.max"]
+    assert [r.expr for r in results[3:6]] == [
+        "1 < sequential.rps", "1 < gather.rps", "1 < processes.rps"]
+    assert all(r.passed for r in results[3:6])  # the star on the right side is bound too
+    assert [(r.value, r.passed) for r in results[6:]] == [
+        (-100.0, True), (-4123.5, True), (-6500.0, True)]
+
+
+def test_division_by_zero_names_the_divisor_in_the_bound_expression():
+    results = evaluate_all(["rps / error_rate > 1", "1 < 1 / *.error_rate"], RUNS)
+    assert results[0].detail == "division by zero: sequential.error_rate is 0"
+    assert results[3].detail == "division by zero: sequential.error_rate is 0"
+    assert results[3].value == 1.0  # the left side was evaluated
+    nested = outcome("1 / (gather.rps - gather.rps) > 0")
+    assert nested.detail == "division by zero: (gather.rps - gather.rps) is 0"
+    negated = outcome("1 / -(gather.rps - gather.rps) > 0")
+    assert negated.detail == "division by zero: -(gather.rps - gather.rps) is 0"
+
+
+def test_detail_formats_both_sides_in_the_known_dimension():
+    assert outcome("200 < gather.p99").detail == "200.0ms < 212.3ms"
+    assert outcome("gather.p99 > 10ms").detail == "212.3ms > 10.0ms"
+    assert outcome("gather.p99 > 9.5ms").detail == "212.3ms > 9.5ms"
+    assert outcome("gather.rps * 1e308 * 10 > 1").detail == "inf > 1"
+
+
+def test_dimensions_of_products_and_ratios():
+    for bad in ("2 * gather.p99 < 1%", "gather.p99 * 2 < 1%", "gather.p99 / 2 < 1%",
+                "gather.p99 / gather.p99 + 1ms < 1%"):
+        with pytest.raises(ThresholdError, match="cannot be compared"):
+            parse_threshold(bad)
+    # a product or ratio of unlike quantities has no known dimension: it compares with any
+    for fine in ("gather.p99 * gather.p99 < 1%", "gather.p99 / gather.rps + 1ms < 1%",
+                 "gather.p99 * gather.rps - 1% < 1ms"):
+        assert isinstance(parse_threshold(fine), Threshold)
+
+
+def test_error_messages_point_at_the_right_side():
+    with pytest.raises(ThresholdError) as unlike:
+        parse_threshold("gather.p99 < gather.rps")
+    assert "at column 14 (near 'gather.rps')" in unlike.value.message
+    with pytest.raises(ThresholdError) as unit:
+        parse_threshold("gather.p99 < 5 /s")
+    assert "at column 16 (near '/s')" in unit.value.message
+    with pytest.raises(ThresholdError, match="cannot subtract gather.p99 \\(a latency\\) and "
+                                             "1% \\(a fraction\\)"):
+        parse_threshold("gather.p99 - 1% < 1ms")
+
+
+def test_error_rate_bound_of_one_is_a_fraction_two_is_refused():
+    assert outcome("gather.error_rate < 1").passed
+    with pytest.raises(ThresholdError, match="fraction between 0 and 1, so 2 means 200%"):
+        parse_threshold("gather.error_rate < 2")
+
+
+def test_parse_all_messages_without_a_source_and_without_runs():
+    with pytest.raises(ThresholdError) as plain:
+        parse_all(["a.p99 <"], ["a"])
+    assert plain.value.message.startswith("threshold 'a.p99 <': ")
+    with pytest.raises(ThresholdError) as none:
+        parse_all(["a.p99 < 1ms"], [])
+    assert none.value.message.endswith("runs: (none)")
+    with pytest.raises(KeyError, match="p98"):
+        metric_value(RUNS[0], "p98")
