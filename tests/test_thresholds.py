@@ -495,3 +495,66 @@ def test_parse_all_messages_without_a_source_and_without_runs():
     assert none.value.message.endswith("runs: (none)")
     with pytest.raises(KeyError, match="p98"):
         metric_value(RUNS[0], "p98")
+
+
+def error(expr: str) -> str:
+    with pytest.raises(ThresholdError) as caught:
+        parse_threshold(expr)
+    return caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("unit", "guess"),
+    [("sec", "s"), ("secs", "s"), ("msec", "ms"), ("msecs", "ms"), ("usec", "us"),
+     ("percent", "%"), ("rps", "/s"), ("/sec", "/s"), ("MS", "ms"), ("parsecs", None)],
+)
+def test_unknown_unit_hints(unit, guess):
+    hint = f"did you mean '{guess}'? " if guess else ""
+    assert error(f"gather.rps > 5 {unit}") == (
+        f"threshold 'gather.rps > 5 {unit}': unknown unit '{unit}' at column 16 (near "
+        f"'{unit}'); {hint}valid units: ms, s, us, %, /s")
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [("gather.p99 <= 1ms <= 2ms", "a second comparison '<=' at column 19 (near '<= 2ms'); "
+      "a threshold holds exactly one comparison"),
+     ("gather.p99 < ()", "empty parentheses at column 15 (near ')')"),
+     (") < 1", "unmatched ')' at column 1 (near ') < 1')"),
+     ("+1 < 2", "expected a number or RUN.METRIC at column 1 (near '+1 < 2')"),
+     ("P99 < 1ms", "unknown metric 'P99' at column 1 (near 'P99'); did you mean 'p99'? "
+      "metrics: rps, requests, error_rate, mean, p50, p90, p95, p99, p99_9, max"),
+     ("foo < 1", "unknown metric 'foo' at column 1 (near 'foo'); write RUN.METRIC such as "
+      "gather.p99 (or *.p99 for every run); metrics: rps, requests, error_rate, mean, p50, "
+      "p90, p95, p99, p99_9, max"),
+     ("gather.zzz < 1", "unknown metric 'zzz' at column 8 (near 'zzz'); metrics: rps, "
+      "requests, error_rate, mean, p50, p90, p95, p99, p99_9, max"),
+     ("gather.p99 < 1 2", "unexpected '2' after the comparison at column 16 (near '2')"),
+     ("gather.p99 < 1 gather.rps", "unexpected 'gather.rps' after the comparison at column 16 "
+      "(near 'gather.rps')"),
+     ("gather.p99 sequential.rps", "missing comparison operator at column 12 (near "
+      "'sequential.r'); expected one of <, <=, >, >=, ==, !="),
+     ("2 > gather.error_rate", "error_rate is a fraction between 0 and 1, so 2 means 200% at "
+      "column 1 (near '2 > gather.e'); write 2% or 0.02"),
+     ("gather.p99 < (gather.rps + 1)", "(gather.rps + 1) (a rate) cannot be compared with "
+      "gather.p99 (a latency) at column 14 (near '(gather.rps'); latencies take ms, s or us"),
+     ("gather.p99 < -gather.rps", "-gather.rps (a rate) cannot be compared with gather.p99 "
+      "(a latency) at column 14 (near '-gather.rps'); latencies take ms, s or us"),
+     ("gather.p99 < gather.rps + 1", "gather.rps + 1 (a rate) cannot be compared with "
+      "gather.p99 (a latency) at column 14 (near 'gather.rps +'); latencies take ms, s or us"),
+     ("gather.p99 < 5 % ", "5 % (a fraction) cannot be compared with gather.p99 (a latency) "
+      "at column 16 (near '%'); latencies take ms, s or us")],
+)
+def test_exact_error_messages(expr, message):
+    assert error(expr) == f"threshold {expr!r}: {message}"
+
+
+def test_nesting_and_operator_limits_are_exact():
+    assert isinstance(parse_threshold("(" * 63 + "1" + ")" * 63 + " < 2"), Threshold)
+    assert isinstance(parse_threshold("-" * 63 + "1 < 2"), Threshold)
+    assert "expression nested too deeply at column 65" in error("(" * 64 + "1" + ")" * 64 + " < 2")
+    assert "expression nested too deeply at column 65" in error("-" * 64 + "1 < 2")
+    assert isinstance(parse_threshold(" + ".join(["1"] * 101) + " < 2"), Threshold)  # 100
+    many = " + ".join(["1"] * 102) + " < 2"  # 101 operators
+    assert error(many) == (f"threshold {many!r}: more than 100 operators at column 403 (near "
+                           "'+ 1 < 2'); split it into several thresholds")
