@@ -610,3 +610,47 @@ def test_metric_and_tolerance_messages():
     assert ambiguous.value.message == ("--min-effect '1.5': write 1.5% (or a fraction such as "
                                        "0.1)")
     assert parse_tolerance("150%") == 1.5
+
+
+def test_small_counts_and_identical_repeats():
+    from loadbench.compare import _value
+
+    assert (_value("requests", 50.0), _value("rps", 50.0)) == ("50", "50.0")
+    same = make_result(make_run("a", rps=1000, p99=100, repeats=[(1000, 100)] * 3))
+    rps, _ = compare_results(same, same).rows
+    assert rps.reason == ("+0.0% is within the 10% tolerance (Welch t=+0.00, df=4.0, needs "
+                          "|t|>2.78; 3 vs 3 repeats)")
+
+
+def test_options_reach_compare_files_and_defaults_hold(tmp_path):
+    base, cur = tmp_path / "base.json", tmp_path / "cur.json"
+    base.write_text(to_json(make_result(make_run("a", rps=1000, p99=100))))
+    cur.write_text(to_json(make_result(make_run("a", rps=850, p99=100))))
+    assert compare_files(base, cur, max_regression=0.2).rows[0].verdict == "within noise"
+    assert compare_files(base, cur).rows[0].verdict == "regression"
+    [missing] = compare_results(make_result(make_run("gone", 10, 5)),
+                                make_result(make_run("other", 10, 5)), metrics=["rps"]).rows[:1]
+    assert missing.reason == "run 'gone' is in the baseline but not in the current result"
+
+
+def test_an_empty_field_on_either_side_is_not_an_environment_difference():
+    from loadbench.compare import comparison_warnings
+
+    assert comparison_warnings(make_result(make_run("a", 100, 10), hostname="box"),
+                               make_result(make_run("a", 100, 10), hostname="")) == []
+
+
+def test_markdown_keeps_its_header_when_there_are_warnings():
+    baseline = make_result(make_run("a", 100, 10)).model_copy(update={"interrupted": True})
+    text = render_markdown(compare_results(baseline, make_result(make_run("a", 100, 10)),
+                                           baseline_label="x`y.json"))
+    assert text.startswith("## loadbench compare: gather\n\n**No regressions** (baseline "
+                           "`x'y.json`, current `current`)\n")
+    assert ("- warning: the baseline result was interrupted: its figures are partial\n\n"
+            "A change counts") in text
+
+
+def test_json_is_indented_two_spaces_and_ends_with_a_newline():
+    text = render_json(fixed_comparison())
+    assert text.startswith('{\n  "scenario": "gather",\n  "baseline_label": "main.json",\n')
+    assert text.endswith("}\n") and not text.endswith("\n\n")

@@ -549,3 +549,43 @@ def test_compare_results_passes_min_effect_and_labels_to_stats_mode(tmp_path):
     cur.write_text(to_json(current))
     assert compare_files(base, cur, mode="stats", min_effect=0.15).rows[0].verdict == "no change"
     assert compare_files(base, cur, mode="stats").rows[0].verdict == "regression"
+
+
+def test_stats_mode_headline_table_and_rule_use_its_own_level():
+    from loadbench.compare import _ci_header, headline, rule_text
+
+    baseline, current = result_of(constant(1000, 10)), result_of(constant(1000, 10))
+    comparison = statistical_compare(baseline, current, confidence=0.9)
+    assert headline(comparison) == "No regressions"
+    assert _ci_header(comparison) == "90% CI"
+    assert "whole 90% confidence interval" in rule_text(comparison)
+    assert _ci_header(comparison.model_copy(update={"confidence": None})) == "95% CI"
+    assert "within ±0%" in rule_text(comparison.model_copy(update={"min_effect": None}))
+    table = render_console(comparison)
+    assert [(c.header, c.justify) for c in table.columns][5] == ("90% CI", "right")
+    assert list(table.columns[-1].cells) == ["[dim]no change[/dim]"] * 2
+    assert compare_results(baseline, current, mode="stats").min_effect == 0.05
+
+
+def test_repeat_boundaries_come_from_durations_before_counts():
+    """Repeat 0 ends with an empty partial window: the counts alone would move that window
+    into repeat 1 and keep a partial second as a sample."""
+    first = points([100, 100], [10, 10])[:-1] + [TimelinePoint(t=2, requests=0, errors=0,
+                                                                  p50_ms=0.0, p99_ms=0.0)]
+    second = points([100, 100], [10, 10])
+    timeline = [p.model_copy(update={"t": i}) for i, p in enumerate(first + second)]
+    repeats = [RepeatStat(repeat=0, requests=200, duration_s=2.0, rps=100, p99=10),
+               RepeatStat(repeat=1, requests=203, duration_s=2.01, rps=100, p99=10)]
+    run = run_of(timeline, repeats=repeats)
+    assert window_samples(run, "rps") == [100.0, 100.0, 100.0, 100.0]
+
+
+def test_count_split_stops_exactly_at_the_repeat_s_requests():
+    timeline = [TimelinePoint(t=i, requests=r, errors=0, p50_ms=1.0, p99_ms=2.0)
+                for i, r in enumerate([205, 1, 100, 100, 3])]
+    repeats = [RepeatStat(repeat=0, requests=206, duration_s=9.0, rps=1, p99=1),
+               RepeatStat(repeat=1, requests=203, duration_s=9.0, rps=1, p99=1)]
+    assert window_samples(run_of(timeline, repeats=repeats), "rps") == [205, 100, 100]
+    too_many = [RepeatStat(repeat=0, requests=10_000, duration_s=9.0, rps=1, p99=1),
+                RepeatStat(repeat=1, requests=10_000, duration_s=9.0, rps=1, p99=1)]
+    assert len(window_samples(run_of(timeline, repeats=too_many), "rps")) == 4  # one segment
