@@ -61,3 +61,12 @@ def test_scaled_scales_both_ends_of_every_segment():
     schedule = RateSchedule((Segment(2.0, 100.0, 300.0), Segment(math.inf, 300.0, 300.0)))
     assert schedule.scaled(0.5) == RateSchedule(
         (Segment(2.0, 50.0, 150.0), Segment(math.inf, 150.0, 150.0)))
+
+
+def test_rate_at_walks_through_every_segment():
+    schedule = RateSchedule((Segment(1.0, 100.0, 100.0), Segment(2.0, 300.0, 500.0),
+                             Segment(1.0, 50.0, 50.0)))
+    assert [schedule.rate_at(t) for t in (0.5, 1.0, 2.0, 3.0, 3.5, 9.0)] == [
+        100.0, 300.0, 400.0, 50.0, 50.0, 50.0]
+    # past the last of three segments the count grows at the last one's end rate
+    assert schedule.expected_count(5.0) == 100.0 + 800.0 + 50.0 + 50.0

@@ -160,3 +160,30 @@ def test_templates_cycle_by_weight():
 def test_unbounded_duration_has_no_deadline():
     state = LoadState(plan(duration_s=None), start=time.perf_counter())
     assert math.isinf(state.deadline)
+
+
+def test_each_shard_records_its_own_source_and_open_loop_figures():
+    open_loop = LoadState(plan(schedule=RateSchedule.constant(10.0), source=3))
+    assert (open_loop.recorder.source, open_loop.recorder.lag is not None,
+            open_loop.recorder.service is not None) == (3, True, True)
+    closed = LoadState(plan(source=2))
+    assert (closed.recorder.source, closed.recorder.lag, closed.recorder.service) == (
+        2, None, None)
+
+
+def test_every_way_of_ending_leaves_the_shard_stopping(monkeypatch):
+    from loadbench import load
+
+    start = time.perf_counter()
+    deadline = LoadState(plan(schedule=RateSchedule.constant(10.0), duration_s=0.2), start=start)
+    assert len(slots(deadline)) == 2 and deadline.stopping is True
+    budget = LoadState(plan(schedule=RateSchedule.constant(10.0), max_requests=1), start=start)
+    assert len(slots(budget)) == 1 and budget.stopping is True
+    monkeypatch.setattr(load.time, "perf_counter", lambda: 106.0)  # exactly deadline + timeout
+    late = LoadState(plan(schedule=RateSchedule.constant(10.0), duration_s=1.0, timeout_s=5.0),
+                     start=100.0)
+    assert late.next_slot() is None and late.stopping is True
+    monkeypatch.setattr(load.time, "perf_counter", lambda: 105.999)
+    grace = LoadState(plan(schedule=RateSchedule.constant(10.0), duration_s=1.0, timeout_s=5.0),
+                      start=100.0)
+    assert grace.next_slot() == 100.0 and grace.stopping is False

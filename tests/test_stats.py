@@ -317,3 +317,58 @@ def test_timeline_percentiles_keep_microsecond_digits():
     aggregator = Aggregator(sources=1)
     aggregator.add(_recorder_with([1234] * 98 + [1777] * 2).tick())
     assert aggregator.timeline()[0]["p99_ms"] == 1.777
+
+
+def test_recorder_boundaries_and_repeated_counts(monkeypatch):
+    from loadbench import stats
+    from loadbench.stats import HIGHEST_US
+
+    monkeypatch.setattr(stats.time, "perf_counter", lambda: 15.0)
+    recorder = Recorder(measure_start=10.0)
+    assert (recorder.source, recorder.loop_lag.get_total_count()) == (0, 0)
+    recorder.deadline = 20.0
+    recorder.error(10.0, "read")  # at measure_start: measured
+    recorder.record(10.0, 10.0, 10.5, 500, 1)
+    recorder.record(10.0, 10.0, 10.5, 502, 1)
+    recorder.record(10.0, 10.0, 10.5, 404, 1)
+    recorder.record(10.0, 10.0, 10.5, 404, 1)
+    recorder.record(10.0, 10.0, 21.0, 200, 1)
+    recorder.record(10.0, 10.0, 21.0, 200, 1)  # two after the deadline
+    recorder.record(10.0, 10.0, 10.0 + HIGHEST_US / 1e6, 200, 1)  # exactly 60 s: recorded
+    recorder.record(10.0, 10.0, 10.0 + 61.0, 200, 1)
+    recorder.record(10.0, 10.0, 10.0 + 62.0, 200, 1)
+    tick = recorder.tick()
+    assert (tick.requests, tick.errors) == (10, 5)
+    assert recorder.errors == {"connect": 0, "timeout": 0, "read": 1, "status_4xx": 2,
+                               "status_5xx": 2}
+    assert (recorder.after_deadline, recorder.dropped) == (5, 2)  # 2 + the three >= 60 s
+    assert recorder.total.get_total_count() == 3
+
+
+def test_open_loop_lag_and_service_are_rounded_to_the_microsecond():
+    recorder = Recorder(measure_start=0.0, open_loop=True)
+    recorder.record(intended=1.0, sent=1.001, end=1.0025, status=200, nbytes=0)  # lag 1000 us
+    assert recorder.late == 0  # late means more than 1 ms
+    recorder.record(intended=1.0, sent=1.0011, end=1.0026, status=200, nbytes=0)
+    recorder.record(intended=2.0, sent=2.0011, end=2.0026, status=200, nbytes=0)
+    assert recorder.late == 2
+    assert (recorder.lag.get_min_value(), recorder.lag.get_max_value()) == (1000, 1100)
+    assert (recorder.service.get_min_value(), recorder.service.get_max_value()) == (1500, 1500)
+    recorder.tick()
+    assert recorder.total.get_min_value() == 2500
+
+
+def test_cumulative_p99_of_an_empty_and_a_single_sample_aggregator():
+    aggregator = Aggregator()
+    assert aggregator.p99_ms() == 0.0
+    aggregator.add(_recorder_with([1500]).tick())
+    assert aggregator.p99_ms() == 1.5
+
+
+def test_combined_p50_is_rounded_to_the_microsecond():
+    from loadbench import stats
+
+    combined = stats._combine([
+        {"t": 0, "width_s": 1, "requests": 1, "errors": 0, "p50_ms": 1.0, "p99_ms": 1.0},
+        {"t": 1, "width_s": 1, "requests": 2, "errors": 0, "p50_ms": 2.0, "p99_ms": 2.0}])
+    assert combined["p50_ms"] == 1.667
