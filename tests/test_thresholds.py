@@ -558,3 +558,49 @@ def test_nesting_and_operator_limits_are_exact():
     many = " + ".join(["1"] * 102) + " < 2"  # 101 operators
     assert error(many) == (f"threshold {many!r}: more than 100 operators at column 403 (near "
                            "'+ 1 < 2'); split it into several thresholds")
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [("gather.p99 < X", "unknown metric 'X' at column 14 (near 'X'); write RUN.METRIC such as "
+      "gather.p99 (or *.p99 for every run); metrics: rps, requests, error_rate, mean, p50, "
+      "p90, p95, p99, p99_9, max"),
+     ("gather.p99 X 1", "missing comparison operator at column 12 (near 'X 1'); expected one "
+      "of <, <=, >, >=, ==, !="),
+     ("gather.p99 < 1 (2)", "unexpected '(' after the comparison at column 16 (near '(2)')"),
+     ("gather.p99 < 1 5ms", "unexpected '5ms' after the comparison at column 16 (near '5ms')"),
+     ("1 + ) < 2", "unmatched ')' at column 5 (near ') < 2')"),
+     ("gather.rps + 1 > gather.p99", "gather.p99 (a latency) cannot be compared with "
+      "gather.rps + 1 (a rate) at column 18 (near 'gather.p99'); rps takes /s or a plain "
+      "number"),
+     (" gather.rps * 2 > gather.p99", "gather.p99 (a latency) cannot be compared with "
+      "gather.rps * 2 (a rate) at column 19 (near 'gather.p99'); rps takes /s or a plain "
+      "number"),
+     (" (-gather.rps) > gather.p99", "gather.p99 (a latency) cannot be compared with "
+      "(-gather.rps) (a rate) at column 18 (near 'gather.p99'); rps takes /s or a plain "
+      "number")],
+)
+def test_more_exact_error_messages(expr, message):
+    assert error(expr) == f"threshold {expr!r}: {message}"
+
+
+def test_lexing_without_spaces_and_numbers_before_a_dot_unit():
+    assert outcome("gather.p99<=250ms").detail == "212.3ms <= 250.0ms"
+    assert outcome("gather.p99 < 250.ms").passed
+    with pytest.raises(ThresholdError, match="not int"):
+        parse_threshold(5)
+
+
+def test_division_by_zero_detail_inside_nested_expressions():
+    zero = "(gather.rps - gather.rps)"
+    for expr in (f"-(1 / {zero}) < 0", f"(1 / {zero}) + 1 < 0", f"1 + 1 / {zero} < 0"):
+        assert outcome(expr).detail == f"division by zero: {zero} is 0", expr
+    [first, *_] = evaluate_all(["rps + rps / error_rate > 1"], RUNS)
+    assert first.detail == "division by zero: sequential.error_rate is 0"
+
+
+def test_unknown_dimensions_stay_unknown_and_take_the_other_side_s_unit():
+    for fine in ("(gather.p99 * gather.rps) / (gather.p99 * gather.rps) + 1ms < 1%",
+                 "gather.p99 < gather.p99 * gather.rps"):
+        assert isinstance(parse_threshold(fine), Threshold)
+    assert outcome("gather.p99 * gather.rps > 1ms").detail == "875584.0ms > 1ms"
