@@ -561,6 +561,7 @@ def test_stats_mode_headline_table_and_rule_use_its_own_level():
     assert "whole 90% confidence interval" in rule_text(comparison)
     assert _ci_header(comparison.model_copy(update={"confidence": None})) == "95% CI"
     assert "within ±0%" in rule_text(comparison.model_copy(update={"min_effect": None}))
+    assert "whole 95% confidence" in rule_text(comparison.model_copy(update={"confidence": None}))
     table = render_console(comparison)
     assert [(c.header, c.justify) for c in table.columns][5] == ("90% CI", "right")
     assert list(table.columns[-1].cells) == ["[dim]no change[/dim]"] * 2
