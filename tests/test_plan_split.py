@@ -126,14 +126,17 @@ def test_open_loop_budget_and_warmup():
     assert (state.measure_start, state.deadline) == (start + 0.5, start + 10.5)
 
 
-def test_open_loop_backlog_stops_one_timeout_after_the_deadline():
+def test_open_loop_sends_nothing_after_the_deadline():
+    """Milestone 8: a backlog is never sent after the window (no grace of one timeout);
+    what the users could not send in time is counted as unsent."""
     start = time.perf_counter()
     late = LoadState(plan(schedule=RateSchedule.constant(10.0), duration_s=1.0, timeout_s=5.0),
-                     start=start - 6.1)
-    assert late.next_slot() is None and late.stopping
+                     start=start - 1.1)
+    assert late.next_slot() is None and late.stopping and late.sent_in_window == 0
     in_time = LoadState(plan(schedule=RateSchedule.constant(10.0), duration_s=1.0,
-                             timeout_s=5.0), start=start - 3.0)
-    assert in_time.next_slot() == pytest.approx(start - 3.0)  # still inside the grace
+                             timeout_s=5.0), start=start - 0.9)
+    assert in_time.next_slot() == pytest.approx(start - 0.9)  # late, but inside the window
+    assert in_time.sent_in_window == 1
 
 
 def test_stop_and_rebase():
@@ -179,11 +182,11 @@ def test_every_way_of_ending_leaves_the_shard_stopping(monkeypatch):
     assert len(slots(deadline)) == 2 and deadline.stopping is True
     budget = LoadState(plan(schedule=RateSchedule.constant(10.0), max_requests=1), start=start)
     assert len(slots(budget)) == 1 and budget.stopping is True
-    monkeypatch.setattr(load.time, "perf_counter", lambda: 106.0)  # exactly deadline + timeout
+    monkeypatch.setattr(load.time, "perf_counter", lambda: 101.0)  # exactly the deadline
     late = LoadState(plan(schedule=RateSchedule.constant(10.0), duration_s=1.0, timeout_s=5.0),
                      start=100.0)
     assert late.next_slot() is None and late.stopping is True
-    monkeypatch.setattr(load.time, "perf_counter", lambda: 105.999)
-    grace = LoadState(plan(schedule=RateSchedule.constant(10.0), duration_s=1.0, timeout_s=5.0),
-                      start=100.0)
-    assert grace.next_slot() == 100.0 and grace.stopping is False
+    monkeypatch.setattr(load.time, "perf_counter", lambda: 100.999)
+    inside = LoadState(plan(schedule=RateSchedule.constant(10.0), duration_s=1.0, timeout_s=5.0),
+                       start=100.0)
+    assert inside.next_slot() == 100.0 and inside.stopping is False
