@@ -11,7 +11,6 @@ functions of a `Comparison`.
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -463,7 +462,9 @@ def render_markdown(comparison: Comparison) -> str:
 
 
 def render_json(comparison: Comparison) -> str:
-    return json.dumps(comparison.model_dump(mode="json"), indent=2) + "\n"
+    from loadbench.result import to_json
+
+    return to_json(comparison)
 
 
 def render_console(comparison: Comparison) -> Table:

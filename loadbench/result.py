@@ -207,7 +207,20 @@ def result_schema() -> dict:
 
 
 def to_json(model: BaseModel) -> str:
-    return json.dumps(model.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+    """Strict JSON: a non-finite float (an unbounded interval, a ratio over zero) is written
+    as null, never as `Infinity`/`NaN`, which JSON parsers other than Python's reject."""
+    return json.dumps(_finite(model.model_dump(mode="json")), indent=2, sort_keys=False,
+                      allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 STDOUT = "-"  # an output path of "-" means standard output, as in most Unix tools

@@ -732,3 +732,21 @@ def test_json_is_indented_two_spaces_and_ends_with_a_newline():
     text = render_json(fixed_comparison())
     assert text.startswith('{\n  "scenario": "gather",\n  "baseline_label": "main.json",\n')
     assert text.endswith("}\n") and not text.endswith("\n\n")
+
+
+def test_compare_json_is_strict_json_when_an_interval_is_unbounded():
+    """An infinite confidence bound (a ratio over a zero baseline window) is written as null:
+    `Infinity` is not JSON, and CI tools parsing `compare --json` would reject the file."""
+    from loadbench.compare import render_json
+
+    comparison = compare_results(make_result(make_run("a", 100, 10)),
+                                 make_result(make_run("a", 90, 12)))
+    row = comparison.rows[0].model_copy(update={"ci_low": float("-inf"),
+                                                "ci_high": float("inf")})
+    text = render_json(comparison.model_copy(update={"rows": [row, *comparison.rows[1:]]}))
+
+    def refuse(token: str):
+        raise ValueError(f"not JSON: {token}")
+
+    data = json.loads(text, parse_constant=refuse)  # what a strict parser accepts
+    assert (data["rows"][0]["ci_low"], data["rows"][0]["ci_high"]) == (None, None)
