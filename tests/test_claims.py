@@ -14,12 +14,12 @@ from loadbench.thresholds import evaluate_all, parse_threshold
 ROBUST = {
     "gather": ["gather.rps > 20 * sequential.rps"],
     "blocking": ["async_io.rps > 10 * blocking.rps"],
-    "multi_fetch": ["sequential.p50 > 1.6 * gather.p50"],
     "background": ["inline.p50 > 10 * background.p50"],
 }
 # claims whose every threshold is a close call on a shared machine in 700 ms: their short
 # run is a smoke test (it runs, and every threshold evaluates), never a verdict
-SMOKE_ONLY = {"cpu", "async_libs", "uvloop"}
+# (multi_fetch: sequential/gather p50 is ~1.7x against a 1.6x bound, from 3 and 5 samples)
+SMOKE_ONLY = {"cpu", "async_libs", "uvloop", "multi_fetch"}
 
 
 def test_every_claim_is_either_verdict_checked_or_declared_smoke_only():
