@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench claims clean
+.PHONY: demo test lint bench claims mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/generator.py
 
+# Mutation testing (not in CI: minutes, not seconds). Modules and tests: [tool.mutmut] in
+# pyproject.toml. Survivors: `$(BIN)/mutmut results`, then `$(BIN)/mutmut show NAME`.
+mutate: $(STAMP)
+	rm -rf mutants
+	nice -n 10 $(BIN)/mutmut run --max-children 2
+	$(BIN)/python bench/mutation_score.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache mutants

@@ -8,6 +8,7 @@ file without importing the load generator. Reading and writing files: `result_io
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, model_validator
@@ -204,7 +205,20 @@ def result_schema() -> dict:
 
 
 def to_json(model: BaseModel) -> str:
-    return json.dumps(model.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+    """Strict JSON: a non-finite float (an unbounded interval, a ratio over zero) is written
+    as null, never as `Infinity`/`NaN`, which JSON parsers other than Python's reject."""
+    return json.dumps(_finite(model.model_dump(mode="json")), indent=2, sort_keys=False,
+                      allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def single_run_result(run: RunResult) -> Result:

@@ -449,3 +449,300 @@ def test_different_urls_are_warned_about():
     ]
     assert "warning: the targets differ" in render_markdown(
         compare_results(bench("http://a:1", "/"), bench("http://b:1", "/")))
+
+
+# ---------------------------------------------------------------- Welch pinned to a reference
+
+# Reference values computed once with SciPy 1.17.1 (not a dependency):
+#   r = scipy.stats.ttest_ind(current, baseline, equal_var=False)  -> r.statistic, r.df
+#   scipy.stats.t.ppf(0.975, df)  for the two-sided 95 % critical value
+# BORDERLINE: t=-2.9472995459, df=1.0036693531 (p=0.2075): not significant. With the pooled
+# df n1+n2-2 = 6 the critical value would be 2.4469 and with a fixed 1.96 it would be too:
+# both would call this -14 % change a significant regression.
+BORDERLINE = ([1000.0, 1100.0], [900.0, 905.0, 910.0, 895.0, 900.0, 905.0])
+# CLEAR: t=-5.4698189110, df=4.7001115821 (p=0.0034); the table's df 4 gives 2.776
+# (scipy: t.ppf(0.975, 4) = 2.776445), the conservative side of t.ppf(0.975, 4.70) = 2.6207.
+CLEAR = ([1000.0, 1020.0, 990.0, 1010.0], [880.0, 950.0, 820.0, 900.0, 860.0])
+
+
+def test_welch_statistic_and_degrees_of_freedom_match_scipy():
+    from loadbench.compare import _welch
+
+    t, df, critical = _welch(*BORDERLINE)
+    assert (t, df, critical) == (pytest.approx(-2.9472995459, abs=1e-9),
+                                 pytest.approx(1.0036693531, abs=1e-9), 12.706)
+    t, df, critical = _welch(*CLEAR)
+    assert (t, df, critical) == (pytest.approx(-5.4698189110, abs=1e-9),
+                                 pytest.approx(4.7001115821, abs=1e-9), 2.776)
+
+
+@pytest.mark.parametrize(
+    ("df", "critical"),
+    # scipy.stats.t.ppf(0.975, k) rounded to 3 places, k the largest tabulated df <= df
+    [(0.4, 12.706), (1.0, 12.706), (1.99, 12.706), (2.0, 4.303), (4.7, 2.776), (30.0, 2.042),
+     (39.9, 2.042), (40.0, 2.021), (59.0, 2.021), (60.0, 2.000), (119.9, 2.000),
+     (120.0, 1.980), (120.5, 1.980), (121.0, 1.960), (1e6, 1.960)],
+)
+def test_t_critical_takes_the_largest_tabulated_df_not_above(df, critical):
+    from loadbench.compare import _t_critical
+
+    assert _t_critical(df) == critical
+
+
+def test_borderline_change_is_not_significant_with_welch_df():
+    base, cur = BORDERLINE
+    baseline = make_result(make_run("a", rps=sum(base) / 2, p99=100,
+                                    repeats=[(r, 100) for r in base]))
+    current = make_result(make_run("a", rps=sum(cur) / 6, p99=100,
+                                   repeats=[(r, 100) for r in cur]))
+    row = compare_results(baseline, current).rows[0]
+    assert (row.verdict, row.method) == ("within noise", "welch")
+    assert row.reason == ("-14.0% is not significant (Welch t=-2.95, df=1.0, needs |t|>12.71; "
+                          "2 vs 6 repeats)")
+
+
+def test_clear_change_is_a_significant_regression():
+    base, cur = CLEAR
+    baseline = make_result(make_run("a", rps=sum(base) / 4, p99=100,
+                                    repeats=[(r, 100) for r in base]))
+    current = make_result(make_run("a", rps=sum(cur) / 5, p99=100,
+                                   repeats=[(r, 100) for r in cur]))
+    row = compare_results(baseline, current).rows[0]
+    assert (row.verdict, row.method) == ("regression", "welch")
+    assert row.reason == ("-12.2% is beyond 10% and significant (Welch t=-5.47, df=4.7, "
+                          "needs |t|>2.78; 4 vs 5 repeats)")
+
+
+# ---------------------------------------------------------------- edges `make mutate` found
+
+
+def test_console_table_columns_cells_and_styles():
+    table = render_console(fixed_comparison())
+    assert (table.title, table.title_justify, table.caption_justify) == (
+        "compare: gather", "left", "left")
+    assert table.caption.startswith("4 regressions. A change counts when it exceeds 10%")
+    assert [(c.header, c.justify) for c in table.columns] == [
+        ("run", "left"), ("metric", "left"), ("baseline", "right"), ("current", "right"),
+        ("change", "right"), ("verdict", "left")]
+    rows = list(zip(*(list(c.cells) for c in table.columns), strict=True))
+    assert rows[3] == ("gather", "p99", "212 ms", "250 ms", "+17.7%", "[red]regression[/red]")
+    assert rows[4] == ("gone", "rps", "10.0", "missing", "-", "[red]missing in current[/red]")
+    assert rows[6] == ("new|run\\[b]", "rps", "-", "5,000", "-",
+                       "[cyan]new in current[/cyan]")
+    assert rows[0][-1] == "[dim]within noise[/dim]"
+    better = compare_results(make_result(make_run("a", 100, 10)),
+                             make_result(make_run("a", 200, 5)))
+    assert [list(render_console(better).columns[-1].cells)] == [
+        ["[green]improvement[/green]", "[green]improvement[/green]"]]
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "text"),
+    [("p99", 100.0, "100 ms"), ("p99", 99.96, "100 ms"), ("p99", 10.0, "10.0 ms"),
+     ("p99", 9.996, "10.0 ms"), ("p99", 0.0, "0 ms"), ("p99", 0.01234, "0.0123 ms"),
+     ("error_rate", 0.0123, "1.23%"), ("requests", 12345.0, "12,345"),
+     ("rps", 99.94, "99.9"), ("rps", 100.0, "100"), ("rps", 1234.5, "1,234")],
+)
+def test_value_formatting_at_its_boundaries(metric, value, text):
+    from loadbench.report.compare import _value
+
+    assert _value(metric, value) == text
+
+
+def test_formatting_of_infinite_t_and_changes():
+    from loadbench.compare import _fmt_t
+    from loadbench.report.compare import _ci
+    from loadbench.report.format import change_text as _change
+    from loadbench.report.format import signed_percent as _percent
+
+    assert (_fmt_t(2.345), _fmt_t(float("inf")), _fmt_t(float("-inf"))) == (
+        "+2.35", "+inf", "-inf")
+    assert (_percent(float("inf")), _percent(float("-inf")), _percent(0.1234)) == (
+        "+inf%", "-inf%", "+12.3%")
+    assert (_change(None), _change(-0.5)) == ("from zero", "-50.0%")
+    row = fixed_comparison().rows[0]
+    assert _ci(row) == "-"
+    assert _ci(row.model_copy(update={"ci_low": -0.1})) == "-"
+    assert _ci(row.model_copy(update={"ci_high": 0.1})) == "-"
+    assert _ci(row.model_copy(update={"ci_low": -0.1, "ci_high": 0.2})) == "-10.0% to +20.0%"
+
+
+def test_zero_spread_repeats_give_an_infinite_t():
+    baseline = make_result(make_run("a", rps=1000, p99=100, repeats=[(1000, 100)] * 3))
+    current = make_result(make_run("a", rps=800, p99=120, repeats=[(800, 120)] * 3))
+    rps, p99 = compare_results(baseline, current).rows
+    assert (rps.verdict, p99.verdict) == ("regression", "regression")
+    assert "Welch t=-inf, df=4.0, needs |t|>2.78" in rps.reason
+    assert "Welch t=+inf, df=4.0" in p99.reason
+    assert (rps.baseline, rps.current, rps.change) == (1000.0, 800.0, pytest.approx(-0.2))
+
+
+def test_t_must_agree_with_the_direction_of_the_run_value():
+    """The repeats say slower (t > 0 on p99) but the run's own p99 says faster: the change
+    is not called significant in either direction."""
+    baseline = make_result(make_run("a", rps=1000, p99=100,
+                                    repeats=[(1000, 99), (1000, 100), (1000, 101)]))
+    current = make_result(make_run("a", rps=1000, p99=80,
+                                   repeats=[(1000, 129), (1000, 130), (1000, 131)]))
+    [row] = compare_results(baseline, current, metrics=["p99"]).rows
+    assert (row.verdict, row.method) == ("within noise", "welch")
+    assert row.reason.startswith("-20.0% is not significant (Welch t=+36.74")
+
+
+def test_two_repeats_are_enough_for_welch_and_requests_use_them():
+    baseline = make_result(make_run("a", rps=1000, p99=100, repeats=[(990, 100), (1010, 100)]))
+    current = make_result(make_run("a", rps=1500, p99=100, repeats=[(1490, 100), (1510, 100)]))
+    [requests] = compare_results(baseline, current, metrics=["requests"]).rows
+    assert (requests.verdict, requests.method) == ("improvement", "welch")
+    assert "Welch t=+35.36, df=2.0" in requests.reason  # repeats' requests: 9900/10100 ...
+
+
+def test_percentile_without_repeat_histograms_falls_back_to_tolerance():
+    baseline = make_result(make_run("a", rps=1000, p99=100, repeats=[(990, 100), (1010, 100)]))
+    current = make_result(make_run("a", rps=1000, p99=100, repeats=[(990, 100), (1010, 100)]))
+    [row] = compare_results(baseline, current, metrics=["p50"]).rows
+    assert row.method == "tolerance"
+    assert row.reason.endswith("(tolerance only: fewer than 2 repeats in a result)")
+
+
+def test_repeats_in_the_baseline_only_fall_back_to_tolerance():
+    baseline = make_result(make_run("a", rps=1000, p99=100, repeats=[(100, 100), (1300, 100)]))
+    current = make_result(make_run("a", rps=700, p99=100, repeats=[(700, 100)]))
+    row = compare_results(baseline, current).rows[0]
+    assert (row.verdict, row.method) == ("regression", "tolerance")
+    assert row.reason == ("-30.0% is beyond the 10% tolerance (tolerance only: fewer than 2 "
+                          "repeats in a result)")
+
+
+def test_change_exactly_at_the_tolerance_is_noise_and_zero_to_zero_is_no_change():
+    baseline = make_result(make_run("a", rps=1000, p99=100, error_rate=0.0))
+    current = make_result(make_run("a", rps=900, p99=100, error_rate=0.0))
+    rps, rate = compare_results(baseline, current, metrics=["rps", "error_rate"],
+                                max_regression=0.1).rows
+    assert (rps.verdict, rps.change) == ("within noise", pytest.approx(-0.1))
+    assert (rate.verdict, rate.change) == ("within noise", 0.0)
+    assert compare_results(baseline, current, max_regression=0.0).has_regression
+
+
+def test_compare_files_default_tolerance_is_ten_percent(tmp_path):
+    base, cur = tmp_path / "base.json", tmp_path / "cur.json"
+    base.write_text(to_json(make_result(make_run("a", rps=1000, p99=100))))
+    cur.write_text(to_json(make_result(make_run("a", rps=880, p99=100))))
+    comparison = compare_files(base, cur)
+    assert (comparison.max_regression, comparison.rows[0].verdict) == (0.10, "regression")
+    assert comparison.baseline_label == str(base)
+
+
+def test_warnings_name_a_changed_scenario_file_only_when_both_hashes_differ():
+    from loadbench.comparison import comparison_warnings
+
+    def with_sha(sha):
+        result = make_result(make_run("a", 100, 10))
+        return result.model_copy(update={"scenario": ScenarioInfo(name="gather",
+                                                                  source_sha256=sha)})
+
+    changed = "the scenario file changed between the two results"
+    assert comparison_warnings(with_sha("aa"), with_sha("bb")) == [changed]
+    assert comparison_warnings(with_sha("aa"), with_sha("aa")) == []
+    assert comparison_warnings(with_sha(""), with_sha("bb")) == []
+    assert comparison_warnings(with_sha("aa"), with_sha("")) == []
+    empty_host = make_result(make_run("a", 100, 10), hostname="")
+    assert comparison_warnings(empty_host, make_result(make_run("a", 100, 10),
+                                                       hostname="box")) == []
+
+
+def test_headline_counts():
+    from loadbench.report.compare import headline
+
+    one = compare_results(make_result(make_run("a", 1000, 100)),
+                          make_result(make_run("a", 1000, 200)), metrics=["p99"])
+    assert headline(one) == "1 regression"
+    assert headline(fixed_comparison()) == "4 regressions"
+
+
+def test_metric_and_tolerance_messages():
+    with pytest.raises(BadInput) as empty:
+        parse_metrics(" , ")
+    assert empty.value.message == ("--metric: name at least one of rps, requests, error_rate, "
+                                   "mean, p50, p90, p95, p99, p99_9, max")
+    with pytest.raises(BadInput) as unknown:
+        parse_metrics("p9")
+    assert unknown.value.message.startswith("--metric: unknown metric 'p9'; did you mean 'p99'? "
+                                            "metrics: rps, requests")
+    with pytest.raises(BadInput) as far:
+        parse_metrics("zzz")
+    assert far.value.message.startswith("--metric: unknown metric 'zzz'; metrics: rps")
+    assert (parse_tolerance("0"), parse_tolerance("0%"), parse_tolerance("1")) == (0.0, 0.0, 1.0)
+    assert parse_tolerance(0.5) == 0.5
+    with pytest.raises(BadInput) as negative:
+        parse_tolerance("-5%")
+    assert negative.value.message == "--max-regression '-5%': must be a finite value >= 0"
+    with pytest.raises(BadInput, match="'inf': must be a finite value >= 0"):
+        parse_tolerance("inf")
+    with pytest.raises(BadInput) as ambiguous:
+        parse_tolerance("1.5", "--min-effect")
+    assert ambiguous.value.message == ("--min-effect '1.5': write 1.5% (or a fraction such as "
+                                       "0.1)")
+    assert parse_tolerance("150%") == 1.5
+
+
+def test_small_counts_and_identical_repeats():
+    from loadbench.report.compare import _value
+
+    assert (_value("requests", 50.0), _value("rps", 50.0)) == ("50", "50.0")
+    same = make_result(make_run("a", rps=1000, p99=100, repeats=[(1000, 100)] * 3))
+    rps, _ = compare_results(same, same).rows
+    assert rps.reason == ("+0.0% is within the 10% tolerance (Welch t=+0.00, df=4.0, needs "
+                          "|t|>2.78; 3 vs 3 repeats)")
+
+
+def test_options_reach_compare_files_and_defaults_hold(tmp_path):
+    base, cur = tmp_path / "base.json", tmp_path / "cur.json"
+    base.write_text(to_json(make_result(make_run("a", rps=1000, p99=100))))
+    cur.write_text(to_json(make_result(make_run("a", rps=850, p99=100))))
+    assert compare_files(base, cur, max_regression=0.2).rows[0].verdict == "within noise"
+    assert compare_files(base, cur).rows[0].verdict == "regression"
+    [missing] = compare_results(make_result(make_run("gone", 10, 5)),
+                                make_result(make_run("other", 10, 5)), metrics=["rps"]).rows[:1]
+    assert missing.reason == "run 'gone' is in the baseline but not in the current result"
+
+
+def test_an_empty_field_on_either_side_is_not_an_environment_difference():
+    from loadbench.comparison import comparison_warnings
+
+    assert comparison_warnings(make_result(make_run("a", 100, 10), hostname="box"),
+                               make_result(make_run("a", 100, 10), hostname="")) == []
+
+
+def test_markdown_keeps_its_header_when_there_are_warnings():
+    baseline = make_result(make_run("a", 100, 10)).model_copy(update={"interrupted": True})
+    text = render_markdown(compare_results(baseline, make_result(make_run("a", 100, 10)),
+                                           baseline_label="x`y.json"))
+    assert text.startswith("## loadbench compare: gather\n\n**No regressions** (baseline "
+                           "`x'y.json`, current `current`)\n")
+    assert ("- warning: the baseline result was interrupted: its figures are partial\n\n"
+            "A change counts") in text
+
+
+def test_json_is_indented_two_spaces_and_ends_with_a_newline():
+    text = render_json(fixed_comparison())
+    assert text.startswith('{\n  "scenario": "gather",\n  "baseline_label": "main.json",\n')
+    assert text.endswith("}\n") and not text.endswith("\n\n")
+
+
+def test_compare_json_is_strict_json_when_an_interval_is_unbounded():
+    """An infinite confidence bound (a ratio over a zero baseline window) is written as null:
+    `Infinity` is not JSON, and CI tools parsing `compare --json` would reject the file."""
+    from loadbench.report.compare import render_json
+
+    comparison = compare_results(make_result(make_run("a", 100, 10)),
+                                 make_result(make_run("a", 90, 12)))
+    row = comparison.rows[0].model_copy(update={"ci_low": float("-inf"),
+                                                "ci_high": float("inf")})
+    text = render_json(comparison.model_copy(update={"rows": [row, *comparison.rows[1:]]}))
+
+    def refuse(token: str):
+        raise ValueError(f"not JSON: {token}")
+
+    data = json.loads(text, parse_constant=refuse)  # what a strict parser accepts
+    assert (data["rows"][0]["ci_low"], data["rows"][0]["ci_high"]) == (None, None)

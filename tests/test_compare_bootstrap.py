@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import xml.etree.ElementTree as ET
 
@@ -315,3 +316,274 @@ def test_junit_inconclusive_is_not_a_failure():
     assert (suite.get("tests"), suite.get("failures")) == ("4", "2")
     short = suite.findall("testcase")[2]
     assert short.find("system-out").text.startswith("inconclusive: too few full")
+
+
+# ---------------------------------------------------------------- the CLI, end to end
+
+
+def cli_compare(tmp_path, baseline: RunResult, current: RunResult, *args: str):
+    """`loadbench compare --json BASELINE CURRENT ARGS` on two result files."""
+    from typer.testing import CliRunner
+
+    from loadbench.cli import app
+
+    base, cur = tmp_path / "base.json", tmp_path / "cur.json"
+    base.write_text(to_json(result_of(baseline)))
+    cur.write_text(to_json(result_of(current)))
+    outcome = CliRunner().invoke(app, ["compare", "--json", str(base), str(cur), *args],
+                                 catch_exceptions=False)
+    return outcome.exit_code, json.loads(outcome.stdout) if outcome.exit_code < 2 else None
+
+
+# -17 % rps but with 30 % noise over 6 windows: beyond the 10 % tolerance (so tolerance
+# mode calls it a regression), inconclusive for the bootstrap (CI about -37 % to +13 %).
+NOISY_BASE = dict(rps=1000, p99=20, n=6, spread=0.3, seed=1)
+NOISY_CUR = dict(rps=800, p99=20, n=6, spread=0.3, seed=2)
+
+
+def test_cli_stats_regression_exits_1(tmp_path):
+    code, data = cli_compare(tmp_path, synthetic(1000, 20), synthetic(800, 25, seed=2),
+                             "--stats")
+    assert code == 1
+    assert data["mode"] == "stats"
+    assert [(r["metric"], r["verdict"], r["method"]) for r in data["rows"]] == [
+        ("rps", "regression", "bootstrap"), ("p99", "regression", "bootstrap")]
+
+
+def test_cli_stats_no_change_exits_0(tmp_path):
+    code, data = cli_compare(tmp_path, synthetic(1000, 20), synthetic(1000, 20, seed=3),
+                             "--stats")
+    assert code == 0
+    assert [r["verdict"] for r in data["rows"]] == ["no change", "no change"]
+
+
+def test_cli_stats_inconclusive_passes_unless_asked_to_fail(tmp_path):
+    baseline, current = synthetic(**NOISY_BASE), synthetic(**NOISY_CUR)
+    tolerance_code, tolerance = cli_compare(tmp_path, baseline, current, "--metric", "rps")
+    assert (tolerance_code, tolerance["mode"], tolerance["rows"][0]["verdict"]) == (
+        1, "tolerance", "regression")
+    code, data = cli_compare(tmp_path, baseline, current, "--stats", "--metric", "rps")
+    assert (code, data["mode"]) == (0, "stats")
+    assert [r["verdict"] for r in data["rows"]] == ["inconclusive"]
+    strict_code, strict = cli_compare(tmp_path, baseline, current, "--stats", "--metric", "rps",
+                                      "--fail-on-inconclusive")
+    assert (strict_code, strict) == (1, data)
+
+
+def test_cli_fail_on_inconclusive_keeps_exit_0_without_an_inconclusive_row(tmp_path):
+    code, data = cli_compare(tmp_path, synthetic(1000, 20), synthetic(1000, 20, seed=3),
+                             "--stats", "--fail-on-inconclusive")
+    assert code == 0
+    assert {r["verdict"] for r in data["rows"]} == {"no change"}
+
+
+def test_cli_min_effect_reaches_the_bootstrap(tmp_path):
+    baseline, current = synthetic(1000, 20, seed=1), synthetic(920, 20, seed=2)
+    code, data = cli_compare(tmp_path, baseline, current, "--stats", "--metric", "rps")
+    assert (code, data["rows"][0]["verdict"], data["min_effect"]) == (1, "regression", 0.05)
+    code, data = cli_compare(tmp_path, baseline, current, "--stats", "--metric", "rps",
+                             "--min-effect", "15%")
+    assert (code, data["rows"][0]["verdict"], data["min_effect"]) == (0, "no change", 0.15)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("--stats", "--max-regression", "5%"), "with --stats use --min-effect"),
+     (("--min-effect", "5%"), "--min-effect and --fail-on-inconclusive need --stats"),
+     (("--fail-on-inconclusive",), "--min-effect and --fail-on-inconclusive need --stats")],
+)
+def test_cli_stats_options_need_each_other(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from loadbench.cli import app
+
+    path = tmp_path / "r.json"
+    path.write_text(to_json(result_of(synthetic(1000, 20))))
+    outcome = CliRunner().invoke(app, ["compare", str(path), str(path), *args])
+    assert outcome.exit_code == 2
+    assert message in outcome.output
+
+
+# ---------------------------------------------------------------- edges `make mutate` found
+
+
+def test_quantile_matches_numpy_type_7():
+    """Reference values computed once with numpy 2.4.6 (a SciPy dependency, not ours):
+    numpy.quantile([1, 2, 4, 8, 16, 32], q, method="linear")."""
+    from loadbench.compare_bootstrap import _quantile
+
+    ordered = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    qs = (0.0, 0.025, 0.1, 0.5, 0.9, 0.975, 1.0)
+    assert [_quantile(ordered, q) for q in qs] == [1.0, 1.125, 1.5, 6.0, 24.0, 30.0, 32.0]
+
+
+def test_quantile_next_to_infinite_resamples():
+    from loadbench.compare_bootstrap import _quantile
+
+    inf = math.inf
+    assert _quantile([1.0, 2.0, inf], 0.5) == 2.0  # exactly on a finite order statistic
+    assert _quantile([1.0, 2.0, inf], 0.75) == inf  # between 2 and inf: the upper one
+    assert _quantile([1.0, 2.0, inf], 0.25) == 1.5
+    assert _quantile([1.0, inf, inf], 0.5) == inf
+
+
+def test_bootstrap_ratio_of_constant_and_zero_sides():
+    def mean(values):
+        return sum(values) / len(values)
+
+    assert bootstrap_ci([1.0] * 5, [2.0] * 5, mean) == (1.0, 1.0)
+    assert bootstrap_ci([0.0] * 5, [0.0] * 5, mean) == (0.0, 0.0)
+    assert bootstrap_ci([0.0] * 5, [3.0] * 5, mean) == (math.inf, math.inf)
+    base, cur = noisy(100, 0.05, 30, 1), noisy(80, 0.05, 30, 2)
+    assert bootstrap_ci(base, cur, mean) == bootstrap_ci(base, cur, mean, rng=random.Random(0))
+
+
+def test_percent_formats_infinite_bounds():
+    from loadbench.report.format import signed_percent as _percent
+
+    assert [_percent(v) for v in (math.inf, -math.inf, 0.1234, -0.5)] == [
+        "+inf%", "-inf%", "+12.3%", "-50.0%"]
+
+
+def constant(rps: float, p99: float, n: int = 8, name: str = "io") -> RunResult:
+    return run_of(points([rps] * n, [p99] * n), name)
+
+
+@pytest.mark.parametrize(
+    ("metric", "base", "cur"),
+    [("rps", 1000, 750), ("rps", 1000, 1250), ("p99", 10, 12.5), ("p99", 10, 7.5)],
+)
+def test_an_interval_exactly_at_the_minimum_effect_is_inconclusive(metric, base, cur):
+    """Constant windows give the interval [change, change]; at exactly ±25 % it lies
+    neither beyond nor within ±25 %."""
+    values = {"rps": (base, 10), "p99": (1000, base)}[metric]
+    current = {"rps": (cur, 10), "p99": (1000, cur)}[metric]
+    [row] = compare(constant(*values), constant(*current), metrics=[metric],
+                    min_effect=0.25).rows
+    assert (row.ci_low, row.ci_high) == (row.change, row.change) == (
+        pytest.approx(cur / base - 1, abs=0), pytest.approx(cur / base - 1, abs=0))
+    assert row.verdict == "inconclusive"
+
+
+@pytest.mark.parametrize(
+    ("metric", "base", "cur", "verdict", "reason"),
+    [("rps", 1000, 500, "regression", "95% CI -50.0% to -50.0% lies beyond -5%"),
+     ("rps", 1000, 2000, "improvement", "95% CI +100.0% to +100.0% lies beyond +5%"),
+     ("p99", 10, 20, "regression", "95% CI +100.0% to +100.0% lies beyond +5%"),
+     ("p99", 10, 5, "improvement", "95% CI -50.0% to -50.0% lies beyond -5%"),
+     ("p99", 10, 10, "no change", "95% CI +0.0% to +0.0% lies within ±5%")],
+)
+def test_reasons_name_the_side_and_the_windows(metric, base, cur, verdict, reason):
+    values = {"rps": (base, 10), "p99": (1000, base)}[metric]
+    current = {"rps": (cur, 10), "p99": (1000, cur)}[metric]
+    [row] = compare(constant(*values, n=6), constant(*current, n=9), metrics=[metric]).rows
+    describe = {"rps": "mean requests per second", "p99": "median per-second p99"}[metric]
+    assert (row.verdict, row.reason) == (
+        verdict, f"{reason} ({describe} over 6 vs 9 one-second windows)")
+
+
+def test_inconclusive_reason_suggests_longer_runs():
+    [row] = compare(constant(1000, 10), constant(750, 10), metrics=["rps"],
+                    min_effect=0.25).rows
+    assert row.reason == ("95% CI -25.0% to -25.0% reaches past ±25% but not wholly beyond it "
+                          "(mean requests per second over 8 vs 8 one-second windows); longer "
+                          "runs or more repeats narrow it")
+
+
+def test_five_windows_are_enough():
+    [row] = compare(constant(1000, 10, n=5), constant(500, 10, n=5), metrics=["rps"]).rows
+    assert (row.verdict, row.samples) == ("regression", (5, 5))
+
+
+def test_a_side_without_any_successful_window_has_no_latency():
+    only_errors = run_of([p.model_copy(update={"errors": p.requests})
+                          for p in points([100] * 8, [0] * 8)])
+    for baseline, current in ((only_errors, constant(100, 10)), (constant(100, 10), only_errors)):
+        [row] = compare(baseline, current, metrics=["p99"]).rows
+        assert (row.verdict, row.change, row.samples[0] * row.samples[1]) == (
+            "inconclusive", None, 0)
+        assert (row.baseline is None) is (baseline is only_errors)
+        assert (row.current is None) is (current is only_errors)
+
+
+def test_statistical_compare_checks_its_options():
+    result = result_of(constant(1000, 10))
+    zero = statistical_compare(result, result, min_effect=0.0)  # allowed, if strict
+    assert (zero.min_effect, zero.rows[0].verdict) == (0.0, "inconclusive")
+    for confidence in (0.0, 1.0):
+        with pytest.raises(BadInput) as bad:
+            statistical_compare(result, result, confidence=confidence)
+        assert bad.value.message == f"confidence {confidence!r}: must be between 0 and 1"
+    assert statistical_compare(result, result, confidence=0.5, resamples=100).confidence == 0.5
+    with pytest.raises(BadInput) as few:
+        statistical_compare(result, result, resamples=99)
+    assert few.value.message == "resamples 99: use at least 100"
+
+
+def test_statistical_compare_keeps_labels_and_warnings():
+    from loadbench.errors import ResultFileError
+
+    baseline = result_of(constant(1000, 10)).model_copy(update={"interrupted": True})
+    comparison = statistical_compare(baseline, result_of(constant(1000, 10)))
+    assert comparison.warnings == [
+        "the baseline result was interrupted: its figures are partial"]
+    other = result_of(constant(1000, 10)).model_copy(
+        update={"scenario": ScenarioInfo(name="other")})
+    with pytest.raises(ResultFileError) as mismatch:
+        statistical_compare(baseline, other, baseline_label="a.json", current_label="b.json")
+    assert mismatch.value.message.startswith("a.json is scenario 'io', b.json is scenario "
+                                             "'other'")
+
+
+def test_compare_results_passes_min_effect_and_labels_to_stats_mode(tmp_path):
+    baseline, current = result_of(constant(1000, 10)), result_of(constant(900, 10))
+    loose = compare_results(baseline, current, mode="stats", min_effect=0.15,
+                            baseline_label="a", current_label="b")
+    assert (loose.min_effect, loose.rows[0].verdict) == (0.15, "no change")
+    assert (loose.baseline_label, loose.current_label) == ("a", "b")
+    base, cur = tmp_path / "base.json", tmp_path / "cur.json"
+    base.write_text(to_json(baseline))
+    cur.write_text(to_json(current))
+    assert compare_files(base, cur, mode="stats", min_effect=0.15).rows[0].verdict == "no change"
+    assert compare_files(base, cur, mode="stats").rows[0].verdict == "regression"
+
+
+def test_stats_mode_headline_table_and_rule_use_its_own_level():
+    from loadbench.report.compare import _ci_header, headline, rule_text
+
+    baseline, current = result_of(constant(1000, 10)), result_of(constant(1000, 10))
+    comparison = statistical_compare(baseline, current, confidence=0.9)
+    assert headline(comparison) == "No regressions"
+    assert _ci_header(comparison) == "90% CI"
+    assert "whole 90% confidence interval" in rule_text(comparison)
+    assert _ci_header(comparison.model_copy(update={"confidence": None})) == "95% CI"
+    assert "within ±0%" in rule_text(comparison.model_copy(update={"min_effect": None}))
+    assert "whole 95% confidence" in rule_text(comparison.model_copy(update={"confidence": None}))
+    table = render_console(comparison)
+    assert [(c.header, c.justify) for c in table.columns][5] == ("90% CI", "right")
+    assert list(table.columns[-1].cells) == ["[dim]no change[/dim]"] * 2
+    assert compare_results(baseline, current, mode="stats").min_effect == 0.05
+
+
+def test_repeat_boundaries_come_from_durations_before_counts():
+    """Repeat 0 ends with an empty partial window: the counts alone would move that window
+    into repeat 1 and keep a partial second as a sample."""
+    first = points([100, 100], [10, 10])[:-1] + [TimelinePoint(t=2, requests=0, errors=0,
+                                                                  p50_ms=0.0, p99_ms=0.0)]
+    second = points([100, 100], [10, 10])
+    timeline = [p.model_copy(update={"t": i}) for i, p in enumerate(first + second)]
+    repeats = [RepeatStat(repeat=0, requests=200, duration_s=2.0, rps=100, p99=10),
+               RepeatStat(repeat=1, requests=203, duration_s=2.01, rps=100, p99=10)]
+    run = run_of(timeline, repeats=repeats)
+    assert window_samples(run, "rps") == [100.0, 100.0, 100.0, 100.0]
+
+
+def test_count_split_stops_exactly_at_the_repeat_s_requests():
+    timeline = [TimelinePoint(t=i, requests=r, errors=0, p50_ms=1.0, p99_ms=2.0)
+                for i, r in enumerate([205, 1, 100, 100, 3])]
+    repeats = [RepeatStat(repeat=0, requests=206, duration_s=9.0, rps=1, p99=1),
+               RepeatStat(repeat=1, requests=203, duration_s=9.0, rps=1, p99=1)]
+    assert window_samples(run_of(timeline, repeats=repeats), "rps") == [205, 100, 100]
+    too_many = [RepeatStat(repeat=0, requests=10_000, duration_s=9.0, rps=1, p99=1),
+                RepeatStat(repeat=1, requests=10_000, duration_s=9.0, rps=1, p99=1)]
+    assert len(window_samples(run_of(timeline, repeats=too_many), "rps")) == 4  # one segment

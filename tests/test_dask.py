@@ -20,7 +20,7 @@ from loadbench.merge import build_run_result
 from loadbench.pacing import RateSchedule
 from loadbench.plan import RunShape
 from loadbench.shard import ShardResult
-from loadbench.stats import Aggregator
+from loadbench.stats import Aggregator, decode_histogram
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -75,6 +75,13 @@ def test_merged_count_is_the_sum_of_shards_and_ticks_arrive(cluster, client, tar
     result = build_run_result(shape(plan), [(shards, aggregator)])
     assert result.requests == sum(s.requests for s in shards) > 0
     assert result.status_codes == {"200": result.requests}
+    # the merge is exact: bucket by bucket, the result's histogram is the shards' sum
+    merged = decode_histogram(result.histogram)
+    parts = [decode_histogram(s.histogram) for s in shards]
+    assert all(part.get_total_count() > 0 for part in parts)
+    assert list(merged.counts) == [sum(bucket) for bucket in zip(*(p.counts for p in parts),
+                                                                   strict=True)]
+    assert merged.get_total_count() == result.requests
     assert sum(info.requests for info in result.shards) == result.requests
     # live progress came from the workers and covers every request
     assert aggregator.requests == result.requests

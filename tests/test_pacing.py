@@ -67,3 +67,39 @@ def test_a_slow_schedule_waits_out_its_window(monkeypatch):
     assert state.next_slot() == 0.0
     assert state.next_slot() is None
     assert state.until_deadline and state.sent_in_window == 1
+
+
+# ---------------------------------------------------------------- edges `make mutate` found
+
+
+def test_expected_count_integrates_segments_then_holds_the_last_rate():
+    schedule = RateSchedule((Segment(1.0, 100.0, 100.0), Segment(1.0, 100.0, 300.0)))
+    counts = [schedule.expected_count(t) for t in (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)]
+    assert counts == [0.0, 50.0, 100.0, 175.0, 300.0, 450.0, 600.0]
+    assert RateSchedule.constant(50.0).expected_count(2.0) == 100.0
+
+
+def test_rate_at_follows_the_ramp_and_holds():
+    schedule = RateSchedule((Segment(2.0, 100.0, 300.0),))
+    assert [schedule.rate_at(t) for t in (0.0, 1.0, 2.0, 5.0)] == [100.0, 200.0, 300.0, 300.0]
+
+
+def test_ramp_from_zero_starts_at_zero():
+    offsets = list(itertools.islice(
+        RateSchedule((Segment(1.0, 0.0, 100.0),)).intended_offsets(), 3))
+    assert offsets == [0.0, math.sqrt(1 / 50), math.sqrt(2 / 50)]  # 50 t^2 = n
+
+
+def test_scaled_scales_both_ends_of_every_segment():
+    schedule = RateSchedule((Segment(2.0, 100.0, 300.0), Segment(math.inf, 300.0, 300.0)))
+    assert schedule.scaled(0.5) == RateSchedule(
+        (Segment(2.0, 50.0, 150.0), Segment(math.inf, 150.0, 150.0)))
+
+
+def test_rate_at_walks_through_every_segment():
+    schedule = RateSchedule((Segment(1.0, 100.0, 100.0), Segment(2.0, 300.0, 500.0),
+                             Segment(1.0, 50.0, 50.0)))
+    assert [schedule.rate_at(t) for t in (0.5, 1.0, 2.0, 3.0, 3.5, 9.0)] == [
+        100.0, 300.0, 400.0, 50.0, 50.0, 50.0]
+    # past the last of three segments the count grows at the last one's end rate
+    assert schedule.expected_count(5.0) == 100.0 + 800.0 + 50.0 + 50.0

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loadbench.merge import build_run_result
+from loadbench.plan import RunShape
 from loadbench.runner import run_scenario
 from loadbench.scenario import validate_scenario
-from loadbench.stats import decode_histogram
+from loadbench.shard import ShardResult
+from loadbench.stats import Aggregator, decode_histogram, new_histogram
 
 
 def test_repeats_are_kept_and_merged_exactly(target_url):
@@ -24,7 +29,8 @@ def test_repeats_are_kept_and_merged_exactly(target_url):
     assert merged.get_total_count() == sum(
         decode_histogram(r.histogram).get_total_count() for r in run.repeats)
     assert run.rps == round(sum(r.rps for r in run.repeats) / 3, 3)
-    assert run.rps_spread >= 0 and run.p99_spread >= 0
+    assert run.rps_spread == round(statistics.stdev(r.rps for r in run.repeats), 3)
+    assert run.p99_spread == round(statistics.stdev(r.p99 for r in run.repeats), 3)
 
 
 def test_rps_counts_completions_inside_the_window(target_url):
@@ -264,3 +270,58 @@ def test_open_file_limit_is_raised_for_a_run_that_fits(monkeypatch, target_url):
     })
     run_scenario(scenario)
     assert raised == [(8192, 8192)]
+
+
+def test_request_budget_is_split_across_processes_exactly(target_url):
+    """`bench -n 101 -p 2 --client multiprocess`: 51 + 50 requests, 101 in all, not 2 x 101."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from loadbench.cli import app
+
+    outcome = CliRunner().invoke(app, [
+        "bench", f"{target_url}/io?ms=1", "-n", "101", "-p", "2", "-c", "3",
+        "--client", "multiprocess", "--json"], catch_exceptions=False)
+    assert outcome.exit_code == 0, outcome.output
+    run = json.loads(outcome.stdout)
+    assert (run["client"], run["processes"], run["requests"]) == ("multiprocess", 2, 101)
+    assert run["status_codes"] == {"200": 101}
+    assert decode_histogram(run["histogram"]).get_total_count() == 101
+
+
+def shard_result(source: int, latencies_us: list[int], completed: int) -> ShardResult:
+    """A finished shard of a 1 s measuring window: `completed` requests inside it."""
+    histogram = new_histogram()
+    for value in latencies_us:
+        histogram.record_value(value)
+    return ShardResult(
+        source=source, histogram=histogram.encode().decode(), service_histogram=None,
+        lag_histogram=None, requests=len(latencies_us), errors={},
+        status_codes={200: len(latencies_us)}, bytes_received=0, histogram_dropped=0,
+        warmup_requests=0, late_requests=0, reconnects=0, duration_s=1.0, cpu_user_s=0.1,
+        cpu_system_s=0.0, completed_in_window=completed, window_s=1.0)
+
+
+def test_repeat_spreads_are_the_sample_stdev_of_the_repeats():
+    """Three repeats of two shards each; values below 2048 us are exact in the histogram.
+    rps 1000, 1100, 1300: sample stdev sqrt(70000 / 3) = 152.753 (population: 124.722).
+    p99 of the merged shards 1.0, 2.0, 1.5 ms: sample stdev 0.5 (population: 0.408); the
+    middle repeat's shards have p99 1.0 and 2.0 ms, so an average would read 1.5."""
+    repeats = [
+        [shard_result(0, [1000] * 50, 400), shard_result(1, [1000] * 50, 600)],
+        [shard_result(0, [1000] * 50, 500), shard_result(1, [2000] * 50, 600)],
+        [shard_result(0, [1500] * 50, 650), shard_result(1, [1500] * 50, 650)],
+    ]
+    run = build_run_result(RunShape("r", "multiprocess", "fast", 4, 2, None, None),
+                           [(shards, Aggregator(sources=2)) for shards in repeats])
+    assert [(r.requests, r.rps, r.p99) for r in run.repeats] == [
+        (100, 1000.0, 1.0), (100, 1100.0, 2.0), (100, 1300.0, 1.5)]
+    assert (run.rps, run.rps_spread, run.p99_spread) == (1133.333, 152.753, 0.5)
+    assert (run.requests, run.duration_s, run.processes) == (300, 3.0, 2)
+
+
+def test_one_repeat_has_no_spread():
+    run = build_run_result(RunShape("r", "gather", "fast", 4, 1, None, None),
+                           [([shard_result(0, [1000] * 10, 10)], Aggregator())])
+    assert (run.rps, run.rps_spread, run.p99_spread, run.processes) == (10.0, 0.0, 0.0, 1)

@@ -118,8 +118,17 @@ def test_iterations_instead_of_duration(tmp_path):
 
 
 def test_shipped_scenarios_validate(repo_root):
-    for path in sorted((repo_root / "scenarios").glob("*.yaml")):
-        load_scenario(path)
+    from loadbench.claims import CLAIM_SCENARIOS
+
+    paths = sorted((repo_root / "scenarios").glob("*.yaml"))
+    assert {path.stem for path in paths} >= {"smoke", "coordinated_omission", *CLAIM_SCENARIOS}
+    for path in paths:
+        scenario, _ = load_scenario(path)
+        assert scenario.name and scenario.runs, path.name
+        for run in scenario.runs:  # every run has something to send
+            assert run.requests or scenario.requests, (path.name, run.name)
+        if path.stem in CLAIM_SCENARIOS:
+            assert scenario.claim and scenario.thresholds, path.name
 
 
 def test_schema_lists_fields():

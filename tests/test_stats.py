@@ -233,3 +233,221 @@ def test_an_empty_partial_window_keeps_its_width():
     aggregator.add(Tick(0, 0, 10, 0, 0, ""))
     aggregator.add(Tick(0, 1, 0, 0, 0, "", width_s=0.0004))
     assert [(p["t"], p["width_s"]) for p in aggregator.timeline()] == [(0, 1), (1, 0.0004)]
+
+
+def test_aggregator_percentiles_come_from_the_merged_histogram():
+    """Source 0: 98 x 1 ms and 2 x 300 ms (p50 1 ms, p99 300 ms); source 1: 100 x 2 ms.
+    Over all 200 requests p50 and p99 are both 2 ms; averaging the sources' percentiles
+    would give 1.5 ms and 151 ms, taking the worse source 300 ms."""
+    aggregator = Aggregator(sources=2)
+    aggregator.add(_recorder_with([1000] * 98 + [300_000] * 2, source=0).tick())
+    aggregator.add(_recorder_with([2000] * 100, source=1).tick())
+    [point] = aggregator.timeline()
+    assert point == {"t": 0, "width_s": 1, "requests": 200, "errors": 0, "p50_ms": 2.0,
+                     "p99_ms": 2.0}
+    assert aggregator.p99_ms() == 2.0
+
+
+def test_aggregator_keeps_each_second_apart():
+    aggregator = Aggregator(sources=2)
+    # values below 2048 us are exact in the histogram (1 us buckets)
+    first = [_recorder_with([1000] * 100, source=0), _recorder_with([1500] * 100, source=1)]
+    for recorder in first:
+        aggregator.add(recorder.tick())
+    for recorder, values in zip(first, ([1900] * 99, [1200]), strict=True):
+        for value in values:
+            recorder.record(1.0, 1.0, 1.0 + value / 1e6, 200, 10)
+        aggregator.add(recorder.tick())
+    assert [(p["t"], p["requests"], p["p50_ms"], p["p99_ms"]) for p in aggregator.timeline()] == [
+        (0, 200, 1.0, 1.5), (1, 100, 1.9, 1.9)]
+    assert aggregator.p99_ms() == 1.9  # the cumulative histogram: 300 requests
+
+
+def test_a_second_one_source_never_reported_still_closes_on_timeline():
+    aggregator = Aggregator(sources=2)
+    aggregator.add(_recorder_with([1700] * 10, source=0).tick())
+    assert aggregator.timeline() == [{"t": 0, "width_s": 1, "requests": 10, "errors": 0,
+                                      "p50_ms": 1.7, "p99_ms": 1.7}]
+
+
+# ---------------------------------------------------------------- edges `make mutate` found
+
+
+def test_latency_summary_in_milliseconds_exactly():
+    from loadbench.stats import latency_summary_ms
+
+    histogram = new_histogram()
+    for value in [1000] * 5 + [1500] * 3 + [2000] * 2:  # exact below 2048 us
+        histogram.record_value(value)
+    # mean 1.35 ms; population stdev sqrt(0.1525) = 0.3905 ms
+    assert latency_summary_ms(histogram) == {
+        "min": 1.0, "mean": 1.35, "stdev": 0.391, "p50": 1.0, "p90": 2.0, "p95": 2.0,
+        "p99": 2.0, "p99_9": 2.0, "max": 2.0}
+    one = new_histogram()
+    one.record_value(1234)
+    assert set(latency_summary_ms(one).values()) == {1.234, 0.0}  # stdev 0, the rest 1.234
+    assert latency_summary_ms(one)["p99_9"] == 1.234
+    assert latency_summary_ms(new_histogram()) == dict.fromkeys(  # not measured: null
+        ("min", "mean", "stdev", "p50", "p90", "p95", "p99", "p99_9", "max"), None)
+    assert (new_histogram().get_stddev(), new_histogram().get_mean_value()) == (0.0, 0.0)
+
+
+def test_recorder_ticks_carry_exactly_their_second(monkeypatch):
+
+    recorder = Recorder(measure_start=10.0, source=3)
+    assert (recorder.source, recorder.service, recorder.lag, recorder.reconnects,
+            recorder.bytes_received) == (3, None, None, 0, 0)
+    recorder.deadline = 20.0
+    recorder.record(10.0, 10.0, 10.001, 200, 100)  # at measure_start: measured
+    recorder.record(10.0, 10.0, 10.002, 200, 50)
+    recorder.record(10.0, 10.0, 10.003, 400, 7)   # 400 is a client error
+    recorder.error(10.5, "timeout")  # a failure is counted by its intended start
+    recorder.error(10.5, "timeout")
+    first = recorder.tick()
+    assert (first.source, first.second, first.requests, first.errors, first.bytes_received) == (
+        3, 0, 5, 3, 157)
+    assert decode_hist(first.histogram) == [1000, 2000]
+    recorder.record(10.0, 10.0, 20.0, 200, 1)  # ends at the deadline: not after it
+    recorder.record(10.0, 10.0, 20.5, 503, 1)  # after the deadline
+    recorder.error(11.0, "connect")
+    second = recorder.tick()
+    assert (second.second, second.requests, second.errors, second.bytes_received) == (
+        1, 3, 2, 2)
+    empty = recorder.tick()
+    assert (empty.second, empty.requests, empty.errors, empty.bytes_received,
+            empty.histogram) == (2, 0, 0, 0, "")
+    assert recorder.errors == {"connect": 1, "timeout": 2, "read": 0, "status_4xx": 1,
+                               "status_5xx": 1}
+    assert recorder.status_codes == {200: 3, 400: 1, 503: 1}
+    # only the 503 ended after the deadline; failures never count as responses (rps)
+    assert (recorder.requests, recorder.bytes_received, recorder.after_deadline) == (8, 159, 1)
+
+
+def decode_hist(encoded: str) -> list[int]:
+    from loadbench.stats import decode_histogram
+
+    histogram = decode_histogram(encoded)
+    return [histogram.get_min_value(), histogram.get_max_value()]
+
+
+def test_warmup_requests_completing_inside_the_window(monkeypatch):
+
+    recorder = Recorder(measure_start=10.0)
+    recorder.deadline = 20.0
+    recorder.record(9.0, 9.0, 10.0, 200, 1)  # ends exactly at measure_start: in the window
+    recorder.record(9.0, 9.0, 20.0, 200, 1)  # exactly at the deadline: in the window
+    recorder.record(9.0, 9.0, 9.5, 200, 1)   # still in warm-up
+    recorder.record(9.0, 9.0, 20.1, 200, 1)  # after the window
+    for _ in range(4):  # failed warm-up requests: counted as warm-up, never as responses
+        recorder.error(9.5, "read")
+    assert (recorder.warmup_requests, recorder.warmup_in_window, recorder.requests) == (8, 2, 0)
+    assert recorder.errors["read"] == 0
+
+
+def test_aggregator_counts_and_closes_when_every_source_reported():
+    aggregator = Aggregator(sources=2)
+    aggregator.add(Tick(0, 0, 5, 2, 100, ""))
+    aggregator.add(Tick(0, 1, 4, 1, 10, ""))
+    aggregator.add(Tick(1, 0, 3, 3, 1, ""))
+    assert (aggregator.requests, aggregator.errors, aggregator.bytes_received) == (12, 6, 111)
+    timeline = aggregator.timeline()
+    assert [(p["t"], p["width_s"], p["requests"], p["errors"]) for p in timeline] == [
+        (0, 1, 8, 5), (1, 1, 4, 1)]
+    assert Aggregator().sources == 1 and Aggregator().bytes_received == 0
+
+
+def test_aggregator_closes_a_second_as_soon_as_all_sources_reported():
+    aggregator = Aggregator(sources=2)
+    first = _recorder_with([1000] * 10, source=0)
+    aggregator.add(first.tick())
+    assert aggregator._seconds[0].histogram is not None  # waiting for source 1
+    aggregator.add(_recorder_with([1500] * 10, source=1).tick())
+    second = aggregator._seconds[0]
+    assert (second.histogram, second.p50_ms, second.p99_ms) == (None, 1.0, 1.5)
+
+
+def test_combined_windows_weight_p50_by_requests_and_keep_the_worst_p99():
+    from loadbench import stats
+
+    aggregator = Aggregator(sources=1)
+    total = stats.MAX_TIMELINE_POINTS
+    for second in range(total):  # exactly the limit: nothing is combined
+        aggregator.add(Tick(0, second, 1, 0, 0, ""))
+    assert len(aggregator.timeline()) == total
+    combined = stats._combine([
+        {"t": 4, "width_s": 1, "requests": 30, "errors": 1, "p50_ms": 1.0, "p99_ms": 9.0},
+        {"t": 5, "width_s": 1, "requests": 10, "errors": 2, "p50_ms": 2.0, "p99_ms": 3.5}])
+    # p50 weighted by successes (29 and 8): (29 x 1.0 + 8 x 2.0) / 37
+    assert combined == {"t": 4, "width_s": 2, "requests": 40, "errors": 3, "p50_ms": 1.216,
+                        "p99_ms": 9.0}
+    idle = stats._combine([
+        {"t": 0, "width_s": 2, "requests": 0, "errors": 0, "p50_ms": 0.0, "p99_ms": 0.0}] * 2)
+    assert idle == {"t": 0, "width_s": 4, "requests": 0, "errors": 0, "p50_ms": 0.0,
+                    "p99_ms": 0.0}
+    third = stats._combine([
+        {"t": 0, "width_s": 1, "requests": 3, "errors": 0, "p50_ms": 1.0, "p99_ms": 1.0},
+        {"t": 1, "width_s": 1, "requests": 0, "errors": 0, "p50_ms": 0.0, "p99_ms": 0.0}])
+    assert third["p50_ms"] == 1.0
+
+
+def test_timeline_percentiles_keep_microsecond_digits():
+    aggregator = Aggregator(sources=1)
+    aggregator.add(_recorder_with([1234] * 99 + [1777]).tick())
+    [point] = aggregator.timeline()
+    assert (point["p50_ms"], point["p99_ms"]) == (1.234, 1.234)
+    aggregator = Aggregator(sources=1)
+    aggregator.add(_recorder_with([1234] * 98 + [1777] * 2).tick())
+    assert aggregator.timeline()[0]["p99_ms"] == 1.777
+
+
+def test_recorder_boundaries_and_repeated_counts(monkeypatch):
+    from loadbench.stats import HIGHEST_US
+
+    recorder = Recorder(measure_start=10.0)
+    assert (recorder.source, recorder.loop_lag.get_total_count()) == (0, 0)
+    recorder.deadline = 20.0
+    recorder.error(10.0, "read")  # at measure_start: measured
+    recorder.record(10.0, 10.0, 10.5, 500, 1)
+    recorder.record(10.0, 10.0, 10.5, 502, 1)
+    recorder.record(10.0, 10.0, 10.5, 404, 1)
+    recorder.record(10.0, 10.0, 10.5, 404, 1)
+    recorder.record(10.0, 10.0, 21.0, 200, 1)
+    recorder.record(10.0, 10.0, 21.0, 200, 1)  # two after the deadline
+    recorder.record(10.0, 10.0, 10.0 + HIGHEST_US / 1e6, 200, 1)  # exactly 60 s: recorded
+    recorder.record(10.0, 10.0, 10.0 + 61.0, 200, 1)
+    recorder.record(10.0, 10.0, 10.0 + 62.0, 200, 1)
+    tick = recorder.tick()
+    assert (tick.requests, tick.errors) == (10, 5)
+    assert recorder.errors == {"connect": 0, "timeout": 0, "read": 1, "status_4xx": 2,
+                               "status_5xx": 2}
+    assert (recorder.after_deadline, recorder.dropped) == (5, 2)  # 2 + the three >= 60 s
+    assert recorder.total.get_total_count() == 3
+
+
+def test_open_loop_lag_and_service_are_rounded_to_the_microsecond():
+    recorder = Recorder(measure_start=0.0, open_loop=True)
+    recorder.record(intended=1.0, sent=1.001, end=1.0025, status=200, nbytes=0)  # lag 1000 us
+    assert recorder.late == 0  # late means more than 1 ms
+    recorder.record(intended=1.0, sent=1.0011, end=1.0026, status=200, nbytes=0)
+    recorder.record(intended=2.0, sent=2.0011, end=2.0026, status=200, nbytes=0)
+    assert recorder.late == 2
+    assert (recorder.lag.get_min_value(), recorder.lag.get_max_value()) == (1000, 1100)
+    assert (recorder.service.get_min_value(), recorder.service.get_max_value()) == (1500, 1500)
+    recorder.tick()
+    assert recorder.total.get_min_value() == 2500
+
+
+def test_cumulative_p99_of_an_empty_and_a_single_sample_aggregator():
+    aggregator = Aggregator()
+    assert aggregator.p99_ms() == 0.0
+    aggregator.add(_recorder_with([1500]).tick())
+    assert aggregator.p99_ms() == 1.5
+
+
+def test_combined_p50_is_rounded_to_the_microsecond():
+    from loadbench import stats
+
+    combined = stats._combine([
+        {"t": 0, "width_s": 1, "requests": 1, "errors": 0, "p50_ms": 1.0, "p99_ms": 1.0},
+        {"t": 1, "width_s": 1, "requests": 2, "errors": 0, "p50_ms": 2.0, "p99_ms": 2.0}])
+    assert combined["p50_ms"] == 1.667

@@ -87,7 +87,15 @@ def test_stop_with_two_workers_leaves_no_process() -> None:
 
 
 def test_stop_before_start_is_a_no_op() -> None:
-    TargetProcess().stop()
+    """Nothing to stop yet; above all it must not mark the target stopped, or the real
+    stop() after start() would skip the process and leak it."""
+    target = TargetProcess(env=LIGHT_ENV)
+    target.stop()
+    assert not target.is_running()
+    with target:
+        pids = family(target.pid)
+        assert get(target.url, "/health")[0] == 200
+    assert not any(alive(pid) for pid in pids)
 
 
 def test_an_exception_in_the_block_still_stops_the_target() -> None:

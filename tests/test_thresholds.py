@@ -428,3 +428,230 @@ def test_division_by_zero_keeps_the_reason():
     result = outcome("b.rps > 2 * a.rps / a.rps", runs)
     assert result.passed is False
     assert "division by zero" in result.detail
+
+
+# ---------------------------------------------------------------- verdicts at the boundary
+
+
+@pytest.mark.parametrize(
+    ("op", "below", "equal", "above"),
+    [("<", True, False, False), ("<=", True, True, False), (">", False, False, True),
+     (">=", False, True, True), ("==", False, True, False), ("!=", True, False, True)],
+)
+def test_each_operator_decides_below_at_and_above_the_bound(op, below, equal, above):
+    """gather.p99 is 212.34ms: a bound just above, exactly at and just below it."""
+    verdicts = [outcome(f"gather.p99 {op} {bound}ms").passed
+                for bound in ("212.35", "212.34", "212.33")]
+    assert verdicts == [below, equal, above]
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "==", "!="])
+@pytest.mark.parametrize("metric", sorted(METRICS))
+def test_comparisons_at_the_metric_s_own_value(metric, op):
+    """The round trip with the bound set to the metric itself: only <=, >= and == hold."""
+    value = metric_value(RUNS[1], metric)
+    [result] = evaluate_all([f"gather.{metric} {op} {value!r}"], RUNS)
+    assert result.value == value
+    assert result.passed is (op in ("<=", ">=", "=="))
+
+
+def test_equality_is_relative_not_exact():
+    assert outcome("gather.rps == 4123.5000000001").passed  # 2.4e-14 relative
+    assert not outcome("gather.rps == 4123.50001").passed  # 2.4e-9 relative
+    assert outcome("gather.rps != 4123.50001").passed
+
+
+@pytest.mark.parametrize(
+    ("expr", "value"),
+    [("1 + 2 * 3", 7.0), ("2 * 3 + 1", 7.0), ("(1 + 2) * 3", 9.0), ("1 + 6 / 3", 3.0),
+     ("10 - 4 - 3", 3.0), ("24 / 4 / 2", 3.0), ("10 - 4 + 3", 9.0), ("24 / 4 * 2", 12.0),
+     ("-2 * 3 + 10", 4.0), ("2 - -1", 3.0), ("10 - (4 - 3)", 9.0), ("2 * (3 - 1) * 4", 16.0),
+     ("1 + sequential.rps * 2", 201.0), ("gather.rps - sequential.rps * 2", 3923.5)],
+)
+def test_precedence_and_left_associativity(expr, value):
+    """* and / bind tighter than + and -; operators of one level group from the left."""
+    result = outcome(f"{expr} > -1000000")
+    assert (result.value, result.passed) == (value, True)
+
+
+# ---------------------------------------------------------------- edges `make mutate` found
+
+
+def test_every_star_is_bound_to_the_run_in_place():
+    results = evaluate_all(["p99 < 0.8 * max", "1 < *.rps", "-*.rps < -(0.5 * *.rps)"], RUNS)
+    assert [r.expr for r in results[:3]] == [
+        "sequential.p99 < 0.8 * sequential.max", "gather.p99 < 0.8 * gather.max",
+        "processes.p99 < 0.8 * processes.max"]
+    assert [r.expr for r in results[3:6]] == [
+        "1 < sequential.rps", "1 < gather.rps", "1 < processes.rps"]
+    assert all(r.passed for r in results[3:6])  # the star on the right side is bound too
+    assert [(r.value, r.passed) for r in results[6:]] == [
+        (-100.0, True), (-4123.5, True), (-6500.0, True)]
+
+
+def test_division_by_zero_names_the_divisor_in_the_bound_expression():
+    results = evaluate_all(["rps / error_rate > 1", "1 < 1 / *.error_rate"], RUNS)
+    assert results[0].detail == "division by zero: sequential.error_rate is 0"
+    assert results[3].detail == "division by zero: sequential.error_rate is 0"
+    assert results[3].value == 1.0  # the left side was evaluated
+    nested = outcome("1 / (gather.rps - gather.rps) > 0")
+    assert nested.detail == "division by zero: (gather.rps - gather.rps) is 0"
+    negated = outcome("1 / -(gather.rps - gather.rps) > 0")
+    assert negated.detail == "division by zero: -(gather.rps - gather.rps) is 0"
+
+
+def test_detail_formats_both_sides_in_the_known_dimension():
+    # "measured, limit <op> limit" (Milestone 8): both sides in the shared number format
+    assert outcome("200 < gather.p99").detail == "200 ms, limit < 212.3 ms"
+    assert outcome("gather.p99 > 10ms").detail == "212 ms, limit > 10 ms"
+    assert outcome("gather.p99 > 9.5ms").detail == "212 ms, limit > 9.5 ms"
+    assert outcome("gather.rps * 1e308 * 10 > 1").detail == "inf/s, limit > 1/s"
+
+
+def test_dimensions_of_products_and_ratios():
+    for bad in ("2 * gather.p99 < 1%", "gather.p99 * 2 < 1%", "gather.p99 / 2 < 1%",
+                "gather.p99 / gather.p99 + 1ms < 1%"):
+        with pytest.raises(ThresholdError, match="cannot be compared"):
+            parse_threshold(bad)
+    # a product or ratio of unlike quantities has no known dimension: it compares with any
+    for fine in ("gather.p99 * gather.p99 < 1%", "gather.p99 / gather.rps + 1ms < 1%",
+                 "gather.p99 * gather.rps - 1% < 1ms"):
+        assert isinstance(parse_threshold(fine), Threshold)
+
+
+def test_error_messages_point_at_the_right_side():
+    with pytest.raises(ThresholdError) as unlike:
+        parse_threshold("gather.p99 < gather.rps")
+    assert "at column 14 (near 'gather.rps')" in unlike.value.message
+    with pytest.raises(ThresholdError) as unit:
+        parse_threshold("gather.p99 < 5 /s")
+    assert "at column 16 (near '/s')" in unit.value.message
+    with pytest.raises(ThresholdError, match="cannot subtract gather.p99 \\(a latency\\) and "
+                                             "1% \\(a fraction\\)"):
+        parse_threshold("gather.p99 - 1% < 1ms")
+
+
+def test_error_rate_bound_of_one_is_a_fraction_two_is_refused():
+    assert outcome("gather.error_rate < 1").passed
+    with pytest.raises(ThresholdError, match="fraction between 0 and 1, so 2 means 200%"):
+        parse_threshold("gather.error_rate < 2")
+
+
+def test_parse_all_messages_without_a_source_and_without_runs():
+    with pytest.raises(ThresholdError) as plain:
+        parse_all(["a.p99 <"], ["a"])
+    assert plain.value.message.startswith("threshold 'a.p99 <': ")
+    with pytest.raises(ThresholdError) as none:
+        parse_all(["a.p99 < 1ms"], [])
+    assert none.value.message.endswith("runs: (none)")
+    with pytest.raises(KeyError, match="p98"):
+        metric_value(RUNS[0], "p98")
+
+
+def error(expr: str) -> str:
+    with pytest.raises(ThresholdError) as caught:
+        parse_threshold(expr)
+    return caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("unit", "guess"),
+    [("sec", "s"), ("secs", "s"), ("msec", "ms"), ("msecs", "ms"), ("usec", "us"),
+     ("percent", "%"), ("rps", "/s"), ("/sec", "/s"), ("MS", "ms"), ("parsecs", None)],
+)
+def test_unknown_unit_hints(unit, guess):
+    hint = f"did you mean '{guess}'? " if guess else ""
+    assert error(f"gather.rps > 5 {unit}") == (
+        f"threshold 'gather.rps > 5 {unit}': unknown unit '{unit}' at column 16 (near "
+        f"'{unit}'); {hint}valid units: ms, s, us, %, /s")
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [("gather.p99 <= 1ms <= 2ms", "a second comparison '<=' at column 19 (near '<= 2ms'); "
+      "a threshold holds exactly one comparison"),
+     ("gather.p99 < ()", "empty parentheses at column 15 (near ')')"),
+     (") < 1", "unmatched ')' at column 1 (near ') < 1')"),
+     ("+1 < 2", "expected a number or RUN.METRIC at column 1 (near '+1 < 2')"),
+     ("P99 < 1ms", "unknown metric 'P99' at column 1 (near 'P99'); did you mean 'p99'? "
+      "metrics: rps, requests, error_rate, mean, p50, p90, p95, p99, p99_9, max"),
+     ("foo < 1", "unknown metric 'foo' at column 1 (near 'foo'); write RUN.METRIC such as "
+      "gather.p99 (or *.p99 for every run); metrics: rps, requests, error_rate, mean, p50, "
+      "p90, p95, p99, p99_9, max"),
+     ("gather.zzz < 1", "unknown metric 'zzz' at column 8 (near 'zzz'); metrics: rps, "
+      "requests, error_rate, mean, p50, p90, p95, p99, p99_9, max"),
+     ("gather.p99 < 1 2", "unexpected '2' after the comparison at column 16 (near '2')"),
+     ("gather.p99 < 1 gather.rps", "unexpected 'gather.rps' after the comparison at column 16 "
+      "(near 'gather.rps')"),
+     ("gather.p99 sequential.rps", "missing comparison operator at column 12 (near "
+      "'sequential.r'); expected one of <, <=, >, >=, ==, !="),
+     ("2 > gather.error_rate", "error_rate is a fraction between 0 and 1, so 2 means 200% at "
+      "column 1 (near '2 > gather.e'); write 2% or 0.02"),
+     ("gather.p99 < (gather.rps + 1)", "(gather.rps + 1) (a rate) cannot be compared with "
+      "gather.p99 (a latency) at column 14 (near '(gather.rps'); latencies take ms, s or us"),
+     ("gather.p99 < -gather.rps", "-gather.rps (a rate) cannot be compared with gather.p99 "
+      "(a latency) at column 14 (near '-gather.rps'); latencies take ms, s or us"),
+     ("gather.p99 < gather.rps + 1", "gather.rps + 1 (a rate) cannot be compared with "
+      "gather.p99 (a latency) at column 14 (near 'gather.rps +'); latencies take ms, s or us"),
+     ("gather.p99 < 5 % ", "5 % (a fraction) cannot be compared with gather.p99 (a latency) "
+      "at column 16 (near '%'); latencies take ms, s or us")],
+)
+def test_exact_error_messages(expr, message):
+    assert error(expr) == f"threshold {expr!r}: {message}"
+
+
+def test_nesting_and_operator_limits_are_exact():
+    assert isinstance(parse_threshold("(" * 63 + "1" + ")" * 63 + " < 2"), Threshold)
+    assert isinstance(parse_threshold("-" * 63 + "1 < 2"), Threshold)
+    assert "expression nested too deeply at column 65" in error("(" * 64 + "1" + ")" * 64 + " < 2")
+    assert "expression nested too deeply at column 65" in error("-" * 64 + "1 < 2")
+    assert isinstance(parse_threshold(" + ".join(["1"] * 101) + " < 2"), Threshold)  # 100
+    many = " + ".join(["1"] * 102) + " < 2"  # 101 operators
+    assert error(many) == (f"threshold {many!r}: more than 100 operators at column 403 (near "
+                           "'+ 1 < 2'); split it into several thresholds")
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [("gather.p99 < X", "unknown metric 'X' at column 14 (near 'X'); write RUN.METRIC such as "
+      "gather.p99 (or *.p99 for every run); metrics: rps, requests, error_rate, mean, p50, "
+      "p90, p95, p99, p99_9, max"),
+     ("gather.p99 X 1", "missing comparison operator at column 12 (near 'X 1'); expected one "
+      "of <, <=, >, >=, ==, !="),
+     ("gather.p99 < 1 (2)", "unexpected '(' after the comparison at column 16 (near '(2)')"),
+     ("gather.p99 < 1 5ms", "unexpected '5ms' after the comparison at column 16 (near '5ms')"),
+     ("1 + ) < 2", "unmatched ')' at column 5 (near ') < 2')"),
+     ("gather.rps + 1 > gather.p99", "gather.p99 (a latency) cannot be compared with "
+      "gather.rps + 1 (a rate) at column 18 (near 'gather.p99'); rps takes /s or a plain "
+      "number"),
+     (" gather.rps * 2 > gather.p99", "gather.p99 (a latency) cannot be compared with "
+      "gather.rps * 2 (a rate) at column 19 (near 'gather.p99'); rps takes /s or a plain "
+      "number"),
+     (" (-gather.rps) > gather.p99", "gather.p99 (a latency) cannot be compared with "
+      "(-gather.rps) (a rate) at column 18 (near 'gather.p99'); rps takes /s or a plain "
+      "number")],
+)
+def test_more_exact_error_messages(expr, message):
+    assert error(expr) == f"threshold {expr!r}: {message}"
+
+
+def test_lexing_without_spaces_and_numbers_before_a_dot_unit():
+    assert outcome("gather.p99<=250ms").detail == "212 ms, limit <= 250 ms"
+    assert outcome("gather.p99 < 250.ms").passed
+    with pytest.raises(ThresholdError, match="not int"):
+        parse_threshold(5)
+
+
+def test_division_by_zero_detail_inside_nested_expressions():
+    zero = "(gather.rps - gather.rps)"
+    for expr in (f"-(1 / {zero}) < 0", f"(1 / {zero}) + 1 < 0", f"1 + 1 / {zero} < 0"):
+        assert outcome(expr).detail == f"division by zero: {zero} is 0", expr
+    [first, *_] = evaluate_all(["rps + rps / error_rate > 1"], RUNS)
+    assert first.detail == "division by zero: sequential.error_rate is 0"
+
+
+def test_unknown_dimensions_stay_unknown_and_take_the_other_side_s_unit():
+    for fine in ("(gather.p99 * gather.rps) / (gather.p99 * gather.rps) + 1ms < 1%",
+                 "gather.p99 < gather.p99 * gather.rps"):
+        assert isinstance(parse_threshold(fine), Threshold)
+    assert outcome("gather.p99 * gather.rps > 1ms").detail == "875,584 ms, limit > 1 ms"

@@ -3,12 +3,11 @@ document and the rich table for the terminal. Pure functions of a saved `Compari
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from loadbench.metrics import METRICS, WINDOW_STATISTICS
 from loadbench.report.format import change_text, count, ms, pct, rate, signed_percent
-from loadbench.result import Comparison, MetricComparison
+from loadbench.result import Comparison, MetricComparison, to_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.table import Table
@@ -69,7 +68,7 @@ def render_markdown(comparison: Comparison) -> str:
 
 
 def render_json(comparison: Comparison) -> str:
-    return json.dumps(comparison.model_dump(mode="json"), indent=2) + "\n"
+    return to_json(comparison)  # strict JSON: an unbounded interval is null
 
 
 def render_console(comparison: Comparison) -> Table:
