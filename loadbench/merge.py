@@ -23,6 +23,7 @@ from loadbench.shard import ShardResult
 from loadbench.stats import FAILURE_CLASSES, Aggregator, latency_summary_ms, merge_encoded
 
 SATURATION_UTILISATION = 0.9
+MIN_CPU_SPAN_S = 0.25  # shorter runs cannot tell a busy generator from its set-up
 SATURATION_WARNING = "generator saturated: results measure the client, not the server"
 LOOP_LAG_LIMIT_MS = 10.0
 RATE_REACHED = 0.95
@@ -75,7 +76,7 @@ def build_run_result(
                 warnings.append(f"shard {shard.source} failed: {shard.error}")
             else:
                 shard_warnings = list(shard.warnings)
-                if shard.worker and _utilisation(shard) >= SATURATION_UTILISATION:
+                if shard.worker and _judged_utilisation(shard) >= SATURATION_UTILISATION:
                     shard_warnings.append(
                         f"generator saturated on Dask worker {shard.worker} ({shard.host}): "
                         f"{_utilisation(shard):.0%} of a core")
@@ -97,7 +98,8 @@ def build_run_result(
     user = sum(s.cpu_user_s for s in all_ok)
     system = sum(s.cpu_system_s for s in all_ok)
     busiest = max((_utilisation(s) for s in all_ok), default=0.0)
-    if busiest >= SATURATION_UTILISATION:
+    judged = max((_judged_utilisation(s) for s in all_ok), default=0.0)
+    if judged >= SATURATION_UTILISATION:
         warnings.append(SATURATION_WARNING)
     dropped = sum(s.histogram_dropped for s in all_ok)
     if dropped:
@@ -118,7 +120,7 @@ def build_run_result(
     loop_lag = merge_encoded([s.loop_lag_histogram for s in all_ok])
     loop_lag_ms = (LatencySummary(**latency_summary_ms(loop_lag))
                    if loop_lag.get_total_count() else None)
-    verdict, evidence = saturation_verdict(busiest, loop_lag_ms, pacing,
+    verdict, evidence = saturation_verdict(judged, loop_lag_ms, pacing,
                                            unreachable=_unreachable(all_ok))
     return RunResult(
         name=shape.name,
@@ -218,8 +220,18 @@ def _unreachable(shards: list[ShardResult]) -> str | None:
 
 
 def _utilisation(shard: ShardResult) -> float:
-    wall = shard.duration_s
+    """CPU over the wall time it was measured across (set-up and warm-up included: the CPU
+    figures start before them), not over the measuring window alone."""
+    wall = shard.cpu_span_s or shard.duration_s
     return (shard.cpu_user_s + shard.cpu_system_s) / wall if wall > 0 else 0.0
+
+
+def _judged_utilisation(shard: ShardResult) -> float:
+    """The utilisation that may call a shard generator-bound: a span shorter than
+    MIN_CPU_SPAN_S is mostly loop and connection set-up (`bench -n 1` read "433 % of a
+    core"), so it says nothing about whether the generator kept up."""
+    span = shard.cpu_span_s or shard.duration_s
+    return _utilisation(shard) if span >= MIN_CPU_SPAN_S else 0.0
 
 
 def _pacing(shape: RunShape, repeats: list[list[ShardResult]]) -> tuple[Pacing, float]:

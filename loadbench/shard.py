@@ -51,6 +51,7 @@ class ShardResult:
     sent_in_window: int = 0  # open loop: measured requests sent before the deadline
     unconnected: int = 0  # attempts (warm-up included) that never got a connection
     unconnected_reason: str = ""
+    cpu_span_s: float = 0.0  # wall time the CPU figures cover (set-up and warm-up included)
 
 
 def _encode(histogram) -> str:
@@ -134,7 +135,7 @@ def run_shard(
     finish (bounded by the timeout) so what was measured is kept.
     """
     start = _wall_to_perf(plan.start_at) if plan.start_at else time.perf_counter()
-    cpu_before = os.times()
+    cpu_before, cpu_since = os.times(), time.perf_counter()
     state = LoadState(plan, start=max(start, time.perf_counter()))
     engine = load_engine(plan.engine)(plan, state)
     ticker = _Ticker(state, on_tick)
@@ -186,6 +187,7 @@ def run_shard(
         duration_s=max(end - state.measure_start, 0.0),
         cpu_user_s=cpu_after.user - cpu_before.user,
         cpu_system_s=cpu_after.system - cpu_before.system,
+        cpu_span_s=end - cpu_since,
         interrupted=interrupted.is_set(),
         host=os.uname().nodename,
         completed_in_window=recorder.responses_in_window(),

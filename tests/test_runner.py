@@ -193,7 +193,7 @@ def test_the_busiest_shard_decides_the_cpu_verdict(busy_s, verdict):
         plan = LoadPlan(templates=(RequestTemplate("ok", "GET", server.url()),),
                         duration_s=0.3, timeout_s=1.0)
         shards = [run_shard(replace(plan, source=source)) for source in (0, 1)]
-    shards = [replace(shard, duration_s=0.3, cpu_user_s=0.01, cpu_system_s=0.01,
+    shards = [replace(shard, duration_s=0.3, cpu_span_s=0.3, cpu_user_s=0.01, cpu_system_s=0.01,
                       loop_lag_histogram="")  # no loop-lag evidence: CPU alone decides
               for shard in shards]
     shards[1] = replace(shards[1], cpu_user_s=busy_s - 0.01)
@@ -325,3 +325,38 @@ def test_one_repeat_has_no_spread():
     run = build_run_result(RunShape("r", "gather", "fast", 4, 1, None, None),
                            [([shard_result(0, [1000] * 10, 10)], Aggregator())])
     assert (run.rps, run.rps_spread, run.p99_spread, run.processes) == (10.0, 0.0, 0.0, 1)
+
+
+@pytest.mark.parametrize(("span_s", "cpu_s", "judged"), [
+    (2.0, 1.5, "valid"),  # 1 s warm-up + 1 s window at 75 %: not 150 % of the window
+    (2.0, 1.9, "invalid: generator-bound"),  # 95 % of the span: busy
+    (0.01, 0.02, "valid"),  # `bench -n 1`: 200 % of 10 ms of set-up proves nothing
+])
+def test_cpu_is_judged_over_the_span_it_was_measured(span_s, cpu_s, judged):
+    """The CPU figures start before set-up and warm-up, so they are divided by that span,
+    and a span too short to tell set-up from load never makes a run generator-bound."""
+    from loadbench.merge import build_run_result
+    from loadbench.plan import RunShape
+
+    shard = ShardResult(source=0, histogram="", service_histogram=None, lag_histogram=None,
+                        requests=10, errors={}, status_codes={200: 10}, bytes_received=0,
+                        histogram_dropped=0, warmup_requests=0, late_requests=0,
+                        reconnects=0, duration_s=min(span_s, 1.0), cpu_user_s=cpu_s,
+                        cpu_system_s=0.0, cpu_span_s=span_s)
+    shape = RunShape("g", "gather", "fast", 1, 1, None, None, 0.0, 1.0)
+    run = build_run_result(shape, [([shard], Aggregator())])
+    assert run.verdict == judged, run.verdict_evidence
+    assert run.client_cpu.utilisation == round(cpu_s / span_s, 3)  # still reported
+
+
+def test_a_one_request_bench_is_a_valid_run(target_url):
+    from typer.testing import CliRunner
+
+    from loadbench.cli import app
+
+    outcome = CliRunner().invoke(app, ["bench", f"{target_url}/", "-n", "1", "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    import json
+
+    run = json.loads(outcome.stdout)
+    assert (run["requests"], run["verdict"]) == (1, "valid"), run["verdict_evidence"]
