@@ -16,7 +16,7 @@ import subprocess
 import threading
 from contextlib import ExitStack, nullcontext
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from loadbench import __version__
 from loadbench.errors import BadInput
@@ -37,6 +37,9 @@ from loadbench.result import Environment, Result, RunResult, ScenarioInfo
 from loadbench.scenario import Scenario, TargetSpec, redacted_config
 from loadbench.shard import ShardResult
 from loadbench.stats import Aggregator, Tick
+
+if TYPE_CHECKING:
+    from loadbench.target import TargetProcess
 
 
 class ProgressSink(Protocol):
@@ -68,16 +71,20 @@ def check_scenario(scenario: Scenario, source: str = "") -> None:
     """Everything a run would refuse that needs neither load nor a started target: the
     executor, threshold expressions, each run's target app and request origins. `validate`
     and `run` call it before anything starts, and so does `run_scenario`: one place."""
-    from loadbench.target import app_problem
-    from loadbench.thresholds import parse_all
-
     prefix = f"{source}: " if source else ""
     _check_executor(scenario)
-    parse_all(scenario.thresholds, [run.name for run in scenario.runs], source=source)
+    if scenario.thresholds:  # imported only when needed: start-up of `bench` counts
+        from loadbench.thresholds import parse_all
+
+        parse_all(scenario.thresholds, [run.name for run in scenario.runs], source=source)
     for run in scenario.runs:
         target = effective_target(scenario, run)
         app = target.resolved_app
-        problem = app_problem(app, dict(target.env)) if app else None
+        problem = None
+        if app:
+            from loadbench.target import app_problem
+
+            problem = app_problem(app, dict(target.env))
         if problem:
             raise BadInput(f"{prefix}run {run.name!r}: target {problem}")
         base = origin(target.url) if target.url else f"http://{target.host}:<port of {app}>"
@@ -154,8 +161,6 @@ def run_scenario(
     A KeyboardInterrupt (or a run that reports an interruption) ends the scenario early;
     the Result then holds what was measured, with `interrupted` set.
     """
-    from loadbench.target import TargetProcess
-
     progress = progress or NullProgress()
     check_scenario(scenario)
     executor = _check_executor(scenario)
@@ -279,10 +284,10 @@ def _target_version(base_url: str) -> str:
 
 
 def _target_url(spec: TargetSpec, targets: dict, stack: ExitStack, progress: ProgressSink) -> str:
-    from loadbench.target import TargetProcess
-
     if spec.url:
         return spec.url
+    from loadbench.target import TargetProcess  # only for an app we start (psutil)
+
     key = spec.model_dump_json()
     if key not in targets:
         progress.message(f"starting target {spec.resolved_app} "

@@ -340,8 +340,11 @@ def test_sweep_finds_the_knee_littles_law_predicts(target_url):
     lowest = result.steps[0]
     assert abs(result.knee - connections / (lowest.service_mean_ms / 1000)) <= 0.2 * predicted
     above = min((s for s in result.steps if not s.passed), key=lambda s: s.rate)
-    # the first failure is the latency explosion, with the throughput stuck at the capacity
-    assert above.p99 >= 150 and above.achieved <= 1.05 * predicted
+    # the first failure shows the capacity: the latency explosion, or (a step right at the
+    # capacity, e.g. 400/s) the schedule not kept (< 95 % sent: the verdict since Milestone
+    # 8), and either way the throughput is stuck at the capacity
+    assert above.p99 >= 150 or "rate not reached" in above.reason, above
+    assert above.achieved <= 1.05 * predicted
     assert result.limit == "connections" and "Little's law" in result.notes[0]
 
 
