@@ -489,25 +489,24 @@ def test_t_critical_takes_the_largest_tabulated_df_not_above(df, critical):
     assert _t_critical(df) == critical
 
 
+def rps_row_of_repeats(base: list[float], cur: list[float]):
+    """The rps row comparing two results whose repeats measured these rates."""
+    def result(rates: list[float]):
+        return make_result(make_run("a", rps=sum(rates) / len(rates), p99=100,
+                                    repeats=[(r, 100) for r in rates]))
+
+    return compare_results(result(base), result(cur)).rows[0]
+
+
 def test_borderline_change_is_not_significant_with_welch_df():
-    base, cur = BORDERLINE
-    baseline = make_result(make_run("a", rps=sum(base) / 2, p99=100,
-                                    repeats=[(r, 100) for r in base]))
-    current = make_result(make_run("a", rps=sum(cur) / 6, p99=100,
-                                   repeats=[(r, 100) for r in cur]))
-    row = compare_results(baseline, current).rows[0]
+    row = rps_row_of_repeats(*BORDERLINE)
     assert (row.verdict, row.method) == ("within noise", "welch")
     assert row.reason == ("-14.0% is not significant (Welch t=-2.95, df=1.0, needs |t|>12.71; "
                           "2 vs 6 repeats)")
 
 
 def test_clear_change_is_a_significant_regression():
-    base, cur = CLEAR
-    baseline = make_result(make_run("a", rps=sum(base) / 4, p99=100,
-                                    repeats=[(r, 100) for r in base]))
-    current = make_result(make_run("a", rps=sum(cur) / 5, p99=100,
-                                   repeats=[(r, 100) for r in cur]))
-    row = compare_results(baseline, current).rows[0]
+    row = rps_row_of_repeats(*CLEAR)
     assert (row.verdict, row.method) == ("regression", "welch")
     assert row.reason == ("-12.2% is beyond 10% and significant (Welch t=-5.47, df=4.7, "
                           "needs |t|>2.78; 4 vs 5 repeats)")
