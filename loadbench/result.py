@@ -90,6 +90,41 @@ class RepeatStat(_Model):
     histogram: str = ""
 
 
+class EndpointResult(_Model):
+    """One step name's record in a run (DESIGN section 8): steps with the same name in
+    different flows share it; the run's totals are exact merges of these."""
+
+    requests: int = 0
+    errors: dict[str, int] = Field(default_factory=dict)
+    status_codes: dict[str, int] = Field(default_factory=dict)
+    checks_failed: dict[str, int] = Field(default_factory=dict)
+    rps: float = 0.0
+    latency_ms: LatencySummary = Field(default_factory=LatencySummary)
+    histogram: str = ""
+    histogram_dropped: int = 0
+
+    @property
+    def error_rate(self) -> float:
+        return sum(self.errors.values()) / self.requests if self.requests else 0.0
+
+
+class FlowResult(_Model):
+    """One flow's iterations: `failed` counts iterations that ended on a failed step or a
+    raised exception (`failures` by error class or exception class, first messages kept);
+    the duration histogram holds completed iterations from their intended start."""
+
+    iterations: int = 0
+    failed: int = 0
+    failures: dict[str, int] = Field(default_factory=dict)
+    messages: list[str] = Field(default_factory=list)
+    duration_ms: LatencySummary = Field(default_factory=LatencySummary)
+    histogram: str = ""
+
+    @property
+    def error_rate(self) -> float:
+        return self.failed / self.iterations if self.iterations else 0.0
+
+
 class RunResult(_Model):
     name: str
     client: str
@@ -124,6 +159,8 @@ class RunResult(_Model):
     verdict: str = "valid"  # valid | invalid: generator-bound | invalid: rate not reached
     verdict_evidence: list[str] = Field(default_factory=list)
     loop_lag_ms: LatencySummary | None = None
+    endpoints: dict[str, EndpointResult] = Field(default_factory=dict)
+    flows: dict[str, FlowResult] = Field(default_factory=dict)
 
     @property
     def latency_samples(self) -> int:
