@@ -30,6 +30,8 @@ import httpx
 from fastapi import BackgroundTasks, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
+from target_app.api import router as api_router
+
 logger = logging.getLogger(__name__)
 
 MAX_SLEEP_MS = 60_000
@@ -168,6 +170,7 @@ class UploadLimit:
 
 
 app.add_middleware(UploadLimit)
+app.include_router(api_router)  # /api: token login, items CRUD, cookie cart (target_app/api.py)
 
 
 @app.get("/")
