@@ -1,0 +1,72 @@
+"""The response a flow step gets back: what checks, captures and Python flows read.
+
+Kept apart from the checks so the Python-flow user API can hand it out without the check
+machinery; `loadbench.checks` re-exports it. The body is parsed as JSON at most once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["Response"]
+
+_NOT_PARSED = object()
+
+
+class _NotJson:
+    """Cached parse failure, so a second JSON check does not parse the body again."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: ValueError) -> None:
+        self.error = error
+
+
+class Response:
+    """What checks, captures and Python flows see of one HTTP response."""
+
+    __slots__ = ("status", "headers", "body", "_json", "elapsed_ms")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]] | None = None,
+                 body: bytes = b"", elapsed_ms: float | None = None) -> None:
+        self.status = status
+        self.headers: list[tuple[str, str]] = [] if headers is None else headers
+        self.body = body  # b"" when the step needed no body
+        self._json: Any = _NOT_PARSED
+        self.elapsed_ms = elapsed_ms
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {len(self.body)} bytes>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the parse cache holds a process-local sentinel: a copy parses again
+        return (Response, (self.status, self.headers, self.body, self.elapsed_ms))
+
+    def header(self, name: str) -> str | None:
+        """The first header called `name`, any case (HTTP names are case-insensitive)."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+    @property
+    def text(self) -> str:
+        """The body as text; undecodable bytes become U+FFFD instead of failing."""
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON, once per response; ValueError if it is not JSON."""
+        parsed = self._json
+        if parsed is _NOT_PARSED:
+            try:
+                parsed = json.loads(self.body)
+            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                parsed = _NotJson(exc)
+            except RecursionError:  # nesting deeper than the interpreter's stack
+                parsed = _NotJson(ValueError("JSON nested too deeply"))
+            self._json = parsed
+        if type(parsed) is _NotJson:
+            raise ValueError(f"body is not JSON: {parsed.error}")
+        return parsed
