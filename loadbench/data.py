@@ -362,9 +362,9 @@ def _json_objects(text: str, where: str) -> Iterator[tuple[dict, tuple[str, ...]
             missing = [k for k in keys if k not in element]
             extra = [k for k in element if k not in keys]
             what = (f"lacks {', '.join(map(repr, missing))}" if missing
-                    else f"has {', '.join(map(repr, extra))} beyond")
-            raise DataError(f"{where}: object {index} ({spot(pos)}) {what} the keys of "
-                            f"object 0 ({', '.join(keys)}); every object needs the same keys")
+                    else f"has {', '.join(map(repr, extra))} too")
+            raise DataError(f"{where}: object {index} ({spot(pos)}) {what}; object 0 has "
+                            f"({', '.join(keys)}) and every object needs the same keys")
         yield element, keys
         index += 1
         pos = skip(end)
