@@ -1,14 +1,16 @@
 """Memory and load time of a 1,000,000-row data source (loadbench.data), in a child process.
 
-Writes a CSV (user,password,email) to a temp dir, then a fresh Python process loads it
-with `load_table` and 1,000 simulated users take turns drawing rows with `order: unique`
-from the cursors of a few simulated shards until every cursor is exhausted; each user
+Writes a CSV (user,password,email; the same rows as JSON with --format json) to a temp
+dir, then a fresh Python process loads it with `load_table` and 1,000 simulated users take
+turns drawing rows with `order: unique` from the cursors of a few simulated shards until
+every cursor is exhausted; each user
 keeps its last row (as a setup draw would). The child checks that every row came out
 exactly once and reports load time, draw rate and its peak RSS (ru_maxrss). A second
 child that only imports loadbench.data gives the floor (the interpreter and imports).
-Target: peak RSS < 150 MB.
+Target (CSV): peak RSS < 150 MB.
 
 Usage: python bench/data_memory.py [--rows 1000000] [--users 1000] [--shards 4]
+                                   [--format csv|json]
 """
 
 from __future__ import annotations
@@ -67,12 +69,24 @@ print(json.dumps({"rows": len(table), "table_mb": table.nbytes() / 2**20, "load_
 FLOOR = "import loadbench.data"
 
 
-def write_csv(path: Path, rows: int) -> None:
+def accounts(rows: int):
+    return ((f"user{i:07d}", f"pw-{i * 7919 % 1000003:07d}", f"user{i:07d}@example.com")
+            for i in range(rows))
+
+
+def write_file(path: Path, rows: int) -> None:
     with open(path, "w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(("user", "password", "email"))
-        writer.writerows((f"user{i:07d}", f"pw-{i * 7919 % 1000003:07d}",
-                          f"user{i:07d}@example.com") for i in range(rows))
+        if path.suffix == ".csv":
+            writer = csv.writer(file)
+            writer.writerow(("user", "password", "email"))
+            writer.writerows(accounts(rows))
+            return
+        file.write("[\n")
+        for i, (user, password, email) in enumerate(accounts(rows)):
+            comma = "," if i else ""
+            file.write(f'{comma}{{"user": "{user}", "password": "{password}", '
+                       f'"email": "{email}"}}\n')
+        file.write("]\n")
 
 
 def child_peak_mb(argv: list[str]) -> tuple[float, str]:
@@ -91,11 +105,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--format", choices=("csv", "json"), default="csv")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "accounts.csv"
+        path = Path(folder) / f"accounts.{args.format}"
         started = time.perf_counter()
-        write_csv(path, args.rows)
+        write_file(path, args.rows)
         print(f"wrote {args.rows:,} rows, {path.stat().st_size / 2**20:.1f} MB "
               f"in {time.perf_counter() - started:.1f} s")
         floor_mb, _ = child_peak_mb([sys.executable, "-c", FLOOR])

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loadbench import data
+from loadbench import data, data_table
 from loadbench.data import (
     Cursor,
     DataError,
@@ -97,8 +97,8 @@ def test_json_values_are_strings_and_other_values_json_text(tmp_path):
 
 def test_a_big_file_crosses_chunk_boundaries_ascii_and_not(tmp_path):
     """Rows are stored a chunk at a time; ASCII and non-ASCII chunks measure differently."""
-    count = data._Builder.CHUNK * 2 + 7
-    rows = [[f"u{i}", "é" * (i % 3) if i >= data._Builder.CHUNK else f"p{i}"]
+    count = data_table._Builder.CHUNK * 2 + 7
+    rows = [[f"u{i}", "é" * (i % 3) if i >= data_table._Builder.CHUNK else f"p{i}"]
             for i in range(count)]
     path = tmp_path / "big.csv"
     with open(path, "w", newline="", encoding="utf-8") as file:
@@ -128,9 +128,27 @@ def test_csv_round_trip(rows, chunk):
         with open(path, "w", newline="", encoding="utf-8") as file:
             csv.writer(file).writerows([columns, *rows])
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(data._Builder, "CHUNK", chunk)
+            patch.setattr(data_table._Builder, "CHUNK", chunk)
             table = load_table(path)
     assert [[row[c] for c in columns] for row in rows_of(table)] == rows
+
+
+@PROPERTY
+@given(st.lists(st.tuples(values, st.integers(), st.booleans() | st.none()), min_size=1,
+                max_size=20),
+       st.integers(1, 40), st.sampled_from(["", " ", "\n  ", "\r\n"]))
+def test_json_round_trip(rows, chunk, space):
+    """Any chunking of the text and any whitespace between elements gives the same rows."""
+    text = "[" + space + ("," + space).join(
+        json.dumps({"s": s, "n": n, "b": b}, ensure_ascii=bool(n % 2)) for s, n, b in rows
+    ) + space + "]" + space
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "rows.json")
+        write(Path(path), text)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(data_table, "_JSON_CHUNK", chunk)
+            table = load_table(path)
+    assert rows_of(table) == [{"s": s, "n": str(n), "b": json.dumps(b)} for s, n, b in rows]
 
 
 def test_table_from_rows_and_row_bounds():
@@ -366,7 +384,10 @@ def test_non_utf8_names_the_byte_offset(tmp_path, name, content, spot):
     ('[{"a": "\\ud800"}]', r"a string holds an unpaired surrogate escape (\ud800-\udfff), "
                            "which is not text"),
 ])
-def test_bad_json(tmp_path, text, expected):
+@pytest.mark.parametrize("chunk", [1 << 20, 1, 4])
+def test_bad_json(tmp_path, monkeypatch, text, expected, chunk):
+    """The same message whether the file is read whole or a few characters at a time."""
+    monkeypatch.setattr(data_table, "_JSON_CHUNK", chunk)
     path = str(write(tmp_path / "a.json", text))
     assert error_of(load_table, path) == f"data file '{path}': {expected}"
 
