@@ -4,6 +4,7 @@ orders, `unique` across shards, and a one-line DataError for every bad file."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import pickle
@@ -149,6 +150,17 @@ def test_json_round_trip(rows, chunk, space):
             patch.setattr(data_table, "_JSON_CHUNK", chunk)
             table = load_table(path)
     assert rows_of(table) == [{"s": s, "n": str(n), "b": json.dumps(b)} for s, n, b in rows]
+
+
+def test_a_long_json_value_is_read_in_growing_chunks(monkeypatch):
+    """An element longer than a chunk is retried with at least as much again each time:
+    linear in its size, not one chunk per retry (quadratic)."""
+    monkeypatch.setattr(data_table, "_JSON_CHUNK", 1)
+    text = io.StringIO(json.dumps([{"a": "x" * 100_000}]))
+    reads = []
+    text.read = lambda size, read=text.read: reads.append(size) or read(size)  # type: ignore
+    assert [keys for _, keys in data_table._json_objects(text, "w")] == [("a",)]
+    assert len(reads) < 40
 
 
 def test_table_from_rows_and_row_bounds():
