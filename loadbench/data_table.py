@@ -15,6 +15,7 @@ import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate
+from operator import itemgetter
 from typing import TextIO
 
 from loadbench.errors import BadInput
@@ -22,6 +23,7 @@ from loadbench.errors import BadInput
 FORMATS = {".csv": "CSV with a header row", ".json": "JSON array of objects"}
 _VALID_FORMATS = ", ".join(f"{suffix} ({what})" for suffix, what in FORMATS.items())
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+_JSON_COMMA = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
 _JSON_CHUNK = 1 << 20  # characters read at a time
 
 
@@ -50,8 +52,9 @@ class Table:
         self._length = len(offsets[0]) - 1
 
     @classmethod
-    def from_rows(cls, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
-        """A table built in memory (tests, Python flows); each row has one str per column."""
+    def from_rows(cls, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
+        """A table built in memory (tests, Python flows): one value per column in each row,
+        a str or else stored as JSON text (5 -> "5"), as from a JSON file."""
         chunk = list(rows)
         if not columns or not chunk or any(len(values) != len(columns) for values in chunk):
             raise DataError(f"a table needs columns, rows and {len(columns)} values per row")
@@ -93,12 +96,20 @@ class _Builder:
         self._columns = [(bytearray(), array("I", [0])) for _ in columns]
         self.rows = 0
 
-    def extend(self, rows: Sequence[Sequence[str]]) -> None:
-        """Append rows, each with one str per column (the caller checked the widths)."""
+    def extend(self, rows: Sequence[Sequence[object]]) -> None:
+        """Append rows of one value per column (the caller checked the widths); a value
+        that is not a str (JSON numbers, booleans, null, nested) is stored as JSON text."""
         if not rows:
             return
-        for (blob, ends), values in zip(self._columns, zip(*rows, strict=True), strict=True):
-            text = "".join(values)
+        prepared = []
+        for values in zip(*rows, strict=True):
+            try:
+                text = "".join(values)  # type: ignore[arg-type]  # TypeError: not all str
+            except TypeError:
+                values = tuple(map(_json_text, values))
+                text = "".join(values)
+            prepared.append((values, text))
+        for (blob, ends), (values, text) in zip(self._columns, prepared, strict=True):
             data = text.encode()
             blob += data  # in place: bytearray += extends it
             # all ASCII: characters are bytes; otherwise measure each value's encoding
@@ -281,6 +292,7 @@ def _json_objects(file: TextIO, where: str) -> Iterator[tuple[dict, tuple[str, .
     if skip() == "]":
         raise DataError(f"{where}: the array is empty; a data source needs rows")
     keys: tuple[str, ...] = ()
+    key_set: set[str] = set()
     index = 0
     while True:
         try:
@@ -293,10 +305,10 @@ def _json_objects(file: TextIO, where: str) -> Iterator[tuple[dict, tuple[str, .
             raise DataError(f"{where}: element {index} ({spot(pos)}) is not an object; a "
                             f"JSON data file is an array of objects")
         if index == 0:
-            keys = tuple(element)
+            keys, key_set = tuple(element), set(element)
             if not keys:
                 raise DataError(f"{where}: object 0 has no keys; its keys name the columns")
-        elif element.keys() != set(keys):
+        elif element.keys() != key_set:
             missing = [k for k in keys if k not in element]
             extra = [k for k in element if k not in keys]
             what = (f"lacks {', '.join(map(repr, missing))}" if missing
@@ -305,6 +317,10 @@ def _json_objects(file: TextIO, where: str) -> Iterator[tuple[dict, tuple[str, .
                             f"({', '.join(keys)}) and every object needs the same keys")
         yield element, keys
         index += 1
+        comma = _JSON_COMMA.match(text, end)
+        if comma and comma.end() < len(text):  # the usual case, without a call per step
+            pos = comma.end()
+            continue
         pos = end
         after = skip()
         if after == ",":
@@ -322,14 +338,15 @@ def _json_objects(file: TextIO, where: str) -> Iterator[tuple[dict, tuple[str, .
 
 def _read_json(path: str, where: str) -> Table:
     builder: _Builder | None = None
-    chunk: list[list[str]] = []
+    chunk: list[dict] = []
     for element, keys in _json_file_objects(path, where):
         if builder is None:
             builder = _Builder(keys)
-        chunk.append([_json_text(element[key]) for key in keys])
+            values_of = itemgetter(*keys) if len(keys) > 1 else lambda e, k=keys[0]: (e[k],)
+        chunk.append(element)
         if len(chunk) == _Builder.CHUNK:
-            builder.extend(chunk)
+            builder.extend(list(map(values_of, chunk)))
             chunk = []
     assert builder is not None  # _json_objects raises on an empty array
-    builder.extend(chunk)
+    builder.extend(list(map(values_of, chunk)))
     return builder.table()

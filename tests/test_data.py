@@ -166,6 +166,8 @@ def test_a_long_json_value_is_read_in_growing_chunks(monkeypatch):
 def test_table_from_rows_and_row_bounds():
     table = Table.from_rows(("a", "b"), [("1", "x"), ("2", "ÿ")])
     assert len(table) == 2 and table.row(1) == {"a": "2", "b": "ÿ"}
+    assert rows_of(Table.from_rows(["n"], [["x"], [5], [None]])) == [
+        {"n": "x"}, {"n": "5"}, {"n": "null"}]
     assert table.nbytes() == 2 + 3 + 2 * 3 * 4
     for index in (-1, 2):
         with pytest.raises(IndexError):
