@@ -213,8 +213,9 @@ def _read_csv(path: str, where: str) -> Table:
     chunk: list[list[str]] = []
     for row, line in records:
         if len(row) != width:
-            raise DataError(f"{where}: line {line} has {len(row)} fields, the header has "
-                            f"{width} ({', '.join(builder.columns)})")
+            fields = f"{len(row)} field" + ("s" if len(row) != 1 else "")
+            raise DataError(f"{where}: line {line} has {fields}, the header has {width} "
+                            f"({', '.join(builder.columns)})")
         chunk.append(row)
         if len(chunk) == _Builder.CHUNK:
             builder.extend(chunk)

@@ -355,7 +355,7 @@ def test_a_directory_is_not_a_data_file(tmp_path):
                              "every column"),
     ("\nuser, user\na,b\n", "line 2: header names column 'user' twice; the first row "
                               "must name every column once"),
-    ("a,b\n1,2\n3\n", "line 3 has 1 fields, the header has 2 (a, b)"),
+    ("a,b\n1,2\n3\n", "line 3 has 1 field, the header has 2 (a, b)"),
     ('a,b\n"1\n\n2",2\n\n3,4,5\n', "line 6 has 3 fields, the header has 2 (a, b)"),
     ('a,b\n1,2\n3,"4\n5,6\n', "line 3: unexpected end of data (a quoted field is never closed)"),
     ('a,b\n1,"2"x\n', "line 2: ',' expected after '\"'"),
