@@ -10,6 +10,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from loadbench.pacing import RateSchedule
 from loadbench.stats import Recorder
@@ -47,6 +48,8 @@ class LoadPlan:
     sync: bool = False  # one blocking user (plan.client_layout decides when)
     source: int = 0
     extra: dict = field(default_factory=dict)
+    flows: Any = None  # a flow_plan.FlowProgram: virtual users run flows, not templates
+    shards: int = 1  # how many shards the run was split into (unique data strides)
 
     def split(self, shards: int) -> list[LoadPlan]:
         """Shard k gets the same users, 1/shards of the rate (phase-shifted) and of the
@@ -63,6 +66,7 @@ class LoadPlan:
                 schedule=self.schedule.scaled(1.0 / shards) if self.schedule else None,
                 phase=index / shards if self.schedule else 0.0,
                 max_requests=budget,
+                shards=shards,
             ))
         return plans
 
@@ -85,6 +89,7 @@ class LoadState:
         self.sent_in_window = 0  # open loop: measured slots handed out before the deadline
         self.until_deadline = False  # the schedule ran past the deadline: wait out the window
         self.interrupted = False  # stopped from outside (Ctrl-C, a stop event)
+        self.finished_because = ""  # stopped from inside before the plan's end (data ran out)
         self._offsets = (
             plan.schedule.intended_offsets(plan.phase) if plan.schedule is not None else None
         )
@@ -135,6 +140,12 @@ class LoadState:
         if self._offsets is not None and intended >= self.measure_start:
             self.sent_in_window += 1
         return intended
+
+    def finish(self, reason: str) -> None:
+        """The run cannot go on (a data source ran out): stop issuing, not an interruption."""
+        if not self.finished_because:
+            self.finished_because = reason
+        self.stopping = True
 
     def stop(self) -> None:
         """A stop from outside (Ctrl-C, a stop event): end now, do not wait out the window."""

@@ -11,6 +11,7 @@ import statistics
 
 from loadbench.executors import ShardFailure
 from loadbench.plan import RunShape
+from loadbench.records import merge_endpoints, merge_flows
 from loadbench.result import (
     ClientCpu,
     LatencySummary,
@@ -157,6 +158,8 @@ def build_run_result(
         verdict=verdict,
         verdict_evidence=evidence,
         loop_lag_ms=loop_lag_ms,
+        endpoints=merge_endpoints([s.endpoints for s in all_ok], duration),
+        flows=merge_flows([s.flows for s in all_ok]),
     )
 
 

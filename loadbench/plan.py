@@ -92,9 +92,24 @@ def most_shards(scenario: Scenario) -> int:
 
 
 def build_plan(scenario: Scenario, run: RunSpec, shape: RunShape, base_url: str) -> LoadPlan:
-    """The whole run as one LoadPlan (executors cut it with `LoadPlan.split`)."""
+    """The whole run as one LoadPlan (executors cut it with `LoadPlan.split`).
+
+    Flows, and plain requests of more than one name (each name gets its own record), run
+    as flows; a single request keeps the engines' one-request hot path."""
+    templates = build_templates(base_url, run.requests or scenario.requests)
+    flows = None
+    if scenario.flows and not run.requests:
+        from loadbench.flow_plan import compile_flows
+
+        flows = compile_flows(scenario.flows, scenario.data, scenario.vars, base_url,
+                              scenario._base_dir)
+    elif len({template.name for template in templates}) > 1:
+        from loadbench.flow_plan import request_flows
+
+        flows = request_flows(templates, base_url)
     return LoadPlan(
-        templates=build_templates(base_url, run.requests or scenario.requests),
+        templates=templates,
+        flows=flows,
         engine=shape.engine,
         concurrency=shape.concurrency,
         duration_s=shape.duration_s,

@@ -14,32 +14,11 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from loadbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from loadbench.result_records import EndpointResult, FlowResult, LatencySummary
+from loadbench.result_records import SavedModel as _Model
 
 SCHEMA_VERSION = 1
 SWEEP_SCHEMA_VERSION = 1
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LatencySummary(_Model):
-    """Milliseconds; every field is None when nothing was measured (no successful
-    response), because 0 ms would read as a perfect server."""
-
-    min: float | None = None
-    mean: float | None = None
-    stdev: float | None = None
-    p50: float | None = None
-    p90: float | None = None
-    p95: float | None = None
-    p99: float | None = None
-    p99_9: float | None = None
-    max: float | None = None
-
-    @property
-    def measured(self) -> bool:
-        return any(value is not None for value in self.__dict__.values())
 
 
 class TimelinePoint(_Model):
@@ -88,41 +67,6 @@ class RepeatStat(_Model):
     rps: float
     p99: float | None  # None: no successful response in this repeat
     histogram: str = ""
-
-
-class EndpointResult(_Model):
-    """One step name's record in a run (DESIGN section 8): steps with the same name in
-    different flows share it; the run's totals are exact merges of these."""
-
-    requests: int = 0
-    errors: dict[str, int] = Field(default_factory=dict)
-    status_codes: dict[str, int] = Field(default_factory=dict)
-    checks_failed: dict[str, int] = Field(default_factory=dict)
-    rps: float = 0.0
-    latency_ms: LatencySummary = Field(default_factory=LatencySummary)
-    histogram: str = ""
-    histogram_dropped: int = 0
-
-    @property
-    def error_rate(self) -> float:
-        return sum(self.errors.values()) / self.requests if self.requests else 0.0
-
-
-class FlowResult(_Model):
-    """One flow's iterations: `failed` counts iterations that ended on a failed step or a
-    raised exception (`failures` by error class or exception class, first messages kept);
-    the duration histogram holds completed iterations from their intended start."""
-
-    iterations: int = 0
-    failed: int = 0
-    failures: dict[str, int] = Field(default_factory=dict)
-    messages: list[str] = Field(default_factory=list)
-    duration_ms: LatencySummary = Field(default_factory=LatencySummary)
-    histogram: str = ""
-
-    @property
-    def error_rate(self) -> float:
-        return self.failed / self.iterations if self.iterations else 0.0
 
 
 class RunResult(_Model):

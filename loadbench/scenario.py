@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -12,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     WithJsonSchema,
     field_serializer,
@@ -20,6 +22,7 @@ from pydantic import (
 )
 
 from loadbench.errors import ScenarioError
+from loadbench.flow_models import DataSpec, FlowSpec
 from loadbench.http_syntax import header_problem, shown, url_problem
 from loadbench.units import (
     DURATION_PATTERN,
@@ -231,11 +234,18 @@ class RunSpec(_Model):
 class Scenario(_Model):
     """A validated, frozen scenario: the only input a run accepts."""
 
+    _base_dir: str = PrivateAttr("")  # data files and Python flows are found here
+
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     claim: str | None = None
     target: TargetSpec = Field(default_factory=TargetSpec)
     requests: list[RequestSpec] = Field(default_factory=list)
+    flows: list[FlowSpec] = Field(default_factory=list, description=(
+        "user journeys (DESIGN section 8); a scenario has 'requests' or 'flows'"))
+    data: dict[str, DataSpec] = Field(default_factory=dict, description=(
+        "named CSV/JSON sources for ${source.column} in flows"))
+    vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
     expectation: str | None = Field(
         None, description="what first principles predict; shown in the claims report")
     verdicts: dict[Literal["supported", "not supported", "depends"], str] = Field(
@@ -306,10 +316,14 @@ class Scenario(_Model):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"run names must be unique; repeated: {', '.join(duplicates)}")
-        missing = [run.name for run in self.runs if not (run.requests or self.requests)]
+        if self.flows and self.requests:
+            raise ValueError("give 'requests' or 'flows', not both (a request is a one-step "
+                             "flow)")
+        missing = [run.name for run in self.runs
+                   if not (run.requests or self.requests or self.flows)]
         if missing:
             raise ValueError(f"no requests for run(s) {', '.join(missing)}: give 'requests' "
-                             "at the top or in each run")
+                             "or 'flows' at the top, or 'requests' in each run")
         if self.timeout <= 0:
             raise ValueError("'timeout' must be > 0")
         return self
@@ -343,17 +357,34 @@ MAX_NODES = 1_000_000
 
 
 def validate_scenario(data: dict, source: str = "<scenario>", root: Any = None,
-                      blame: dict[tuple, str] | None = None) -> Scenario:
+                      blame: dict[tuple, str] | None = None,
+                      base_dir: str | None = None) -> Scenario:
     """Validate merged data; `blame` maps the location of each overridden value to the
-    option that set it, so an error there names the option instead of a file line."""
+    option that set it, so an error there names the option instead of a file line.
+    `base_dir` is where data files and Python flow modules are found (the scenario's
+    folder; the working directory if None)."""
     _check_shape(data, source)
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         from loadbench.validation_message import format_validation_error
 
         raise ScenarioError(format_validation_error(exc, Scenario, source, root,
                                                     blame or {})) from None
+    folder = str(Path(base_dir).resolve()) if base_dir is not None else str(Path.cwd())
+    scenario._base_dir = folder
+    if scenario.flows:
+        from loadbench.flow_check import FlowProblem, check_flows
+        from loadbench.validation_message import line_of
+
+        try:
+            check_flows(scenario.flows, scenario.data, scenario.vars, folder)
+        except FlowProblem as exc:
+            line = line_of(root, exc.loc) if root is not None else None
+            where = f"{source}:{line}" if line else source
+            dotted = ".".join(str(part) for part in exc.loc)
+            raise ScenarioError(f"{where}: {dotted}: {exc}") from None
+    return scenario
 
 
 def _check_shape(data: Any, source: str) -> None:

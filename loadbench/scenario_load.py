@@ -50,7 +50,8 @@ def load_scenario(
     if duration is not None:
         data["duration"] = duration
         blame[("duration",)] = f"--duration {duration}"
-    scenario = validate_scenario(data, source=str(path), root=root, blame=blame)
+    scenario = validate_scenario(data, source=str(path), root=root, blame=blame,
+                                  base_dir=str(path.parent))
     return scenario, hashlib.sha256(raw).hexdigest()
 
 

@@ -52,6 +52,8 @@ class ShardResult:
     unconnected: int = 0  # attempts (warm-up included) that never got a connection
     unconnected_reason: str = ""
     cpu_span_s: float = 0.0  # wall time the CPU figures cover (set-up and warm-up included)
+    endpoints: dict = field(default_factory=dict)  # step name -> records.EndpointRecord.export()
+    flows: dict = field(default_factory=dict)  # flow name -> records.FlowRecord.export()
 
 
 def _encode(histogram) -> str:
@@ -138,6 +140,11 @@ def run_shard(
     cpu_before, cpu_since = os.times(), time.perf_counter()
     state = LoadState(plan, start=max(start, time.perf_counter()))
     engine = load_engine(plan.engine)(plan, state)
+    if plan.flows is not None:
+        from loadbench.flow_runner import FlowShard
+
+        engine = FlowShard(plan.flows, state, engine, plan.source, plan.shards,
+                           plan.concurrency)
     ticker = _Ticker(state, on_tick)
     interrupted = threading.Event()
 
@@ -151,7 +158,7 @@ def run_shard(
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, request_stop)
     try:
-        if plan.sync:  # one blocking user (plan.client_layout)
+        if plan.sync and plan.flows is None:  # one blocking user (plan.client_layout)
             state.ticker = ticker if stop_event is None else _checking(ticker, state,
                                                                        stop_event)
             _sleep_until(start)
@@ -170,7 +177,12 @@ def run_shard(
     cpu_after = os.times()
     end = time.perf_counter()
     recorder = state.recorder
+    endpoints, flows = _records(plan, engine, recorder)
+    warnings = [state.finished_because] if state.finished_because else []
     return ShardResult(
+        endpoints=endpoints,
+        flows=flows,
+        warnings=warnings,
         source=plan.source,
         histogram=_encode(recorder.total),
         service_histogram=_encode(recorder.service) if recorder.service is not None else None,
@@ -196,6 +208,25 @@ def run_shard(
         unconnected=recorder.unconnected,
         unconnected_reason=recorder.unconnected_reason,
     )
+
+
+def _records(plan: LoadPlan, engine, recorder) -> tuple[dict, dict]:
+    """Per-name records: the flow runner keeps them; a plan of one request name has one
+    endpoint, which is its totals (the hot path records nothing twice)."""
+    records = getattr(engine, "records", None)
+    if records is not None:
+        return records.export()
+    names = {template.name for template in plan.templates}
+    if len(names) != 1:
+        return {}, {}
+    return {names.pop(): {
+        "requests": recorder.requests,
+        "errors": {k: v for k, v in recorder.errors.items() if v},
+        "status_codes": dict(recorder.status_codes),
+        "checks_failed": {},
+        "histogram": _encode(recorder.total),
+        "dropped": recorder.dropped,
+    }}, {}
 
 
 def _window(plan: LoadPlan, state: LoadState, end: float) -> float | None:

@@ -208,6 +208,38 @@ class Recorder:
             self.lag.record_value(min(lag_us, HIGHEST_US))
             self.service.record_value(min(int((end - sent) * 1e6 + 0.5), HIGHEST_US))
 
+    def passed(self, intended: float, sent: float, end: float, status: int,
+               nbytes: int) -> None:
+        """A response an explicit status check accepted: a success whatever its code."""
+        if status < 400:
+            self.record(intended, sent, end, status, nbytes)
+            return
+        self.record(intended, sent, end, 200, nbytes)  # measured as a success...
+        if intended >= self.measure_start:  # ...under its real code
+            codes = self.status_codes
+            codes[200] -= 1
+            if not codes[200]:
+                del codes[200]
+            codes[status] = codes.get(status, 0) + 1
+
+    def check_failed(self, intended: float, end: float, status: int, nbytes: int) -> None:
+        """A response that failed a check: an error of class `check`, no latency."""
+        if intended < self.measure_start:
+            self.warmup_requests += 1
+            if self.measure_start <= end <= self.deadline:
+                self.warmup_in_window += 1
+            return
+        self.requests += 1
+        self._interval_requests += 1
+        self._interval_errors += 1
+        if end > self.deadline:
+            self.after_deadline += 1
+        self.bytes_received += nbytes
+        self._interval_bytes += nbytes
+        codes = self.status_codes
+        codes[status] = codes.get(status, 0) + 1
+        self.errors["check"] = self.errors.get("check", 0) + 1
+
     def error(self, intended: float, kind: str) -> None:
         """A failed request (connect, timeout, read): counted in the totals and errors, never
         in the latency histogram nor in rps (no response was served)."""

@@ -18,7 +18,7 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
     loc = tuple(first.get("loc", ()))
     field = _dotted(loc)
     option = next((label for at, label in blame.items() if at and loc[:len(at)] == at), None)
-    line = _line_of(root, loc, key=first.get("type") == "extra_forbidden")
+    line = line_of(root, loc, key=first.get("type") == "extra_forbidden")
     where = option or (f"{source}:{line}" if line else source)
     message = _describe(first, loc, model)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -81,7 +81,7 @@ def _dotted(loc: tuple) -> str:
     return out
 
 
-def _line_of(root: Any, loc: tuple, key: bool = False) -> int | None:
+def line_of(root: Any, loc: tuple, key: bool = False) -> int | None:
     """1-based line of the YAML node at `loc` (the key's line for unknown keys)."""
     import yaml
 

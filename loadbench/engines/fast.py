@@ -507,7 +507,8 @@ class FastEngine:
     def __init__(self, plan: LoadPlan, state: LoadState) -> None:
         self.plan = plan
         self.state = state
-        self.origin = origin_of(plan.templates)
+        self.origin = origin_of(plan.templates or (
+            RequestTemplate("flows", "GET", plan.flows.base_url),))
         self.ssl = _ssl_context(plan.verify_tls) if self.origin.scheme == "https" else None
         self.wires = {
             id(template): (encode_request(template, self.origin),
@@ -533,6 +534,12 @@ class FastEngine:
 
     def run_blocking(self) -> bool:
         return False
+
+    def flow_client(self):
+        """A flow user's own connection (flows await each response: engines/fast_flow)."""
+        from loadbench.engines.fast_flow import FastFlowClient
+
+        return FastFlowClient(self)
 
     async def run_users(self, users: int) -> None:
         if users <= 0:

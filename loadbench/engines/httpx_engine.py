@@ -89,6 +89,9 @@ class HttpxEngine:
     async def run_users(self, users: int) -> None:
         await asyncio.gather(*(self._user() for _ in range(users)))
 
+    def flow_client(self) -> HttpxFlowClient:
+        return HttpxFlowClient(self)
+
     async def _user(self) -> None:
         state = self.state
         recorder = state.recorder
@@ -134,6 +137,51 @@ class HttpxEngine:
                 if ticker is not None:
                     ticker()
         return True
+
+
+class HttpxFlowClient:
+    """A flow user's own `AsyncClient` (one connection; cookies are the flow runner's)."""
+
+    def __init__(self, engine: HttpxEngine) -> None:
+        self.engine = engine
+        self.client: httpx.AsyncClient | None = None
+        self.base = engine.plan.flows.base_url.rstrip("/")
+
+    async def request(self, method: str, target: str, headers: list[tuple[str, str]],
+                      body: bytes | None, want_body: bool):
+        from loadbench.checks import Response
+        from loadbench.flow_runner import RequestFailed
+
+        if self.client is None:
+            self.client = httpx.AsyncClient(**self.engine._client_kwargs())
+        url = self.base + target
+        chunks: list[bytes] = []
+        nbytes = 0
+        try:
+            async with asyncio.timeout(self.engine.plan.timeout_s):
+                async with self.client.stream(method, url, headers=headers,
+                                              content=body) as response:
+                    async for chunk in response.aiter_bytes():
+                        nbytes += len(chunk)
+                        if want_body:
+                            chunks.append(chunk)
+        except Exception as exc:  # every failure is classified and counted
+            kind = classify(exc)
+            unconnected = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+            reason = ""
+            if unconnected:
+                parts = urlsplit(url)
+                reason = f"{parts.hostname}:{parts.port or 80}: " + (
+                    "connect timed out" if isinstance(exc, httpx.ConnectTimeout)
+                    else connect_failure(exc))
+            raise RequestFailed(kind, reason or str(exc)[:200] or kind,
+                                connected=not unconnected) from None
+        return Response(response.status_code, response.headers.multi_items(),
+                        b"".join(chunks), nbytes=nbytes)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
 
 
 async def _fetch(client: httpx.AsyncClient, args: dict) -> tuple[int, int]:

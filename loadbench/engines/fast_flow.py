@@ -1,0 +1,204 @@
+"""The fast engine's connection for flow users: one keep-alive HTTP/1.1 connection per user,
+asyncio Protocol + httptools, awaited per request.
+
+A flow step needs its response (status, headers, maybe the body) before the next step can
+be built, so unlike the one-request hot path this awaits a future per request. Headers are
+always kept (cookies, header checks); the body only when a check or capture needs it.
+Semantics follow the fast engine: a request the server closed on without answering is sent
+again once on a new connection; a body delimited by the close is a complete response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from time import perf_counter
+from urllib.parse import quote
+
+from httptools import HttpParserError, HttpResponseParser
+
+from loadbench.checks import Response
+from loadbench.engines import connect_failure
+from loadbench.flow_runner import RequestFailed
+
+_TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP (or TLS) connection; parser callbacks fill the response being awaited."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = HttpResponseParser(self)
+        self.waiter: asyncio.Future | None = None
+        self.closed = False
+        self.head_only = False
+        self.want_body = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.headers: list[tuple[str, str]] = []
+        self.body: list[bytes] = []
+        self.nbytes = 0
+        self.framed = False
+        self.got_headers = False
+        self.got_bytes = False
+
+    # asyncio callbacks
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except (OSError, AttributeError):
+                pass
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except HttpParserError as exc:
+            self._fail(RequestFailed("read", f"invalid HTTP response ({exc})"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        status = self.parser.get_status_code() if self.got_headers else 0
+        if exc is None and self.got_headers and not self.framed and not self.head_only \
+                and status >= 200 and status not in (204, 304):
+            self._complete()  # the body ended with the connection
+        elif not self.got_bytes:
+            waiter.set_result(None)  # closed before answering: the caller retries once
+        else:
+            self._fail(RequestFailed("read", "connection closed mid-response"))
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lower = name.lower()
+        if lower == b"content-length" or (lower == b"transfer-encoding"
+                                          and b"chunked" in value.lower()):
+            self.framed = True
+        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        if self.parser.get_status_code() < 200:  # an interim 1xx: wait for the real one
+            self.headers = []
+            self.framed = False
+            return
+        self.got_headers = True
+        if self.head_only:
+            self._complete()
+
+    def on_body(self, body: bytes) -> None:
+        self.nbytes += len(body)
+        if self.want_body:
+            self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.parser.get_status_code() >= 200 and not self.head_only:
+            self._complete()
+
+    def _complete(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(Response(self.parser.get_status_code(), self.headers,
+                                       b"".join(self.body), nbytes=self.nbytes))
+            if not self.parser.should_keep_alive() and self.transport is not None:
+                self.transport.close()
+
+    def _fail(self, failure: RequestFailed) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(failure)
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class FastFlowClient:
+    """A flow user's connection on the fast engine."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.conn: _Connection | None = None
+
+    async def request(self, method: str, target: str, headers: list[tuple[str, str]],
+                      body: bytes | None, want_body: bool) -> Response:
+        engine = self.engine
+        wire = self._encode(method, target, headers, body)
+        deadline = perf_counter() + engine.timeout
+        try:
+            async with asyncio.timeout(engine.timeout):
+                for _attempt in (0, 1):
+                    conn = self.conn
+                    if conn is None or conn.closed:
+                        conn = self.conn = await self._connect(deadline)
+                    conn._reset()
+                    conn.parser = HttpResponseParser(conn)
+                    conn.head_only = method == "HEAD"
+                    conn.want_body = want_body
+                    conn.waiter = engine.loop.create_future()
+                    conn.transport.write(wire)
+                    response = await conn.waiter
+                    conn.waiter = None
+                    if response is not None:
+                        return response
+                    self.conn = None  # closed before answering: once more, fresh
+                raise RequestFailed("read", "connection closed before a response")
+        except TimeoutError:
+            self._drop()
+            raise RequestFailed("timeout", "no response in time") from None
+        except RequestFailed:
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        if self.conn is not None and self.conn.transport is not None:
+            self.conn.transport.abort()
+        self.conn = None
+
+    async def _connect(self, deadline: float) -> _Connection:
+        engine = self.engine
+        origin = engine.origin
+        if not engine.addresses:
+            raise RequestFailed("connect", engine.unresolved or "cannot resolve host",
+                                connected=False)
+        failure: OSError | None = None
+        for address in engine.addresses:
+            conn = _Connection()
+            try:
+                await engine.loop.create_connection(
+                    lambda conn=conn: conn, address, origin.port, ssl=engine.ssl,
+                    server_hostname=origin.host if engine.ssl is not None else None)
+                return conn
+            except OSError as exc:
+                failure = exc
+        where = f"{origin.host}:{origin.port}: "
+        raise RequestFailed("connect", where + connect_failure(failure), connected=False)
+
+    def _encode(self, method: str, target: str, headers: list[tuple[str, str]],
+                body: bytes | None) -> bytes:
+        lines = [f"{method} {quote(target, safe=_TARGET_SAFE)} HTTP/1.1"]
+        names = set()
+        for name, value in headers:
+            names.add(name.lower())
+            lines.append(f"{name}: {value}")
+        if "host" not in names:
+            lines.append(f"Host: {self.engine.origin.host_header}")
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""
+        if body is not None and "content-length" not in names:
+            lines.append(f"Content-Length: {len(body)}")
+        if "user-agent" not in names:
+            lines.append("User-Agent: loadbench")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + (body or b"")
+
+    async def close(self) -> None:
+        if self.conn is not None and self.conn.transport is not None:
+            self.conn.transport.close()
+        self.conn = None
+
+
+__all__ = ["FastFlowClient"]

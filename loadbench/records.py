@@ -1,0 +1,189 @@
+"""Per-endpoint and per-flow records of one shard (DESIGN section 8), and their exact merge.
+
+A step name's record holds what the run's totals hold (requests, error classes, status
+codes, an HDR histogram) plus failed checks by check; a flow's record holds iterations,
+failed iterations by class and an iteration-duration histogram. They use the same warm-up
+rule as the shard's `Recorder` (nothing intended before the measuring window counts), so
+the totals are exact merges of the endpoint records. Everything leaves a shard as plain
+dicts of ints and encoded histograms, so repeats, processes and Dask workers merge exactly.
+"""
+
+from __future__ import annotations
+
+from loadbench.stats import HIGHEST_US, latency_summary_ms, merge_encoded, new_histogram
+
+MAX_MESSAGES = 5  # first failure messages kept per flow
+
+
+class EndpointRecord:
+    """One step name in one shard."""
+
+    __slots__ = ("window", "histogram", "requests", "errors", "status_codes",
+                 "checks_failed", "dropped")
+
+    def __init__(self, window) -> None:
+        self.window = window  # anything with `measure_start` (the shard's LoadState)
+        self.histogram = new_histogram()
+        self.requests = 0
+        self.errors: dict[str, int] = {}
+        self.status_codes: dict[int, int] = {}
+        self.checks_failed: dict[str, int] = {}
+        self.dropped = 0
+
+    def response(self, intended: float, end: float, status: int,
+                 failed_checks: list[str] | None = None, expected: bool = False) -> None:
+        """A response; its latency counts only if it passed (2xx/3xx, or any status an
+        explicit `status` check accepted (`expected`), and every check)."""
+        if intended < self.window.measure_start:
+            return
+        self.requests += 1
+        codes = self.status_codes
+        codes[status] = codes.get(status, 0) + 1
+        if status >= 400 and not expected:
+            kind = "status_5xx" if status >= 500 else "status_4xx"
+            self.errors[kind] = self.errors.get(kind, 0) + 1
+            return
+        if failed_checks:
+            self.errors["check"] = self.errors.get("check", 0) + 1
+            for name in failed_checks:
+                self.checks_failed[name] = self.checks_failed.get(name, 0) + 1
+            return
+        latency_us = int((end - intended) * 1e6 + 0.5)
+        if latency_us > HIGHEST_US or not self.histogram.record_value(latency_us):
+            self.dropped += 1
+
+    def error(self, intended: float, kind: str) -> None:
+        """No response (connect, timeout, read)."""
+        if intended < self.window.measure_start:
+            return
+        self.requests += 1
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def export(self) -> dict:
+        return {
+            "requests": self.requests,
+            "errors": dict(self.errors),
+            "status_codes": dict(self.status_codes),
+            "checks_failed": dict(self.checks_failed),
+            "histogram": _encode(self.histogram),
+            "dropped": self.dropped,
+        }
+
+
+class FlowRecord:
+    """One flow in one shard: iterations started in the window, how many failed and why."""
+
+    __slots__ = ("window", "histogram", "iterations", "failed", "failures", "messages")
+
+    def __init__(self, window) -> None:
+        self.window = window
+        self.histogram = new_histogram()
+        self.iterations = 0
+        self.failed = 0
+        self.failures: dict[str, int] = {}
+        self.messages: list[str] = []
+
+    def done(self, intended: float, end: float, failure: str | None = None,
+             message: str = "") -> None:
+        if intended < self.window.measure_start:
+            return
+        self.iterations += 1
+        if failure is not None:
+            self.failed += 1
+            self.failures[failure] = self.failures.get(failure, 0) + 1
+            if message and len(self.messages) < MAX_MESSAGES and message not in self.messages:
+                self.messages.append(message)
+            return
+        self.histogram.record_value(min(int((end - intended) * 1e6 + 0.5), HIGHEST_US))
+
+    def export(self) -> dict:
+        return {
+            "iterations": self.iterations,
+            "failed": self.failed,
+            "failures": dict(self.failures),
+            "messages": list(self.messages),
+            "histogram": _encode(self.histogram),
+        }
+
+
+class Records:
+    """The endpoint and flow records of one shard, created on first use per name."""
+
+    def __init__(self, window) -> None:
+        self.window = window
+        self.endpoints: dict[str, EndpointRecord] = {}
+        self.flows: dict[str, FlowRecord] = {}
+
+    def endpoint(self, name: str) -> EndpointRecord:
+        record = self.endpoints.get(name)
+        if record is None:
+            record = self.endpoints[name] = EndpointRecord(self.window)
+        return record
+
+    def flow(self, name: str) -> FlowRecord:
+        record = self.flows.get(name)
+        if record is None:
+            record = self.flows[name] = FlowRecord(self.window)
+        return record
+
+    def export(self) -> tuple[dict[str, dict], dict[str, dict]]:
+        return ({name: r.export() for name, r in self.endpoints.items()},
+                {name: r.export() for name, r in self.flows.items()})
+
+
+def _encode(histogram) -> str:
+    return histogram.encode().decode() if histogram.get_total_count() else ""
+
+
+def _add(into: dict, counts: dict) -> None:
+    for key, value in counts.items():
+        key = str(key)
+        into[key] = into.get(key, 0) + value
+
+
+def merge_endpoints(parts: list[dict[str, dict]], duration_s: float) -> dict[str, dict]:
+    """Exact merge of exported endpoint records (shards and repeats) into result fields."""
+    merged: dict[str, dict] = {}
+    histograms: dict[str, list[str]] = {}
+    for part in parts:
+        for name, record in part.items():
+            into = merged.setdefault(name, {"requests": 0, "errors": {}, "status_codes": {},
+                                            "checks_failed": {}, "histogram_dropped": 0})
+            into["requests"] += record["requests"]
+            _add(into["errors"], record["errors"])
+            _add(into["status_codes"], record["status_codes"])
+            _add(into["checks_failed"], record["checks_failed"])
+            into["histogram_dropped"] += record["dropped"]
+            histograms.setdefault(name, []).append(record["histogram"])
+    for name, into in merged.items():
+        histogram = merge_encoded(histograms[name])
+        into["status_codes"] = dict(sorted(into["status_codes"].items()))
+        into["latency_ms"] = latency_summary_ms(histogram)
+        into["histogram"] = _encode(histogram)
+        into["rps"] = round(into["requests"] / duration_s, 3) if duration_s > 0 else 0.0
+    return merged
+
+
+def merge_flows(parts: list[dict[str, dict]]) -> dict[str, dict]:
+    """Exact merge of exported flow records (shards and repeats) into result fields."""
+    merged: dict[str, dict] = {}
+    histograms: dict[str, list[str]] = {}
+    for part in parts:
+        for name, record in part.items():
+            into = merged.setdefault(name, {"iterations": 0, "failed": 0, "failures": {},
+                                            "messages": []})
+            into["iterations"] += record["iterations"]
+            into["failed"] += record["failed"]
+            _add(into["failures"], record["failures"])
+            for message in record["messages"]:
+                if len(into["messages"]) < MAX_MESSAGES and message not in into["messages"]:
+                    into["messages"].append(message)
+            histograms.setdefault(name, []).append(record["histogram"])
+    for name, into in merged.items():
+        histogram = merge_encoded(histograms[name])
+        into["duration_ms"] = latency_summary_ms(histogram)
+        into["histogram"] = _encode(histogram)
+    return merged
+
+
+__all__ = ["EndpointRecord", "FlowRecord", "Records", "merge_endpoints", "merge_flows"]

@@ -1,0 +1,236 @@
+"""Flows end to end (DESIGN section 8): setup, captures, templated headers, checks, cookies,
+per-endpoint and per-flow records, data sources, Python flows, open-loop flows; on both
+engines, in one process, in child processes and on Dask workers."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections import Counter
+
+import pytest
+from faultservers import FaultServer
+
+from loadbench.runner import run_scenario
+from loadbench.scenario import validate_scenario
+from loadbench.stats import decode_histogram
+
+LOGIN = {"name": "login", "method": "POST", "path": "/api/login",
+         "json": {"user": "user1", "password": "pw-user1"},
+         "check": {"status": 200}, "capture": {"token": {"json": "$.token"}}}
+LIST = {"name": "list", "path": "/api/items?limit=${page_size}",
+        "headers": {"Authorization": "Bearer ${token}"},
+        "check": {"status": 200, "json": {"$.items": {"len_gt": 0}}},
+        "capture": {"item_id": {"json": "$.items[0].id"}}}
+ITEM = {"name": "item", "path": "/api/items/${item_id}",
+        "headers": {"Authorization": "Bearer ${token}"},
+        "check": {"status": 200, "body_contains": '"id"'}}
+
+
+def flow_scenario(url: str, flows: list, **extra) -> dict:
+    return {"name": "flows", "target": {"url": url}, "duration": "600ms",
+            "vars": {"page_size": 5}, "flows": flows,
+            "runs": extra.pop("runs", [{"name": "g", "client": "gather", "concurrency": 4}]),
+            **extra}
+
+
+def assert_totals_are_merges(run) -> None:
+    """The run's totals are exact sums/merges of its endpoint records."""
+    assert sum(e.requests for e in run.endpoints.values()) == run.requests
+    errors = Counter()
+    for endpoint in run.endpoints.values():
+        errors.update(endpoint.errors)
+    assert {k: v for k, v in errors.items() if v} == {k: v for k, v in run.errors.items() if v}
+    merged = sum(decode_histogram(e.histogram).get_total_count()
+                 for e in run.endpoints.values())
+    assert merged == decode_histogram(run.histogram).get_total_count()
+
+
+@pytest.mark.parametrize("engine", ["fast", "httpx"])
+def test_login_list_item_flow_records_every_step(target_url, engine):
+    scenario = validate_scenario(flow_scenario(
+        target_url, [{"name": "browse", "setup": [LOGIN], "steps": [LIST, ITEM]}],
+        engine=engine))
+    run = run_scenario(scenario).runs[0]
+    assert set(run.endpoints) == {"login", "list", "item"}
+    assert run.endpoints["login"].requests == 4  # setup: once per user
+    assert run.endpoints["list"].requests > 4
+    assert run.endpoints["item"].requests in (run.endpoints["list"].requests,
+                                              run.endpoints["list"].requests - 1,
+                                              run.endpoints["list"].requests - 2,
+                                              run.endpoints["list"].requests - 3,
+                                              run.endpoints["list"].requests - 4)
+    for name in ("login", "list", "item"):
+        endpoint = run.endpoints[name]
+        assert endpoint.errors == {} and endpoint.checks_failed == {}, (name, endpoint)
+        assert endpoint.latency_ms.p50 is not None
+    flow = run.flows["browse"]
+    assert flow.failed == 0 and flow.iterations >= run.endpoints["item"].requests
+    assert flow.duration_ms.p50 >= run.endpoints["list"].latency_ms.min
+    assert_totals_are_merges(run)
+
+
+def test_failed_checks_and_missing_captures_are_counted_per_check(target_url):
+    bad = {**ITEM, "name": "item", "check": {"status": 200, "body_contains": "no such text",
+                                              "json": {"$.nope": {"exists": True}}}}
+    missing = {"name": "missing", "path": "/api/items?limit=1",
+               "headers": {"Authorization": "Bearer ${token}"},
+               "capture": {"other": {"json": "$.nothing"}}}
+    scenario = validate_scenario(flow_scenario(
+        target_url, [{"name": "browse", "setup": [LOGIN], "steps": [LIST, bad],
+                      "on_failure": "continue"},
+                     {"name": "cap", "setup": [LOGIN], "steps": [missing]}]))
+    run = run_scenario(scenario).runs[0]
+    item = run.endpoints["item"]
+    assert item.errors == {"check": item.requests} and item.requests > 0
+    assert item.checks_failed.get("body_contains") == item.requests
+    assert item.latency_ms.p50 is None  # failed responses stay out of the histogram
+    cap = run.flows["cap"]
+    assert cap.failed == cap.iterations > 0 and set(cap.failures) == {"capture"}
+    assert run.errors.get("check") == item.requests
+    assert_totals_are_merges(run)
+
+
+def test_cookie_jar_keeps_each_users_cart(target_url):
+    flows = [{"name": "cart",
+              "setup": [{"name": "open", "method": "POST", "path": "/api/cart/session"}],
+              "steps": [{"name": "add", "method": "POST", "path": "/api/cart/items",
+                         "json": {"item_id": 1, "qty": 1}},
+                        {"name": "view", "path": "/api/cart",
+                         "capture": {"count": {"json": "$.count"}}}]}]
+    run = run_scenario(validate_scenario(flow_scenario(target_url, flows))).runs[0]
+    assert run.endpoints["add"].errors == {}, run.endpoints["add"]
+    assert run.endpoints["view"].errors == {}
+    no_jar = [{**flows[0], "cookies": False}]
+    run = run_scenario(validate_scenario(flow_scenario(target_url, no_jar))).runs[0]
+    assert run.endpoints["add"].errors == {"status_4xx": run.endpoints["add"].requests}
+
+
+def test_non_json_body_fails_a_json_check_and_never_crashes(target_url):
+    step = {"name": "health", "path": "/health?x=${iteration}",
+            "check": {"json": {"$.a": 1}}}
+    text = {"name": "text", "path": "/", "check": {"json": {"$.a": {"exists": True}}}}
+    run = run_scenario(validate_scenario(flow_scenario(
+        target_url, [{"name": "f", "steps": [step]}, {"name": "g", "steps": [text]}]))).runs[0]
+    assert run.endpoints["health"].errors.get("check", 0) == run.endpoints["health"].requests
+    assert run.endpoints["text"].errors.get("check", 0) == run.endpoints["text"].requests
+
+
+def _unique_rows(tmp_path, rows: int):
+    data = tmp_path / "rows.csv"
+    data.write_text("id\n" + "".join(f"{i}\n" for i in range(rows)))
+    return {"rows": {"file": str(data), "order": "unique"}}
+
+
+@pytest.mark.parametrize("client,processes", [("gather", None), ("multiprocess", 2)])
+def test_unique_rows_are_handed_out_once_across_processes(tmp_path, client, processes):
+    rows = 60
+    with FaultServer() as server:
+        run_spec = {"name": "u", "client": client, "concurrency": 3}
+        if processes:
+            run_spec["processes"] = processes
+        scenario = validate_scenario(flow_scenario(
+            server.url("/"), [{"name": "f", "steps": [
+                {"name": "row", "path": "/row/${rows.id}", "check": {"status": 404}}]}],
+            data=_unique_rows(tmp_path, rows), duration="5s", runs=[run_spec]))
+        result = run_scenario(scenario)
+    seen = Counter({path: n for path, n in server.requests.items() if path.startswith("/row/")})
+    assert set(seen) == {f"/row/{i}" for i in range(rows)}
+    assert max(seen.values()) == 1
+    run = result.runs[0]
+    assert run.endpoints["row"].requests == rows and run.errors.get("status_4xx", 0) == 0
+    assert any("ran out of rows" in w for w in run.warnings)
+    assert run.duration_s < 4  # stopped when the rows ran out, not at the window's end
+
+
+def test_python_flow_records_per_name_and_survives_exceptions(tmp_path, target_url):
+    (tmp_path / "pyflows.py").write_text(textwrap.dedent("""
+        async def shop(user):
+            r = await user.post("/api/login", json={"user": "user2", "password": "pw-user2"},
+                                name="login", check={"status": 200})
+            token = r.json()["token"]
+            await user.get("/api/items/1", headers={"Authorization": "Bearer " + token},
+                           name="item")
+            if user.iteration % 2:
+                raise ValueError("odd iteration " + str(user.iteration))
+    """))
+    (tmp_path / "s.yaml").write_text(json.dumps(flow_scenario(
+        target_url, [{"name": "shop", "python": "pyflows:shop"}])))
+    from loadbench.scenario_load import load_scenario
+
+    scenario, _ = load_scenario(tmp_path / "s.yaml")
+    run = run_scenario(scenario).runs[0]
+    assert set(run.endpoints) == {"login", "item"}
+    assert run.endpoints["login"].requests == run.endpoints["item"].requests > 2
+    flow = run.flows["shop"]
+    assert flow.failures == {"ValueError": flow.failed} and flow.failed >= 1
+    assert flow.messages and flow.messages[0].startswith("ValueError: odd iteration")
+
+
+def test_open_loop_flow_counts_from_the_intended_start(tmp_path):
+    """A stalling step: 40 flow starts/s for one user whose first step takes 50 ms: slots
+    queue, and the first step's latency counts from each iteration's intended start, so it
+    grows far beyond the 50 ms service time (coordinated omission corrected)."""
+    with FaultServer() as server:
+        scenario = validate_scenario(flow_scenario(
+            server.url("/"), [{"name": "f", "steps": [
+                {"name": "slow", "path": "/slow", "check": {"status": [200, 404]}},
+                {"name": "ok", "path": "/ok"}]}],
+            duration="1s", timeout="3s",
+            runs=[{"name": "o", "client": "gather", "concurrency": 1, "rate": "40/s"}]))
+        run = run_scenario(scenario).runs[0]
+    slow = run.endpoints["slow"]
+    assert slow.requests >= 2
+    assert run.pacing is not None and run.pacing.late_requests > 0
+    assert slow.latency_ms.p50 >= 50 and slow.latency_ms.max > 150  # 50 ms of service
+
+
+BAD = [
+    ({"path": "/x/${nope}"}, "unknown name ${nope}"),
+    ({"path": "/x/${token}"}, "captures it later"),
+    ({"path": "/x", "check": {"json": {"$.items[": 1}}}, "JSONPath"),
+    ({"path": "/x", "check": {"header": {"X": "("}}}, "regex"),
+    ({"path": "/x/${accounts.nope}"}, "accounts.nope"),
+]
+
+
+@pytest.mark.parametrize("step,message", BAD)
+def test_bad_flows_are_one_line_errors_with_a_line(tmp_path, step, message):
+    from loadbench.errors import ScenarioError
+    from loadbench.scenario_load import load_scenario
+
+    (tmp_path / "acc.csv").write_text("user,password\nu,p\n")
+    doc = {"name": "bad", "target": {"url": "http://127.0.0.1:1"},
+           "data": {"accounts": {"file": "acc.csv"}},
+           "flows": [{"name": "f", "steps": [{"name": "s", **step},
+                                             {"name": "t", "path": "/t",
+                                              "capture": {"token": {"header": "X-T"}}}]}],
+           "runs": [{"name": "g"}]}
+    import yaml
+
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(tmp_path / "bad.yaml")
+    text = str(info.value)
+    assert message in text, text
+    assert text.startswith(f"{tmp_path / 'bad.yaml'}:") and "\n" not in text
+
+
+@pytest.mark.parametrize("module,message", [
+    ("", "no module 'nomod'"),
+    ("async def other(user):\n    pass\n", "has no function 'flow'"),
+    ("def flow(user):\n    pass\n", "must be 'async def flow(user)'"),
+])
+def test_python_flow_problems_are_validation_errors(tmp_path, module, message):
+    from loadbench.errors import ScenarioError
+    from loadbench.scenario_load import load_scenario
+
+    name = "nomod" if not module else f"pf_{abs(hash(module)) % 10**8}"
+    if module:
+        (tmp_path / f"{name}.py").write_text(module)
+    doc = {"name": "bad", "target": {"url": "http://127.0.0.1:1"},
+           "flows": [{"name": "f", "python": f"{name}:flow"}], "runs": [{"name": "g"}]}
+    (tmp_path / "bad.yaml").write_text(json.dumps(doc))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(tmp_path / "bad.yaml")
+    assert message in str(info.value)
