@@ -6,6 +6,7 @@ Neither is a runtime dependency. Missing ones are reported with the install comm
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -36,7 +37,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         location / {{ root {tmp}/www; }}
-    }}
+{locations}    }}
 }}
 """
 
@@ -55,8 +56,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def nginx(body: bytes = b"hello from nginx\n") -> Iterator[str]:
-    """Serve `body` at /index.html on loopback with one worker; always stopped."""
+def nginx(body: bytes = b"hello from nginx\n", locations: str = "") -> Iterator[str]:
+    """Serve `body` at /index.html on loopback with one worker; always stopped.
+
+    `locations` is extra nginx `location` blocks for the server (see `api_nginx`)."""
     require("nginx")
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     with tempfile.TemporaryDirectory(prefix="loadbench-nginx-") as tmp:
@@ -65,7 +68,7 @@ def nginx(body: bytes = b"hello from nginx\n") -> Iterator[str]:
         (Path(tmp) / "www" / "index.html").write_bytes(body)
         port = free_port()
         conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, locations=locations))
         proc = subprocess.Popen([binary, "-c", str(conf), "-p", tmp],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -80,6 +83,25 @@ def nginx(body: bytes = b"hello from nginx\n") -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(5)
+
+
+# A cheap API for flow benchmarks: fixed JSON answers, so nginx is never the bottleneck.
+API_ANSWERS = {
+    "/api/login": {"token": "abc123"},
+    "/api/items": {"items": [{"id": 1, "name": "pen"}, {"id": 2, "name": "ink"},
+                             {"id": 3, "name": "cap"}]},
+    "/api/items/1": {"id": 1, "name": "pen", "price": 5},
+}
+API_LOCATIONS = "        default_type application/json;\n" + "".join(
+    f"        location = {path} {{ return 200 '{json.dumps(answer, separators=(',', ':'))}'; }}\n"
+    for path, answer in API_ANSWERS.items())
+
+
+@contextlib.contextmanager
+def api_nginx() -> Iterator[str]:
+    """nginx answering /api/login, /api/items and /api/items/1; yields its origin URL."""
+    with nginx(locations=API_LOCATIONS) as url:
+        yield url.removesuffix("/index.html")
 
 
 def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> None:
