@@ -21,7 +21,8 @@ per-request cost; Locust's start-up is the larger one, so this is the conservati
 Every answer must be 200 with every check passed, or the script stops: a benchmark of
 failures measures nothing.
 
-Usage: python bench/flows.py [--users 50] [--seconds 5] [--rounds 3] [--profile]
+Usage: python bench/flows.py [--users 50] [--seconds 5] [--rounds 3] [--only plain,flow]
+                             [--profile]
 Needs nginx: apt-get update && apt-get install -y nginx-light wrk
 """
 
@@ -259,13 +260,14 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--no-locust", action="store_true", help="skip Locust (no venv)")
+    parser.add_argument("--only", default=",".join(KINDS),
+                        help=f"comma-separated subset of {','.join(KINDS)}")
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of the YAML flow")
     args = parser.parse_args()
     require("nginx")
-    kinds = [k for k in KINDS if not (args.no_locust and k == "locust")]
-    binary = None if args.no_locust else locust_binary()
+    kinds = [k for k in KINDS if k in args.only.split(",")]
+    binary = locust_binary() if "locust" in kinds else None
     load = os.getloadavg()[0]
     print(f"# flow benchmark ({os.cpu_count()} cores, Python {sys.version.split()[0]}, "
           f"load average {load:.2f}): {args.users} users, {args.seconds:g} s, "

@@ -1,0 +1,76 @@
+"""The fast engine's flow client (engines/fast_flow.py) at the edges: timeouts enforced by a
+lazy per-connection timer, and every way a response can end, as the one-request engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+
+import pytest
+from faultservers import FRAMINGS, FaultServer
+
+from loadbench.runner import run_scenario
+
+
+def run_flow(tmp_path, url: str, flow: dict, **extra):
+    from loadbench.scenario_load import load_scenario
+
+    doc = {"name": "fast-flow", "target": {"url": url}, "engine": "fast", "duration": "1s",
+           "flows": [{"name": "f", **flow}],
+           "runs": [{"name": "g", "client": "gather", "concurrency": 1}], **extra}
+    (tmp_path / "s.yaml").write_text(json.dumps(doc))
+    scenario, _ = load_scenario(tmp_path / "s.yaml")
+    return run_scenario(scenario).runs[0]
+
+
+def test_a_silent_step_times_out_at_the_timeout_and_slow_chains_never_do(tmp_path):
+    """8 answers of 50 ms (400 ms in all, longer than the 300 ms timeout, each well inside
+    it) pass; a request that never gets an answer fails as `timeout` after ~300 ms, not
+    earlier (a deadline left from an earlier request) and not much later."""
+    module = f"pf_timeout_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent("""
+        import time
+
+        FAILED = []
+
+        async def flow(user):
+            for _ in range(8):
+                await user.get("/slow", name="slow", check={"status": 200})
+            start = time.perf_counter()
+            try:
+                await user.get("/silent", name="silent")
+            except Exception as exc:
+                FAILED.append((time.perf_counter() - start, str(exc)))
+                raise
+    """))
+    with FaultServer() as server:
+        run = run_flow(tmp_path, server.url("/"), {"python": f"{module}:flow"},
+                       timeout="300ms", duration="1500ms")
+    failed = sys.modules[module].FAILED
+    assert failed, run
+    for elapsed, message in failed:
+        assert 0.27 <= elapsed <= 0.6, failed
+        assert "timeout" in message, failed
+    assert run.endpoints["slow"].errors == {} and run.endpoints["slow"].requests >= 8
+    assert run.endpoints["silent"].errors == {"timeout": len(failed)}
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_every_valid_framing_is_a_success_with_its_body(tmp_path, framing):
+    with FaultServer() as server:
+        run = run_flow(tmp_path, server.url("/"), {"steps": [
+            {"name": "step", "path": f"/{framing}",
+             "check": {"status": 200, "body_contains": "hello"}}]}, duration="300ms")
+    step = run.endpoints["step"]
+    assert step.requests >= 1 and step.errors == {} and step.checks_failed == {}, step
+
+
+@pytest.mark.parametrize("fault,kind", [("close-body", "read"), ("close-headers", "read"),
+                                        ("garbage", "read"), ("bad-chunked", "read")])
+def test_broken_responses_are_read_errors(tmp_path, fault, kind):
+    with FaultServer() as server:
+        run = run_flow(tmp_path, server.url("/"), {"steps": [
+            {"name": "step", "path": f"/{fault}"}]}, duration="300ms", timeout="2s")
+    step = run.endpoints["step"]
+    assert step.requests >= 1 and step.errors == {kind: step.requests}, step
