@@ -74,3 +74,34 @@ def test_broken_responses_are_read_errors(tmp_path, fault, kind):
             {"name": "step", "path": f"/{fault}"}]}, duration="300ms", timeout="2s")
     step = run.endpoints["step"]
     assert step.requests >= 1 and step.errors == {kind: step.requests}, step
+
+
+def test_encoded_heads_are_reused_only_for_the_same_request():
+    """The per-user cache of encoded heads: a changed header, target, method or body
+    length is a new head; non-text header values are never cached (1 == 1.0 == True);
+    the cache stays bounded."""
+    from types import SimpleNamespace
+
+    from loadbench.engines.fast_flow import _HEADS_KEPT, FastFlowClient
+
+    client = FastFlowClient(SimpleNamespace(origin=SimpleNamespace(host_header="h:1")))
+
+    def wire(method="GET", target="/a", headers=(("Authorization", "Bearer t1"),), body=None):
+        return client._encode(method, target, list(headers), body)
+
+    first = wire()
+    assert first == (b"GET /a HTTP/1.1\r\nAuthorization: Bearer t1\r\nHost: h:1\r\n"
+                     b"User-Agent: loadbench\r\n\r\n")
+    assert wire() == first
+    assert b"Bearer t2" in wire(headers=(("Authorization", "Bearer t2"),))
+    assert wire(target="/a b").startswith(b"GET /a%20b HTTP/1.1\r\n")
+    assert wire(method="POST").endswith(b"Content-Length: 0\r\nUser-Agent: loadbench\r\n\r\n")
+    assert wire(method="POST", body=b"xy").endswith(b"Content-Length: 2\r\n"
+                                                    b"User-Agent: loadbench\r\n\r\nxy")
+    assert wire(method="POST", body=b"zw").endswith(b"\r\n\r\nzw")  # same head, its own body
+    assert b"X: True\r\n" in wire(headers=(("X", True),))
+    assert b"X: 1\r\n" in wire(headers=(("X", 1),))
+    for index in range(3 * _HEADS_KEPT):
+        assert wire(target=f"/items/{index}").startswith(f"GET /items/{index} ".encode())
+    assert len(client.heads) <= _HEADS_KEPT
+    assert wire() == first
