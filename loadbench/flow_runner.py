@@ -194,6 +194,8 @@ class _User:
         self.cookies: dict[str, str] = {}
         self._flow: FlowPlan | None = None
         self._first: float | None = None
+        self._rows: dict[str, dict[str, str]] = {}
+        self._rows_iteration = -1
 
     # the Python-flow API (DESIGN section 8) --------------------------------------------
 
@@ -211,16 +213,18 @@ class _User:
 
     @property
     def data(self) -> dict[str, dict[str, str]]:
-        """The user's current row of each data source (drawn on use)."""
-        out: dict[str, dict[str, str]] = {}
-        for name, cursor in self._shard.cursors.items():
-            row = cursor.next()
-            if row is None:
-                self._shard.state.finish(f"data source {name!r} ran out of rows "
-                                         "(on_exhausted: stop)")
-                raise StepFailed("data", f"data source {name!r} ran out of rows")
-            out[name] = dict(row)
-        return out
+        """This iteration's row of each data source (drawn once per iteration, on first use)."""
+        if self._rows_iteration != self._ctx.iteration:
+            rows: dict[str, dict[str, str]] = {}
+            for name, cursor in self._shard.cursors.items():
+                row = cursor.next()
+                if row is None:
+                    self._shard.state.finish(f"data source {name!r} ran out of rows "
+                                             "(on_exhausted: stop)")
+                    raise StepFailed("data", f"data source {name!r} ran out of rows")
+                rows[name] = dict(row)
+            self._rows, self._rows_iteration = rows, self._ctx.iteration
+        return self._rows
 
     async def think(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -296,6 +300,10 @@ class _User:
         ctx = self._ctx
         target = _render(step.target, ctx)
         headers = [(k, _render(v, ctx)) for k, v in step.headers]
+        for name, value in headers:
+            if "\r" in value or "\n" in value:  # a captured value must not split the head
+                raise StepFailed("template", f"{step.name}: header {name} would contain a "
+                                 "line break (from a captured or data value); not sent")
         body = step.body
         if body is not None and not isinstance(body, bytes):
             rendered = body.render(ctx)

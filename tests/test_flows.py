@@ -234,3 +234,72 @@ def test_python_flow_problems_are_validation_errors(tmp_path, module, message):
     with pytest.raises(ScenarioError) as info:
         load_scenario(tmp_path / "bad.yaml")
     assert message in str(info.value)
+
+
+def test_every_client_model_runs_flows(tmp_path, target_url):
+    """sequential (one user), gather and multiprocess (a Python flow found beside the
+    scenario in each child process), on the httpx engine too."""
+    (tmp_path / "pyflow2.py").write_text(textwrap.dedent("""
+        async def peek(user):
+            await user.get("/api/items/1", name="peek", check={"status": 401})
+    """))
+    doc = flow_scenario(target_url, [
+        {"name": "browse", "setup": [LOGIN], "steps": [LIST]},
+        {"name": "peek", "python": "pyflow2:peek"}], engine="httpx", runs=[
+        {"name": "seq", "client": "sequential"},
+        {"name": "mp", "client": "multiprocess", "processes": 2, "concurrency": 2}])
+    (tmp_path / "s.yaml").write_text(json.dumps(doc))
+    from loadbench.scenario_load import load_scenario
+
+    scenario, _ = load_scenario(tmp_path / "s.yaml")
+    seq, mp = run_scenario(scenario).runs
+    assert seq.endpoints["login"].requests == 1  # one user: one setup
+    assert mp.endpoints["login"].requests == 4  # 2 processes x 2 users
+    for run in (seq, mp):
+        assert run.endpoints["peek"].requests > 0 and run.endpoints["peek"].errors == {}
+        assert run.endpoints["peek"].status_codes == {"401": run.endpoints["peek"].requests}
+        assert run.flows["peek"].failed == 0 and run.flows["browse"].failed == 0
+        assert_totals_are_merges(run)
+
+
+def test_a_line_break_from_data_never_reaches_a_header(tmp_path, target_url):
+    (tmp_path / "d.csv").write_text('v\n"a\r\nX-Injected: 1"\n')
+    steps = [{"name": "use", "path": "/health", "headers": {"X-Value": "${d.v}"}}]
+    run = run_scenario(validate_scenario(flow_scenario(
+        target_url, [{"name": "f", "steps": steps}],
+        data={"d": {"file": str(tmp_path / "d.csv")}}))).runs[0]
+    assert run.flows["f"].failures == {"template": run.flows["f"].iterations}
+    assert run.flows["f"].iterations > 0
+    assert "use" not in run.endpoints or run.endpoints["use"].requests == 0
+
+
+def test_a_literal_line_break_in_a_header_template_is_a_validation_error(target_url):
+    from loadbench.errors import ScenarioError
+
+    steps = [{"name": "use", "path": "/health", "headers": {"X-Evil": "a${iteration}\r\nX: y"}}]
+    with pytest.raises(ScenarioError, match="header"):
+        validate_scenario(flow_scenario(target_url, [{"name": "f", "steps": steps}]))
+
+
+def test_validate_reports_a_bad_flow_with_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.yaml").write_text(textwrap.dedent("""\
+        name: bad
+        target: {url: "http://127.0.0.1:1"}
+        flows:
+          - name: f
+            steps:
+              - name: s
+                path: /items/${item}
+        runs: [{name: g}]
+    """))
+    proc = subprocess.run([sys.executable, "-m", "loadbench.cli", "validate",
+                           str(tmp_path / "bad.yaml")], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith(f"loadbench: error: {tmp_path / 'bad.yaml'}:7:")
+    assert "unknown name ${item}" in lines[0]
