@@ -337,6 +337,8 @@ class _User:
                   else step.checks.failures(response))
         if failed:
             recorder.check_failed(intended, end, status, nbytes)
+        elif first is None:  # a later step: not a schedule slot
+            recorder.record_unpaced(intended, sent, end, status, nbytes, step.explicit_status)
         elif step.explicit_status:
             recorder.passed(intended, sent, end, status, nbytes)
         else:

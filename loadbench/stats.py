@@ -208,6 +208,17 @@ class Recorder:
             self.lag.record_value(min(lag_us, HIGHEST_US))
             self.service.record_value(min(int((end - sent) * 1e6 + 0.5), HIGHEST_US))
 
+    def record_unpaced(self, intended: float, sent: float, end: float, status: int,
+                       nbytes: int, expected: bool = False) -> None:
+        """A flow's later step: counted like any response, but not a schedule slot, so it
+        stays out of the schedule-lag and service-time histograms (only the step that took
+        the slot measures how late the schedule ran)."""
+        lag, self.lag = self.lag, None
+        try:
+            (self.passed if expected else self.record)(intended, sent, end, status, nbytes)
+        finally:
+            self.lag = lag
+
     def passed(self, intended: float, sent: float, end: float, status: int,
                nbytes: int) -> None:
         """A response an explicit status check accepted: a success whatever its code."""

@@ -183,6 +183,10 @@ def test_open_loop_flow_counts_from_the_intended_start(tmp_path):
     assert slow.requests >= 2
     assert run.pacing is not None and run.pacing.late_requests > 0
     assert slow.latency_ms.p50 >= 50 and slow.latency_ms.max > 150  # 50 ms of service
+    # only the step that took the slot measures schedule lag; later steps are not slots
+    lagged = decode_histogram(run.pacing.lag_histogram).get_total_count()
+    assert lagged == slow.requests - sum(slow.errors.values())
+    assert run.endpoints["ok"].requests > 0
 
 
 BAD = [
