@@ -86,7 +86,7 @@ def render_console(comparison: Comparison) -> Table:
               "new in current": "cyan"}
     stats = comparison.mode == "stats"
     table = Table(title=f"compare: {escape(comparison.scenario)}", title_justify="left",
-                  caption=f"{headline(comparison)}. {rule_text(comparison)}",
+                  caption=escape(f"{headline(comparison)}. {rule_text(comparison)}"),
                   caption_justify="left")
     table.add_column("run")
     table.add_column("metric")
