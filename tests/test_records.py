@@ -294,3 +294,27 @@ def test_any_bracket_text_parses_or_raises_threshold_error(text):
         return
     for result in threshold.evaluate(RUNS):  # evaluation never raises either
         assert isinstance(result.passed, bool) and "\n" not in result.detail
+
+
+NAMES = st.text(alphabet=st.sampled_from(list("ab /$[]{}'\"*. ")), min_size=1, max_size=8)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.lists(st.lists(NAMES, max_size=4, unique=True), min_size=1, max_size=3))
+def test_star_star_expands_to_every_pair_and_each_outcome_reads_back(names_per_run):
+    """Whatever the names, `*[*]` gives one outcome per (run, record) (one failing outcome
+    for a run without records), and each outcome's expression, parsed again, names
+    exactly that record and gives the same value."""
+    runs = [flow_run(f"r{i}", endpoints={n: endpoint(10 + j, 1.0 + j) for j, n in
+                                         enumerate(names)}, flows={})
+            for i, names in enumerate(names_per_run)]
+    results = evaluate_all(["*[*].requests >= 10"], runs)
+    assert len(results) == sum(max(len(names), 1) for names in names_per_run)
+    for result in results:
+        if result.value is None:
+            assert result.detail.endswith("recorded no endpoints or flows")
+            continue
+        assert result.passed
+        [again] = evaluate_all([result.expr], runs)
+        assert (again.expr, again.value) == (result.expr, result.value)
+        assert not parse_threshold(result.expr).per_part
