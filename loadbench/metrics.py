@@ -70,13 +70,14 @@ UNITS: dict[str, tuple[str, float]] = {
 
 def metric_value(run: RunResult | Record, metric: str) -> float | None:
     """One metric of a run (or of one of its endpoints or flows, a `Record`) in its natural
-    scale (ms, fraction, per second, count); None for a latency when nothing was measured."""
+    scale (ms, fraction, per second, count); None for a latency when nothing was measured,
+    and for an error rate of no requests (0 % of nothing is not a measured 0 %)."""
     if metric == "rps":
         return float(run.rps)
     if metric == "requests":
         return float(run.requests)
     if metric == "error_rate":
-        return float(run.error_rate)
+        return float(run.error_rate) if run.requests else None
     if metric in METRICS:
         value = getattr(run.latency_ms, metric)
         return None if value is None else float(value)
@@ -116,6 +117,9 @@ class Record:
         else:
             what = "no successful responses"
             why = f"{self.requests:,} requests, all failed" if self.requests else "no requests"
+        if not self.requests:
+            return f"no {'iterations' if self.kind == 'flow' else 'requests'} in the " \
+                   "measuring window (a setup step that ran only during warm-up?)"
         return f"{what} ({why})"
 
 

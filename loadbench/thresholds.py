@@ -304,10 +304,10 @@ def _evaluate(node: Node, runs: Mapping[str, RunResult], binding: _Binding, expr
         if part is None:
             value = metric_value(run, node.metric)
             if value is None:
-                why = f"{run.requests:,} requests, all failed" if run.requests \
-                    else "no requests"
+                if not run.requests:
+                    raise _EvalProblem(f"{name}.{node.metric} not measured: no requests")
                 raise _EvalProblem(f"{name}.{node.metric} not measured: no successful "
-                                   f"responses ({why})")
+                                   f"responses ({run.requests:,} requests, all failed)")
             return value
         record = find_record(run, part)
         if record is None:
