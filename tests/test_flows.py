@@ -307,3 +307,14 @@ def test_validate_reports_a_bad_flow_with_exit_2(tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith(f"loadbench: error: {tmp_path / 'bad.yaml'}:7:")
     assert "unknown name ${item}" in lines[0]
+
+
+def test_a_threshold_on_an_unknown_step_is_bad_input_before_any_load(target_url):
+    from loadbench.errors import BadInput
+    from loadbench.runner import check_scenario
+
+    scenario = validate_scenario(flow_scenario(
+        target_url, [{"name": "browse", "setup": [LOGIN], "steps": [LIST]}],
+        thresholds=["g[lsit].p99 < 100ms", "g[browse].error_rate < 1%"]))
+    with pytest.raises(BadInput, match=r"unknown endpoint or flow 'lsit'.*did you mean 'list'"):
+        check_scenario(scenario)
