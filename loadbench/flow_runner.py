@@ -52,6 +52,10 @@ class FlowClient(Protocol):
     async def close(self) -> None: ...
 
 
+class DataExhausted(Exception):
+    """A data source ran out (on_exhausted: stop): the run ends; not a failed iteration."""
+
+
 class StepFailed(Exception):
     """A step failed (error, failed check, missing capture); `kind` is its error class."""
 
@@ -221,7 +225,7 @@ class _User:
                 if row is None:
                     self._shard.state.finish(f"data source {name!r} ran out of rows "
                                              "(on_exhausted: stop)")
-                    raise StepFailed("data", f"data source {name!r} ran out of rows")
+                    raise DataExhausted(name)
                 rows[name] = dict(row)
             self._rows, self._rows_iteration = rows, self._ctx.iteration
         return self._rows
@@ -269,6 +273,8 @@ class _User:
             await function(self)
         except asyncio.CancelledError:
             raise
+        except DataExhausted:  # the run is ending: this was not an iteration
+            return
         except Exception as exc:  # the user's code failed: this iteration, never the run
             self._shard._flow_done(flow, intended, exc)
             return
@@ -282,7 +288,10 @@ class _User:
         for step in steps:
             if step.think is not None:
                 low, high = step.think
-                await asyncio.sleep(low if high == low else self._ctx.rng.uniform(low, high))
+                pause = low if high == low else self._ctx.rng.uniform(low, high)
+                await asyncio.sleep(pause)
+                if first is not None:  # a pause before the first request is not its latency
+                    first += pause
                 continue
             try:
                 response = await self._send(step, first, want_body=step.needs_body)
