@@ -294,8 +294,7 @@ class _User:
                     first += pause
                 continue
             try:
-                response = await self._send(step, first, want_body=step.needs_body)
-                self._capture(step, response)
+                await self._send(step, first, want_body=step.needs_body)
             except StepFailed as exc:
                 failure = failure or exc
                 if (step.on_failure or flow.on_failure) == "next_iteration":
@@ -344,6 +343,14 @@ class _User:
         bad_status = status >= 400 and not step.explicit_status  # its class says more
         failed = ([] if bad_status or step.checks is None
                   else step.checks.failures(response))
+        captured = {}
+        if not bad_status and not failed:
+            for capture in step.captures:  # one that finds nothing fails like a check
+                value = capture.extract(response)
+                if value is MISSING:
+                    failed.append(f"capture {capture.name}")
+                else:
+                    captured[capture.name] = value
         if failed:
             recorder.check_failed(intended, end, status, nbytes)
         elif first is None:  # a later step: not a schedule slot
@@ -354,21 +361,13 @@ class _User:
             recorder.record(intended, sent, end, status, nbytes)
         record.response(intended, end, status, failed, expected=step.explicit_status)
         if failed:
-            raise StepFailed("check", f"{step.name}: check failed: {', '.join(failed)}")
+            kind = "capture" if all(f.startswith("capture ") for f in failed) else "check"
+            raise StepFailed(kind, f"{step.name}: {kind} failed: {', '.join(failed)}")
         if bad_status:
             kind = "status_5xx" if status >= 500 else "status_4xx"
             raise StepFailed(kind, f"{step.name}: HTTP {status}")
+        ctx.variables.update(captured)
         return response
-
-    def _capture(self, step: StepPlan, response: Response) -> None:
-        variables = self._ctx.variables
-        for capture in step.captures:
-            value = capture.extract(response)
-            if value is MISSING:
-                self._shard.records.endpoint(step.name)  # the step itself was recorded
-                raise StepFailed("capture", f"{step.name}: capture {capture.name!r} found "
-                                 "nothing")
-            variables[capture.name] = value
 
     def _keep_cookies(self, response: Response) -> None:
         for name, value in response.headers:

@@ -85,7 +85,10 @@ def test_failed_checks_and_missing_captures_are_counted_per_check(target_url):
     assert item.latency_ms.p50 is None  # failed responses stay out of the histogram
     cap = run.flows["cap"]
     assert cap.failed == cap.iterations > 0 and set(cap.failures) == {"capture"}
-    assert run.errors.get("check") == item.requests
+    missed = run.endpoints["missing"]  # the response lacked what the flow needs: an error
+    assert missed.errors == {"check": missed.requests}
+    assert missed.checks_failed == {"capture other": missed.requests}
+    assert run.errors.get("check") == item.requests + missed.requests
     assert_totals_are_merges(run)
 
 
