@@ -16,7 +16,7 @@ from hdrh.histogram import HdrHistogram
 LOWEST_US = 1
 HIGHEST_US = 60_000_000
 SIGNIFICANT_DIGITS = 3
-ERROR_CLASSES = ("connect", "timeout", "read", "status_4xx", "status_5xx")
+ERROR_CLASSES = ("connect", "timeout", "read", "status_4xx", "status_5xx", "check")
 # attempts that got no HTTP response: errors, never throughput (a 4xx/5xx is a response)
 FAILURE_CLASSES = ("connect", "timeout", "read")
 MAX_TIMELINE_POINTS = 3600
