@@ -122,7 +122,8 @@ ReportOutput = Annotated[Path | None, typer.Option(
         "runs: FILE.RUN.hgrm per run.")]
 
 ReportRunName = Annotated[str | None, typer.Option(
-        "--run", metavar="NAME", help="hgrm: the run to write (one distribution per file).")
+        "--run", metavar="NAME", help="hgrm: the run to write (one distribution per file); "
+        "RUN[NAME] writes one endpoint or flow of it.")
     ]
 
 CompareFiles = Annotated[list[Path], typer.Argument(

@@ -22,9 +22,10 @@ from loadbench.comparison import (
     comparison_warnings,
     load_pair,
     parse_metrics,
+    row_label,
 )
 from loadbench.errors import BadInput
-from loadbench.metrics import HIGHER_IS_BETTER, METRICS, metric_value
+from loadbench.metrics import HIGHER_IS_BETTER, METRICS, Record, metric_value
 from loadbench.report.format import change_text
 from loadbench.result import Comparison, MetricComparison, Mode, Result, RunResult
 
@@ -100,8 +101,10 @@ def compare_results(baseline: Result, current: Result,
                       warnings=comparison_warnings(baseline, current))
 
 
-def _compare_metric(base_run: RunResult, cur_run: RunResult, metric: str,
+def _compare_metric(base_run: RunResult | Record, cur_run: RunResult | Record, metric: str,
                     tolerance: float) -> MetricComparison:
+    """The tolerance rule (and Welch's test when both runs hold repeats); an endpoint or a
+    flow keeps no per-repeat figures, so it gets the tolerance rule alone."""
     base, cur = metric_value(base_run, metric), metric_value(cur_run, metric)
     change = (cur - base) / base if base else (0.0 if cur == base else None)
     higher_is_better = metric in HIGHER_IS_BETTER
@@ -124,21 +127,26 @@ def _compare_metric(base_run: RunResult, cur_run: RunResult, metric: str,
         else:
             verdict = "regression" if worse else "improvement"
             reason = f"{shown} is beyond {limit} and significant ({test})"
-        return MetricComparison(run=base_run.name, metric=metric, baseline=base, current=cur,
-                                change=change, verdict=verdict, method="welch", reason=reason)
+        return MetricComparison(run=row_label(base_run), metric=metric, baseline=base,
+                                current=cur, change=change, verdict=verdict, method="welch",
+                                reason=reason)
     if material and (worse or better):
         verdict = "regression" if worse else "improvement"
         reason = f"{shown} is beyond the {limit} tolerance"
     else:
         verdict, reason = "within noise", f"{shown} is within the {limit} tolerance"
-    if base_samples is None or cur_samples is None:
+    if isinstance(base_run, Record):
+        reason += " (tolerance only: endpoints and flows keep no per-repeat figures)"
+    elif base_samples is None or cur_samples is None:
         reason += " (tolerance only: fewer than 2 repeats in a result)"
-    return MetricComparison(run=base_run.name, metric=metric, baseline=base, current=cur,
+    return MetricComparison(run=row_label(base_run), metric=metric, baseline=base, current=cur,
                             change=change, verdict=verdict, method="tolerance", reason=reason)
 
 
-def _samples(run: RunResult, metric: str) -> list[float] | None:
+def _samples(run: RunResult | Record, metric: str) -> list[float] | None:
     """Per-repeat values of a metric, or None when there are fewer than two repeats."""
+    if isinstance(run, Record):
+        return None
     repeats = run.repeats
     if len(repeats) < 2:
         return None

@@ -18,7 +18,7 @@ from itertools import chain
 
 from loadbench.comparison import DEFAULT_METRICS, compare_runs, comparison_warnings, parse_metrics
 from loadbench.errors import BadInput
-from loadbench.metrics import HIGHER_IS_BETTER, WINDOW_STATISTICS
+from loadbench.metrics import HIGHER_IS_BETTER, WINDOW_STATISTICS, Record, metric_value
 from loadbench.report.format import signed_percent
 from loadbench.result import Comparison, MetricComparison, Result, RunResult, TimelinePoint
 
@@ -215,7 +215,11 @@ def statistical_compare(baseline: Result, current: Result,
     if resamples < 100:
         raise BadInput(f"resamples {resamples!r}: use at least 100")
 
-    def judge(base_run: RunResult, cur_run: RunResult, metric: str) -> MetricComparison:
+    def judge(base_run: RunResult | Record, cur_run: RunResult | Record,
+              metric: str) -> MetricComparison:
+        if isinstance(base_run, Record) and isinstance(cur_run, Record):
+            return _unjudged_record(base_run, cur_run, metric)
+        assert isinstance(base_run, RunResult) and isinstance(cur_run, RunResult)
         rng = random.Random(f"{seed}/{base_run.name}/{metric}")
         return _judge(base_run, cur_run, metric, min_effect, confidence, resamples, rng)
 
@@ -224,6 +228,20 @@ def statistical_compare(baseline: Result, current: Result,
                       current_label=current_label, metrics=metrics, max_regression=min_effect,
                       rows=rows, warnings=comparison_warnings(baseline, current), mode="stats",
                       min_effect=min_effect, confidence=confidence)
+
+
+RECORD_REASON = ("endpoints and flows keep no per-second windows, so --stats cannot judge "
+                 "them: whole-run figures shown (compare without --stats applies the "
+                 "tolerance rule to them)")
+
+
+def _unjudged_record(base: Record, cur: Record, metric: str) -> MetricComparison:
+    """An endpoint or flow row in stats mode: its figures, never a verdict of noise."""
+    before, after = metric_value(base, metric), metric_value(cur, metric)
+    change = None if not before or after is None else after / before - 1
+    return MetricComparison(run=base.address, metric=metric, baseline=before, current=after,
+                            change=change, verdict="inconclusive", method="none",
+                            reason=RECORD_REASON)
 
 
 def _judge(base_run: RunResult, cur_run: RunResult, metric: str, min_effect: float,

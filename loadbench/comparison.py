@@ -12,9 +12,10 @@ import difflib
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from loadbench.errors import BadInput, ResultFileError
-from loadbench.metrics import METRICS, metric_value
+from loadbench.metrics import METRICS, Record, metric_value, records, shows_records
 from loadbench.result import MetricComparison, Result, RunResult
 from loadbench.result_io import load_result
 
@@ -24,6 +25,7 @@ __all__ = [
     "comparison_warnings",
     "load_pair",
     "parse_metrics",
+    "row_label",
 ]
 
 DEFAULT_METRICS = ("rps", "p99")
@@ -57,7 +59,9 @@ def compare_runs(baseline: Result, current: Result, metrics: Sequence[str],
                  judge: Callable[[RunResult, RunResult, str], MetricComparison],
                  ) -> list[MetricComparison]:
     """Rows for every run and metric: `judge` decides runs present in both results; runs in
-    one result only are "missing in current" or "new in current" whatever the mode."""
+    one result only are "missing in current" or "new in current" whatever the mode. A run
+    broken down by endpoint and flow (on either side) is followed by their rows, labelled
+    `run[name]`: judged when both sides have the name, else missing or new."""
     _check_same_scenario(baseline, current, baseline_label, current_label)
     rows: list[MetricComparison] = []
     for base_run in baseline.runs:
@@ -72,6 +76,8 @@ def compare_runs(baseline: Result, current: Result, metrics: Sequence[str],
             else:
                 rows.append(_not_measured(base_run, cur_run, metric)
                             or judge(base_run, cur_run, metric))
+        if cur_run is not None:
+            rows += _record_rows(base_run, cur_run, metrics, judge)
     baseline_names = {run.name for run in baseline.runs}
     for cur_run in current.runs:
         if cur_run.name in baseline_names:
@@ -84,7 +90,40 @@ def compare_runs(baseline: Result, current: Result, metrics: Sequence[str],
     return rows
 
 
-def _not_measured(base_run: RunResult, cur_run: RunResult,
+def _record_rows(base_run: RunResult, cur_run: RunResult, metrics: Sequence[str],
+                 judge: Callable[[Any, Any, str], MetricComparison]) -> list[MetricComparison]:
+    """The endpoint and flow rows of a run present in both results (never dropped: a name
+    on one side only is "missing in current" or "new in current", like a run)."""
+    if not (shows_records(base_run) or shows_records(cur_run)):
+        return []
+    current = {(r.kind, r.name): r for r in records(cur_run)}
+    rows: list[MetricComparison] = []
+    for base in records(base_run):
+        cur = current.pop((base.kind, base.name), None)
+        for metric in metrics:
+            if cur is None:
+                rows.append(MetricComparison(
+                    run=base.address, metric=metric, baseline=metric_value(base, metric),
+                    current=None, change=None, verdict="missing in current", method="none",
+                    reason=f"{base.kind} '{base.name}' of run '{base.run}' is in the "
+                    "baseline but not in the current result"))
+            else:
+                rows.append(_not_measured(base, cur, metric) or judge(base, cur, metric))
+    for cur in current.values():
+        rows += [MetricComparison(
+            run=cur.address, metric=metric, baseline=None, current=metric_value(cur, metric),
+            change=None, verdict="new in current", method="none",
+            reason=f"{cur.kind} '{cur.name}' of run '{cur.run}' has no baseline")
+            for metric in metrics]
+    return rows
+
+
+def row_label(side: RunResult | Record) -> str:
+    """How a row names what it compares: the run, or `run[name]` for an endpoint or flow."""
+    return side.address if isinstance(side, Record) else side.name
+
+
+def _not_measured(base_run: RunResult | Record, cur_run: RunResult | Record,
                   metric: str) -> MetricComparison | None:
     """A metric missing on either side (a latency of a run with no successful response, or
     a non-finite value) cannot be compared: say so, never "within noise"."""
@@ -95,15 +134,20 @@ def _not_measured(base_run: RunResult, cur_run: RunResult,
              (("baseline", base_run, base), ("current", cur_run, cur)) if not _finite(value)]
     reasons = []
     for side, run, value in sides:
-        why = "no successful responses" if value is None else f"not a finite number ({value})"
-        if value is None and run.requests:
-            why += f" ({run.requests:,} requests, all failed)"
+        if value is None and isinstance(run, Record):
+            why = run.unmeasured()
+        else:
+            why = "no successful responses" if value is None \
+                else f"not a finite number ({value})"
+            if value is None and run.requests:
+                why += f" ({run.requests:,} requests, all failed)"
         reasons.append(f"the {side} has {why}")
     verdict = f"not measured in {sides[0][0]}" if len(sides) == 1 else "not measured in either"
+    label = row_label(base_run)
     return MetricComparison(
-        run=base_run.name, metric=metric, baseline=base if _finite(base) else None,
+        run=label, metric=metric, baseline=base if _finite(base) else None,
         current=cur if _finite(cur) else None, change=None, verdict=verdict, method="none",
-        reason=f"cannot compare {base_run.name}.{metric}: " + "; ".join(reasons))
+        reason=f"cannot compare {label}.{metric}: " + "; ".join(reasons))
 
 
 def _finite(value: float | None) -> bool:

@@ -35,14 +35,17 @@ def _suggest(name: str, known: set[str]) -> str:
 def check_flows(flows: list[FlowSpec], data: dict, variables: dict, base_dir: str) -> None:
     """Raise FlowProblem for the first problem found."""
     from loadbench.checks import CheckError, compile_captures, compile_checks
-    from loadbench.data import DataError, columns_of
+    from loadbench.data import DataError, load_table
     from loadbench.templates import TemplateError, compile_json, compile_template
 
     columns: set[str] = set()
     for name, spec in data.items():
         path = Path(base_dir) / spec.file
-        try:
-            columns.update(f"{name}.{column}" for column in columns_of(str(path)))
+        if not path.is_file():
+            raise FlowProblem(("data", name, "file"), f"data file {spec.file!r} not found "
+                              f"(looked for {path})")
+        try:  # the whole file: a ragged row must fail here, not after the target started
+            columns.update(f"{name}.{column}" for column in load_table(str(path)).columns)
         except DataError as exc:
             raise FlowProblem(("data", name, "file"), str(exc)) from None
     step_names = {s.step_name for f in flows for s in (*f.setup, *f.steps) if s.think is None}

@@ -6,6 +6,7 @@ scenario (template names, captures before use, data columns), `flow_plan` compil
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -15,6 +16,7 @@ from loadbench.units import parse_duration
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 OnFailure = Literal["next_iteration", "continue"]
+_PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 
 
 class _Model(BaseModel):
@@ -99,9 +101,9 @@ class StepSpec(_Model):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            # a template's placeholders are checked by flow_check; the name must be a token
-            problem = header_problem(name, "x")
+        for name, text in value.items():
+            # placeholders are checked by flow_check; the rest must be a valid header
+            problem = header_problem(name, _PLACEHOLDER.sub("x", text))
             if problem:
                 raise ValueError(problem)
         return value

@@ -52,6 +52,10 @@ class FlowClient(Protocol):
     async def close(self) -> None: ...
 
 
+class DataExhausted(Exception):
+    """A data source ran out (on_exhausted: stop): the run ends; not a failed iteration."""
+
+
 class StepFailed(Exception):
     """A step failed (error, failed check, missing capture); `kind` is its error class."""
 
@@ -194,6 +198,8 @@ class _User:
         self.cookies: dict[str, str] = {}
         self._flow: FlowPlan | None = None
         self._first: float | None = None
+        self._rows: dict[str, dict[str, str]] = {}
+        self._rows_iteration = -1
 
     # the Python-flow API (DESIGN section 8) --------------------------------------------
 
@@ -211,16 +217,18 @@ class _User:
 
     @property
     def data(self) -> dict[str, dict[str, str]]:
-        """The user's current row of each data source (drawn on use)."""
-        out: dict[str, dict[str, str]] = {}
-        for name, cursor in self._shard.cursors.items():
-            row = cursor.next()
-            if row is None:
-                self._shard.state.finish(f"data source {name!r} ran out of rows "
-                                         "(on_exhausted: stop)")
-                raise StepFailed("data", f"data source {name!r} ran out of rows")
-            out[name] = dict(row)
-        return out
+        """This iteration's row of each data source (drawn once per iteration, on first use)."""
+        if self._rows_iteration != self._ctx.iteration:
+            rows: dict[str, dict[str, str]] = {}
+            for name, cursor in self._shard.cursors.items():
+                row = cursor.next()
+                if row is None:
+                    self._shard.state.finish(f"data source {name!r} ran out of rows "
+                                             "(on_exhausted: stop)")
+                    raise DataExhausted(name)
+                rows[name] = dict(row)
+            self._rows, self._rows_iteration = rows, self._ctx.iteration
+        return self._rows
 
     async def think(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -265,6 +273,8 @@ class _User:
             await function(self)
         except asyncio.CancelledError:
             raise
+        except DataExhausted:  # the run is ending: this was not an iteration
+            return
         except Exception as exc:  # the user's code failed: this iteration, never the run
             self._shard._flow_done(flow, intended, exc)
             return
@@ -278,11 +288,13 @@ class _User:
         for step in steps:
             if step.think is not None:
                 low, high = step.think
-                await asyncio.sleep(low if high == low else self._ctx.rng.uniform(low, high))
+                pause = low if high == low else self._ctx.rng.uniform(low, high)
+                await asyncio.sleep(pause)
+                if first is not None:  # a pause before the first request is not its latency
+                    first += pause
                 continue
             try:
-                response = await self._send(step, first, want_body=step.needs_body)
-                self._capture(step, response)
+                await self._send(step, first, want_body=step.needs_body)
             except StepFailed as exc:
                 failure = failure or exc
                 if (step.on_failure or flow.on_failure) == "next_iteration":
@@ -296,6 +308,10 @@ class _User:
         ctx = self._ctx
         target = _render(step.target, ctx)
         headers = [(k, _render(v, ctx)) for k, v in step.headers]
+        for name, value in headers:
+            if "\r" in value or "\n" in value:  # a captured value must not split the head
+                raise StepFailed("template", f"{step.name}: header {name} would contain a "
+                                 "line break (from a captured or data value); not sent")
         body = step.body
         if body is not None and not isinstance(body, bytes):
             rendered = body.render(ctx)
@@ -327,29 +343,31 @@ class _User:
         bad_status = status >= 400 and not step.explicit_status  # its class says more
         failed = ([] if bad_status or step.checks is None
                   else step.checks.failures(response))
+        captured = {}
+        if not bad_status and not failed:
+            for capture in step.captures:  # one that finds nothing fails like a check
+                value = capture.extract(response)
+                if value is MISSING:
+                    failed.append(f"capture {capture.name}")
+                else:
+                    captured[capture.name] = value
         if failed:
             recorder.check_failed(intended, end, status, nbytes)
+        elif first is None:  # a later step: not a schedule slot
+            recorder.record_unpaced(intended, sent, end, status, nbytes, step.explicit_status)
         elif step.explicit_status:
             recorder.passed(intended, sent, end, status, nbytes)
         else:
             recorder.record(intended, sent, end, status, nbytes)
         record.response(intended, end, status, failed, expected=step.explicit_status)
         if failed:
-            raise StepFailed("check", f"{step.name}: check failed: {', '.join(failed)}")
+            kind = "capture" if all(f.startswith("capture ") for f in failed) else "check"
+            raise StepFailed(kind, f"{step.name}: {kind} failed: {', '.join(failed)}")
         if bad_status:
             kind = "status_5xx" if status >= 500 else "status_4xx"
             raise StepFailed(kind, f"{step.name}: HTTP {status}")
+        ctx.variables.update(captured)
         return response
-
-    def _capture(self, step: StepPlan, response: Response) -> None:
-        variables = self._ctx.variables
-        for capture in step.captures:
-            value = capture.extract(response)
-            if value is MISSING:
-                self._shard.records.endpoint(step.name)  # the step itself was recorded
-                raise StepFailed("capture", f"{step.name}: capture {capture.name!r} found "
-                                 "nothing")
-            variables[capture.name] = value
 
     def _keep_cookies(self, response: Response) -> None:
         for name, value in response.headers:

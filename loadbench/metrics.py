@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loadbench.result import RunResult
+from loadbench.record_names import record_address
+from loadbench.result import LatencySummary, RunResult
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -18,7 +19,11 @@ __all__ = [
     "UNITS",
     "WINDOW_STATISTICS",
     "Metric",
+    "Record",
+    "find_record",
     "metric_value",
+    "records",
+    "shows_records",
 ]
 
 
@@ -63,16 +68,86 @@ UNITS: dict[str, tuple[str, float]] = {
 }
 
 
-def metric_value(run: RunResult, metric: str) -> float | None:
-    """One metric of a run in its natural scale (ms, fraction, per second, count);
-    None for a latency of a run with no successful response (nothing was measured)."""
+def metric_value(run: RunResult | Record, metric: str) -> float | None:
+    """One metric of a run (or of one of its endpoints or flows, a `Record`) in its natural
+    scale (ms, fraction, per second, count); None for a latency when nothing was measured,
+    and for an error rate of no requests (0 % of nothing is not a measured 0 %)."""
     if metric == "rps":
         return float(run.rps)
     if metric == "requests":
         return float(run.requests)
     if metric == "error_rate":
-        return float(run.error_rate)
+        return float(run.error_rate) if run.requests else None
     if metric in METRICS:
         value = getattr(run.latency_ms, metric)
         return None if value is None else float(value)
     raise KeyError(metric)
+
+
+# ---------------------------------------------------------------- endpoints and flows
+
+
+@dataclass(frozen=True)
+class Record:
+    """An endpoint or a flow of a run read like a run (DESIGN section 8), so the metric
+    table, the percentile cells and the threshold evaluator apply unchanged: a flow's
+    iterations stand for requests, its failed iterations for errors, its iteration
+    durations for latencies and its iterations per second of the run for rps."""
+
+    run: str
+    name: str
+    kind: str  # "endpoint" or "flow"
+    requests: int
+    errors: int
+    error_rate: float
+    rps: float
+    latency_ms: LatencySummary
+    latency_samples: int  # the successes behind each percentile (the "~" mark)
+
+    @property
+    def address(self) -> str:
+        return record_address(self.run, self.name)
+
+    def unmeasured(self) -> str:
+        """Why there is no latency: "no successful responses (12 requests, all failed)"."""
+        if self.kind == "flow":
+            what = "no successful iterations"
+            why = f"{self.requests:,} iterations, all failed" if self.requests \
+                else "no iterations"
+        else:
+            what = "no successful responses"
+            why = f"{self.requests:,} requests, all failed" if self.requests else "no requests"
+        if not self.requests:
+            return f"no {'iterations' if self.kind == 'flow' else 'requests'} in the " \
+                   "measuring window (a setup step that ran only during warm-up?)"
+        return f"{what} ({why})"
+
+
+def records(run: RunResult) -> list[Record]:
+    """The run's endpoints, then its flows, in the order the result lists them."""
+    out = []
+    for name, endpoint in run.endpoints.items():
+        failed = sum(endpoint.errors.values())
+        measured = endpoint.latency_ms.measured
+        out.append(Record(
+            run.name, name, "endpoint", endpoint.requests, failed, endpoint.error_rate,
+            endpoint.rps, endpoint.latency_ms,
+            max(endpoint.requests - failed - endpoint.histogram_dropped, 0) if measured else 0))
+    for name, flow in run.flows.items():
+        rps = flow.iterations / run.duration_s if run.duration_s > 0 else 0.0
+        measured = flow.duration_ms.measured
+        out.append(Record(run.name, name, "flow", flow.iterations, flow.failed, flow.error_rate,
+                          rps, flow.duration_ms,
+                          max(flow.iterations - flow.failed, 0) if measured else 0))
+    return out
+
+
+def find_record(run: RunResult, name: str) -> Record | None:
+    return next((record for record in records(run) if record.name == name), None)
+
+
+def shows_records(run: RunResult) -> bool:
+    """Do reports break this run down by endpoint and flow? Only when that says more than
+    the run's own row: more than one endpoint, or any flow (a plain one-request scenario
+    has one endpoint, the run itself)."""
+    return len(run.endpoints) > 1 or bool(run.flows)

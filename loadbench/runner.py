@@ -76,7 +76,8 @@ def check_scenario(scenario: Scenario, source: str = "") -> None:
     if scenario.thresholds:  # imported only when needed: start-up of `bench` counts
         from loadbench.thresholds import parse_all
 
-        parse_all(scenario.thresholds, [run.name for run in scenario.runs], source=source)
+        parse_all(scenario.thresholds, [run.name for run in scenario.runs], source=source,
+                  names=record_names(scenario))
     for run in scenario.runs:
         target = effective_target(scenario, run)
         app = target.resolved_app
@@ -93,6 +94,19 @@ def check_scenario(scenario: Scenario, source: str = "") -> None:
         except BadInput as exc:
             raise BadInput(f"{prefix}run {run.name!r}: {exc}") from None
 
+
+
+def record_names(scenario: Scenario) -> list[str] | None:
+    """Every endpoint and flow name a run can record, when the scenario fixes them (a
+    Python flow names its requests only as it runs: then None)."""
+    if any(flow.python for flow in scenario.flows):
+        return None
+    names = [flow.name for flow in scenario.flows]
+    names += [step.step_name for flow in scenario.flows
+              for step in (*flow.setup, *flow.steps) if step.think is None]
+    names += [spec.name for run in scenario.runs for spec in run.requests or ()]
+    names += [spec.name for spec in scenario.requests]
+    return names
 
 
 def environment(target_loop: str, engine: str) -> Environment:

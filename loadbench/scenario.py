@@ -375,15 +375,14 @@ def validate_scenario(data: dict, source: str = "<scenario>", root: Any = None,
     scenario._base_dir = folder
     if scenario.flows:
         from loadbench.flow_check import FlowProblem, check_flows
-        from loadbench.validation_message import line_of
+        from loadbench.validation_message import dotted, line_of
 
         try:
             check_flows(scenario.flows, scenario.data, scenario.vars, folder)
         except FlowProblem as exc:
             line = line_of(root, exc.loc) if root is not None else None
             where = f"{source}:{line}" if line else source
-            dotted = ".".join(str(part) for part in exc.loc)
-            raise ScenarioError(f"{where}: {dotted}: {exc}") from None
+            raise ScenarioError(f"{where}: {dotted(exc.loc)}: {exc}") from None
     return scenario
 
 

@@ -16,7 +16,7 @@ from hdrh.histogram import HdrHistogram
 LOWEST_US = 1
 HIGHEST_US = 60_000_000
 SIGNIFICANT_DIGITS = 3
-ERROR_CLASSES = ("connect", "timeout", "read", "status_4xx", "status_5xx")
+ERROR_CLASSES = ("connect", "timeout", "read", "status_4xx", "status_5xx", "check")
 # attempts that got no HTTP response: errors, never throughput (a 4xx/5xx is a response)
 FAILURE_CLASSES = ("connect", "timeout", "read")
 MAX_TIMELINE_POINTS = 3600
@@ -207,6 +207,17 @@ class Recorder:
             # lag and service time saturate at the ceiling; `dropped` is about latency only
             self.lag.record_value(min(lag_us, HIGHEST_US))
             self.service.record_value(min(int((end - sent) * 1e6 + 0.5), HIGHEST_US))
+
+    def record_unpaced(self, intended: float, sent: float, end: float, status: int,
+                       nbytes: int, expected: bool = False) -> None:
+        """A flow's later step: counted like any response, but not a schedule slot, so it
+        stays out of the schedule-lag and service-time histograms (only the step that took
+        the slot measures how late the schedule ran)."""
+        lag, self.lag = self.lag, None
+        try:
+            (self.passed if expected else self.record)(intended, sent, end, status, nbytes)
+        finally:
+            self.lag = lag
 
     def passed(self, intended: float, sent: float, end: float, status: int,
                nbytes: int) -> None:

@@ -75,7 +75,8 @@ def sweep_base(
         mode="json"), thresholds=[], repeat=1, iterations=None, duration=10.0)
     if timeout is not None:
         data["timeout"] = timeout
-    return validate_scenario(data, source=f"{path} (sweep options)"), sha
+    return validate_scenario(data, source=f"{path} (sweep options)",
+                             base_dir=str(path.parent)), sha
 
 
 def _url_base(url: str, run: str | None, connections: int | None, engine: str | None,
@@ -109,7 +110,7 @@ def step_scenario(base: Scenario, rate: float, plan: SweepPlan, url: str | None)
     data.update(duration=plan.step_duration_s, warmup=plan.warmup_s)
     if url is not None:
         data["target"] = {"url": url}
-    return validate_scenario(data, source="sweep step")
+    return validate_scenario(data, source="sweep step", base_dir=base._base_dir or None)
 
 
 # ---------------------------------------------------------------- running

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from loadbench.errors import BadInput
 from loadbench.metrics import METRICS, UNITS
+from loadbench.record_names import NameSyntaxError, scan_name
 from loadbench.report.format import number
 
 __all__ = ["BinOp", "Neg", "Node", "Num", "Parser", "Ref", "ThresholdError", "error_message",
@@ -34,6 +35,8 @@ _MAX_OPERATORS = 100  # the tree walks (node_refs, _evaluate) recurse once per o
 
 _REF_RE = re.compile(r"([A-Za-z0-9_][A-Za-z0-9_-]*)\.([A-Za-z_][A-Za-z0-9_]*)")
 _WILD_RE = re.compile(r"\*\.([A-Za-z_][A-Za-z0-9_]*)")
+_BRACKET_RE = re.compile(r"(\*|[A-Za-z0-9_][A-Za-z0-9_-]*)\[")  # run[name] or *[name]
+_DOT_METRIC_RE = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)")
 _NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _WORD_RE = re.compile(r"[A-Za-zµ_][A-Za-z0-9µ_]*")
 _SPACE_RE = re.compile(r"\s*")
@@ -63,6 +66,8 @@ class Ref:
     start: int
     end: int
     bare: bool = False
+    part: str | None = None  # an endpoint or flow of the run: `run[part].metric`
+    every_part: bool = False  # `run[*].metric`: each endpoint and flow in turn
 
     @property
     def dim(self) -> str:
@@ -178,6 +183,10 @@ class Parser:
             elif char == ")":
                 tokens.append(_Token("rparen", char, i, i + 1))
                 i += 1
+            elif match := _BRACKET_RE.match(expr, i):
+                token = self._bracket_token(match)
+                tokens.append(token)
+                i = token.end
             elif match := _WILD_RE.match(expr, i):
                 tokens.append(self._ref_token(None, match.group(1), i, match.start(1),
                                               match.end()))
@@ -203,12 +212,28 @@ class Parser:
             else:
                 raise self.fail(f"unexpected character {char!r}", i)
 
+    def _bracket_token(self, match: re.Match[str]) -> _Token:
+        """`run[name].metric`, `run[*].metric`, `*[name].metric` or `*[*].metric`."""
+        try:
+            part, close = scan_name(self.expr, match.end())
+        except NameSyntaxError as exc:
+            raise self.fail(exc.problem, exc.pos, exc.hint) from None
+        metric = _DOT_METRIC_RE.match(self.expr, close)
+        if metric is None:
+            raise self.fail("expected .METRIC after ']'", close,
+                            "write RUN[NAME].METRIC such as closed[login].p99")
+        run = None if match.group(1) == "*" else match.group(1)
+        return self._ref_token(run, metric.group(1), match.start(), metric.start(1),
+                               metric.end(), part=part, every_part=part is None)
+
     def _ref_token(self, run: str | None, metric: str, start: int, metric_pos: int, end: int,
-                   bare: bool = False) -> _Token:
+                   bare: bool = False, part: str | None = None,
+                   every_part: bool = False) -> _Token:
         if metric not in METRICS:
             raise self.fail(f"unknown metric '{metric}'", metric_pos, _metric_hint(metric),
                             length=len(metric))
-        node = Ref(run=run, metric=metric, start=start, end=end, bare=bare)
+        node = Ref(run=run, metric=metric, start=start, end=end, bare=bare, part=part,
+                   every_part=every_part)
         return _Token("ref", self.expr[start:end], start, end, node)
 
     def _number_token(self, match: re.Match[str]) -> _Token:
@@ -239,7 +264,8 @@ class Parser:
             return "%", pos, pos + 1
         slash = expr.startswith("/", pos)
         word = _WORD_RE.match(expr, pos + 1 if slash else pos)
-        if word is None or _REF_RE.match(expr, word.start()):  # `/ sequential.rps`
+        if word is None or _REF_RE.match(expr, word.start()) \
+                or _BRACKET_RE.match(expr, word.start()):  # `/ sequential.rps`, `/ a[b].rps`
             return None, pos, pos
         if slash:
             if word.group(0) in METRICS:  # `100 / rps` divides by a metric

@@ -14,11 +14,13 @@ per second. Every problem is a `ThresholdError` with one line naming the column.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from loadbench.metrics import metric_value
+from loadbench.metrics import Record, find_record, metric_value, records
+from loadbench.record_names import record_address
 from loadbench.report.format import ms
 from loadbench.result import RunResult, ThresholdResult
 from loadbench.stats import PERCENTILES, is_approximate, tail_samples
@@ -50,9 +52,18 @@ _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "==": lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12),
     "!=": lambda a, b: not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12),
 }
+_KNOWN_SHOWN = 20  # names listed in an "unknown endpoint or flow" detail
 
 
 # ---------------------------------------------------------------- public model
+
+
+@dataclass(frozen=True)
+class _Binding:
+    """What the wildcards of one outcome stand for: `*` a run, `[*]` an endpoint or flow."""
+
+    run: str | None = None
+    part: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,58 +89,90 @@ class Threshold:
         """True when it uses `*` (or a bare metric): one outcome per run."""
         return any(r.run is None for r in self.refs)
 
+    @property
+    def per_part(self) -> bool:
+        """True when it uses `[*]`: one outcome per endpoint and flow (of each run)."""
+        return any(r.every_part for r in self.refs)
+
     def for_run(self, name: str) -> str:
         """The expression with `*` (or a bare metric) bound to run `name`."""
-        text = self.expr
-        for ref in sorted((r for r in self.refs if r.run is None), key=lambda r: -r.start):
-            replacement = f"{name}.{ref.metric}"
-            text = text[: ref.start] + replacement + text[ref.end:]
-        return text
+        return self._bind(_Binding(name))[0]
 
     def evaluate(self, runs: Sequence[RunResult]) -> list[ThresholdResult]:
+        """One outcome, or one per run (`*`), per endpoint and flow (`[*]`) or per pair
+        (`*[*]`); each must pass."""
         by_name = {run.name: run for run in runs}
-        if not self.per_run:
-            return [self._outcome(self.expr, by_name, None)]
-        if not runs:
+        if self.per_run and not runs:
             return [ThresholdResult(expr=self.expr, value=None, passed=False,
                                     detail="no runs in the result")]
-        return [self._outcome(self.for_run(run.name), by_name, run.name) for run in runs]
+        outcomes = []
+        for bound in [run.name for run in runs] if self.per_run else [None]:
+            if not self.per_part:
+                outcomes.append(self._outcome(_Binding(bound), by_name))
+                continue
+            # `[*]` walks the endpoints and flows of the first run it is attached to
+            source = next(r.run or bound for r in self.refs if r.every_part)
+            run = by_name.get(source or "")
+            names = [record.name for record in records(run)] if run is not None else []
+            if not names:
+                why = "has no result" if run is None else "recorded no endpoints or flows"
+                outcomes.append(ThresholdResult(expr=self._bind(_Binding(bound))[0],
+                                                value=None, passed=False,
+                                                detail=f"run '{source}' {why}"))
+            outcomes += [self._outcome(_Binding(bound, name), by_name) for name in names]
+        return outcomes
 
-    def _outcome(self, expr: str, runs: Mapping[str, RunResult],
-                 bound: str | None) -> ThresholdResult:
-        source = expr
+    def _outcome(self, binding: _Binding, runs: Mapping[str, RunResult]) -> ThresholdResult:
+        expr, shift = self._bind(binding)
         try:
-            left = _evaluate(self.left, runs, bound, source, self._offset(bound))
+            left = _evaluate(self.left, runs, binding, expr, shift)
         except _EvalProblem as problem:
             return ThresholdResult(expr=expr, value=None, passed=False, detail=problem.detail)
         try:
-            right = _evaluate(self.right, runs, bound, source, self._offset(bound))
+            right = _evaluate(self.right, runs, binding, expr, shift)
         except _EvalProblem as problem:
             return ThresholdResult(expr=expr, value=left, passed=False, detail=problem.detail)
         passed = _COMPARISONS[self.op](left, right)
         dim = self.left.dim if self.left.dim not in (None, "?") else self.right.dim
         detail = f"{_show(left, dim, measured=True)}, limit {self.op} {_show(right, dim)}"
-        notes = [_approximate_note(ref, runs, bound) for ref in self.refs]
+        if isinstance(self.left, Ref) and (self.left.part or self.left.every_part):
+            detail = f"{_target(self.left, runs, binding)[1]}.{self.left.metric} {detail}"
+        notes = [_approximate_note(ref, runs, binding) for ref in self.refs]
         detail = "; ".join([detail, *dict.fromkeys(n for n in notes if n)])
         return ThresholdResult(expr=expr, value=left, passed=passed, detail=detail)
 
-    def _offset(self, bound: str | None) -> Callable[[int, int], tuple[int, int]]:
-        """Map spans of the original text onto the rewritten one (for error details)."""
-        wild = sorted((r for r in self.refs if r.run is None), key=lambda r: r.start)
+    def _bind(self, binding: _Binding) -> tuple[str, Callable[[int, int], tuple[int, int]]]:
+        """The expression with its wildcards written out for `binding`, and the map of
+        spans of the original text onto it (for error details)."""
+        edits = sorted((ref.start, ref.end, text) for ref in self.refs
+                       if (text := _bound_ref(ref, binding)) is not None)
+        pieces, last, growth = [], 0, []
+        for start, end, text in edits:
+            pieces += [self.expr[last:start], text]
+            last = end
+            growth.append((end, len(text) - (end - start)))
+        pieces.append(self.expr[last:])
 
         def shift(start: int, end: int) -> tuple[int, int]:
-            if bound is None:
-                return start, end
-            moved_start = moved_end = 0
-            for ref in wild:
-                grow = len(bound) + 1 + len(ref.metric) - (ref.end - ref.start)
-                if ref.end <= start:
-                    moved_start += grow
-                if ref.end <= end:
-                    moved_end += grow
-            return start + moved_start, end + moved_end
+            return (start + sum(grow for at, grow in growth if at <= start),
+                    end + sum(grow for at, grow in growth if at <= end))
 
-        return shift
+        return "".join(pieces), shift
+
+
+def _bound_ref(ref: Ref, binding: _Binding) -> str | None:
+    """How a reference reads once its wildcards are bound; None when it stays as written."""
+    run_bound = ref.run is None and binding.run is not None
+    part_bound = ref.every_part and binding.part is not None
+    if not run_bound and not part_bound:
+        return None
+    run = ref.run if ref.run is not None else binding.run
+    if not ref.part and not ref.every_part:
+        return f"{run}.{ref.metric}"
+    part = binding.part if ref.every_part else ref.part
+    if part is None:
+        return f"{run}[*].{ref.metric}"
+    return f"{record_address(run or '', part)}.{ref.metric}"
 
 
 def parse_threshold(expr: str) -> Threshold:
@@ -141,8 +184,13 @@ def parse_threshold(expr: str) -> Threshold:
     return Threshold(expr=expr, op=op, left=left, right=right)
 
 
-def parse_all(exprs: Sequence[str], run_names: Sequence[str], source: str = "") -> list[Threshold]:
-    """Parse every expression and check that the runs it names exist in the scenario."""
+def parse_all(exprs: Sequence[str], run_names: Sequence[str], source: str = "", *,
+              names: Sequence[str] | None = None) -> list[Threshold]:
+    """Parse every expression and check that the runs it names exist in the scenario.
+
+    `names`: the endpoint and flow names, when the scenario fixes them before the run; by
+    default (None) only the run knows them (Python flows name their requests), so an
+    unknown `run[name]` fails its threshold at evaluation, listing the names recorded."""
     prefix = f"{source}: " if source else ""
     known = list(run_names)
     parsed = []
@@ -157,6 +205,10 @@ def parse_all(exprs: Sequence[str], run_names: Sequence[str], source: str = "") 
                 raise ThresholdError(prefix + error_message(expr, problem, ref.start,
                                                        run_hint(ref.run, known),
                                                        length=len(ref.run)))
+            if names is not None and ref.part is not None and ref.part not in names:
+                problem = f"unknown endpoint or flow {ref.part!r}"
+                raise ThresholdError(prefix + error_message(expr, problem, ref.start,
+                                                            _names_hint(ref.part, names)))
         parsed.append(threshold)
     return parsed
 
@@ -172,16 +224,46 @@ def evaluate_all(exprs: Sequence[str], runs: Sequence[RunResult]) -> list[Thresh
 # ---------------------------------------------------------------- messages
 
 
-def _approximate_note(ref: Ref, runs: Mapping[str, RunResult], bound: str | None) -> str:
+def _approximate_note(ref: Ref, runs: Mapping[str, RunResult], binding: _Binding) -> str:
     """"p99_9 of gather approximate: tail of 0 samples" when the percentile's tail is thin."""
-    name = ref.run if ref.run is not None else bound
-    run = runs.get(name) if name is not None else None
     percentile = dict(PERCENTILES).get(ref.metric)
-    if run is None or percentile is None or not is_approximate(run.latency_samples, percentile):
+    target, label = _target(ref, runs, binding)
+    if target is None or percentile is None \
+            or not is_approximate(target.latency_samples, percentile):
         return ""
-    tail = tail_samples(run.latency_samples, percentile)
-    return (f"{name}.{ref.metric} approximate: tail of {tail} sample{'s' * (tail != 1)} "
-            f"({run.latency_samples:,} successful responses)")
+    samples = target.latency_samples
+    tail = tail_samples(samples, percentile)
+    what = "iterations" if getattr(target, "kind", "") == "flow" else "responses"
+    return (f"{label}.{ref.metric} approximate: tail of {tail} sample{'s' * (tail != 1)} "
+            f"({samples:,} successful {what})")
+
+
+def _target(ref: Ref, runs: Mapping[str, RunResult], binding: _Binding
+            ) -> tuple[RunResult | Record | None, str]:
+    """What a reference reads under `binding` (a run, one of its endpoints or flows, or
+    None when it is missing) and how details name it: `gather`, `closed[login]`."""
+    name = ref.run if ref.run is not None else binding.run
+    run = runs.get(name) if name is not None else None
+    part = binding.part if ref.every_part else ref.part
+    if part is None:
+        return run, str(name)
+    return (find_record(run, part) if run is not None else None,
+            record_address(str(name), part))
+
+
+def _unknown_record(run: RunResult, name: str) -> str:
+    """One line naming what the run did record, with a guess for a typo."""
+    known = [record.name for record in records(run)]
+    return f"run '{run.name}' has no endpoint or flow {name!r}; {_names_hint(name, known)}"
+
+
+def _names_hint(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    shown = ", ".join(known[:_KNOWN_SHOWN]) or "(none)"
+    if len(known) > _KNOWN_SHOWN:
+        shown += f" and {len(known) - _KNOWN_SHOWN} more"
+    return f"{guess}endpoints and flows: {shown}"
 
 
 def _show(value: float, dim: str | None, measured: bool = False) -> str:
@@ -207,25 +289,38 @@ class _EvalProblem(Exception):
         self.detail = detail
 
 
-def _evaluate(node: Node, runs: Mapping[str, RunResult], bound: str | None, expr: str,
+def _evaluate(node: Node, runs: Mapping[str, RunResult], binding: _Binding, expr: str,
               shift: Callable[[int, int], tuple[int, int]]) -> float:
     if isinstance(node, Num):
         return node.value
     if isinstance(node, Ref):
-        name = node.run if node.run is not None else bound
+        name = node.run if node.run is not None else binding.run
         run = runs.get(name) if name is not None else None
         if run is None:
             raise _EvalProblem(f"run '{name}' has no result")
-        value = metric_value(run, node.metric)
+        part = binding.part if node.every_part else node.part
+        if part is None and node.every_part:  # pragma: no cover - evaluate binds every [*]
+            raise _EvalProblem(f"run '{name}': no endpoint or flow bound to [*]")
+        if part is None:
+            value = metric_value(run, node.metric)
+            if value is None:
+                if not run.requests:
+                    raise _EvalProblem(f"{name}.{node.metric} not measured: no requests")
+                raise _EvalProblem(f"{name}.{node.metric} not measured: no successful "
+                                   f"responses ({run.requests:,} requests, all failed)")
+            return value
+        record = find_record(run, part)
+        if record is None:
+            raise _EvalProblem(_unknown_record(run, part))
+        value = metric_value(record, node.metric)
         if value is None:
-            why = f"{run.requests:,} requests, all failed" if run.requests else "no requests"
-            raise _EvalProblem(f"{name}.{node.metric} not measured: no successful responses "
-                               f"({why})")
+            raise _EvalProblem(f"{record.address}.{node.metric} not measured: "
+                               f"{record.unmeasured()}")
         return value
     if isinstance(node, Neg):
-        return -_evaluate(node.operand, runs, bound, expr, shift)
-    left = _evaluate(node.left, runs, bound, expr, shift)
-    right = _evaluate(node.right, runs, bound, expr, shift)
+        return -_evaluate(node.operand, runs, binding, expr, shift)
+    left = _evaluate(node.left, runs, binding, expr, shift)
+    right = _evaluate(node.right, runs, binding, expr, shift)
     if node.op == "+":
         return left + right
     if node.op == "-":

@@ -16,7 +16,7 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
     errors = exc.errors()
     first = errors[0]
     loc = tuple(first.get("loc", ()))
-    field = _dotted(loc)
+    field = dotted(loc)
     option = next((label for at, label in blame.items() if at and loc[:len(at)] == at), None)
     line = line_of(root, loc, key=first.get("type") == "extra_forbidden")
     where = option or (f"{source}:{line}" if line else source)
@@ -69,7 +69,7 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
-def _dotted(loc: tuple) -> str:
+def dotted(loc: tuple) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):

@@ -231,3 +231,35 @@ def test_bad_executor_is_a_scenario_error():
     with pytest.raises(ScenarioError, match="dask://HOST:PORT"):
         validate_scenario({"name": "x", "requests": [{"path": "/"}], "runs": [{"name": "a"}],
                            "executor": "spark://h:1"})
+
+
+def test_unique_rows_go_out_once_across_dask_workers(cluster, client, tmp_path):
+    """`order: unique` strides the rows over every shard: two Dask workers together send
+    each row exactly once, and both stop when their stride runs out."""
+    from collections import Counter
+
+    from faultservers import FaultServer
+
+    from loadbench.plan import build_plan, resolve_shape
+    from loadbench.scenario import validate_scenario
+
+    rows = 40
+    (tmp_path / "rows.csv").write_text("id\n" + "".join(f"{i}\n" for i in range(rows)))
+    with FaultServer() as server:
+        scenario = validate_scenario({
+            "name": "unique", "target": {"url": server.url("/")}, "duration": "5s",
+            "data": {"rows": {"file": "rows.csv", "order": "unique"}},
+            "flows": [{"name": "f", "steps": [{"name": "row", "path": "/row/${rows.id}",
+                                               "check": {"status": 404}}]}],
+            "runs": [{"name": "d", "client": "multiprocess", "processes": 2,
+                      "concurrency": 3}]}, base_dir=str(tmp_path))
+        spec = scenario.runs[0]
+        plan = build_plan(scenario, spec, resolve_shape(scenario, spec), server.url("/"))
+        shards, aggregator = run(cluster, plan)
+    assert [type(s) for s in shards] == [ShardResult, ShardResult]
+    assert {s.worker for s in shards} == set(client.scheduler_info()["workers"])
+    seen = Counter({p: n for p, n in server.requests.items() if p.startswith("/row/")})
+    assert set(seen) == {f"/row/{i}" for i in range(rows)} and max(seen.values()) == 1
+    result = build_run_result(shape(plan), [(shards, aggregator)])
+    assert result.endpoints["row"].requests == rows
+    assert all("ran out of rows" in " ".join(s.warnings) for s in shards)

@@ -55,7 +55,7 @@ def test_errors_and_status_classes_are_counted_outside_latency():
     recorder.tick()
     assert recorder.requests == 5
     assert recorder.errors == {"connect": 1, "timeout": 1, "read": 0, "status_4xx": 1,
-                               "status_5xx": 1}
+                               "status_5xx": 1, "check": 0}
     assert recorder.status_codes == {200: 1, 404: 1, 503: 1}
     assert recorder.total.get_total_count() == 1
 
@@ -317,7 +317,7 @@ def test_recorder_ticks_carry_exactly_their_second(monkeypatch):
     assert (empty.second, empty.requests, empty.errors, empty.bytes_received,
             empty.histogram) == (2, 0, 0, 0, "")
     assert recorder.errors == {"connect": 1, "timeout": 2, "read": 0, "status_4xx": 1,
-                               "status_5xx": 1}
+                               "status_5xx": 1, "check": 0}
     assert recorder.status_codes == {200: 3, 400: 1, 503: 1}
     # only the 503 ended after the deadline; failures never count as responses (rps)
     assert (recorder.requests, recorder.bytes_received, recorder.after_deadline) == (8, 159, 1)
@@ -419,7 +419,7 @@ def test_recorder_boundaries_and_repeated_counts(monkeypatch):
     tick = recorder.tick()
     assert (tick.requests, tick.errors) == (10, 5)
     assert recorder.errors == {"connect": 0, "timeout": 0, "read": 1, "status_4xx": 2,
-                               "status_5xx": 2}
+                               "status_5xx": 2, "check": 0}
     assert (recorder.after_deadline, recorder.dropped) == (5, 2)  # 2 + the three >= 60 s
     assert recorder.total.get_total_count() == 3
 

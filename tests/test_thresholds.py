@@ -655,3 +655,20 @@ def test_unknown_dimensions_stay_unknown_and_take_the_other_side_s_unit():
                  "gather.p99 < gather.p99 * gather.rps"):
         assert isinstance(parse_threshold(fine), Threshold)
     assert outcome("gather.p99 * gather.rps > 1ms").detail == "875,584 ms, limit > 1 ms"
+
+
+def test_an_error_rate_of_nothing_is_not_measured():
+    """0 % of no requests is not a measured 0 %: the run, or an endpoint whose only requests
+    ran in the warm-up, fails its error-rate threshold with the reason."""
+    from loadbench.result import EndpointResult
+
+    empty = make_run("empty", requests=0)
+    [result] = evaluate_all(["empty.error_rate < 1%"], [empty])
+    assert not result.passed and "not measured: no requests" in result.detail
+    run = make_run("closed").model_copy(update={"endpoints": {
+        "login": EndpointResult(), "list": EndpointResult(requests=5, status_codes={"200": 5})}})
+    results = evaluate_all(["closed[*].error_rate < 1%"], [run])
+    by_name = {r.expr: r for r in results}
+    assert by_name["closed[list].error_rate < 1%"].passed
+    login = by_name["closed[login].error_rate < 1%"]
+    assert not login.passed and "no requests in the measuring window" in login.detail

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpResponseParser
 
-from loadbench.engines import connect_failure
+from loadbench.engines import connect_failure, set_nodelay
 from loadbench.http_syntax import header_problem, is_token
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
 
@@ -399,12 +399,7 @@ class _User:
         if self.done or self.intended is None or self.link is not None:
             transport.abort()
             return
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except (OSError, AttributeError):
-                pass
+        set_nodelay(transport)
         parser = HttpResponseParser(self)
         self.link = link
         self.transport = transport

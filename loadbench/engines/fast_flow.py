@@ -14,13 +14,12 @@ fails the request in flight if its deadline has passed, else moves to that deadl
 from __future__ import annotations
 
 import asyncio
-import socket
 from urllib.parse import quote
 
 from httptools import HttpParserError, HttpResponseParser
 
 from loadbench.checks import Response
-from loadbench.engines import connect_failure
+from loadbench.engines import connect_failure, set_nodelay
 from loadbench.flow_runner import RequestFailed
 
 _TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
@@ -85,12 +84,7 @@ class _Connection(asyncio.Protocol):
     # asyncio callbacks
     def connection_made(self, transport) -> None:
         self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except (OSError, AttributeError):
-                pass
+        set_nodelay(transport)
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True

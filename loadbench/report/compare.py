@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from loadbench.metrics import METRICS, WINDOW_STATISTICS
+from loadbench.record_names import split_address
 from loadbench.report.format import change_text, count, ms, pct, rate, signed_percent
 from loadbench.result import Comparison, MetricComparison, to_json
 
@@ -30,7 +31,10 @@ def rule_text(comparison: Comparison) -> str:
         return (f"Stats mode: every full one-second window is a sample. A change is a "
                 f"regression or an improvement when its whole {level} confidence interval "
                 f"(block bootstrap) lies beyond the {limit} minimum effect, no change when it "
-                f"lies within ±{limit}, and otherwise inconclusive (not a failure).")
+                f"lies within ±{limit}, and otherwise inconclusive (not a failure)."
+                + (" Endpoint and flow rows (run[name]) show whole-run figures: they keep no "
+                   "per-second windows, so they stay inconclusive."
+                   if any(_is_record(row) for row in comparison.rows) else ""))
     limit = f"{comparison.max_regression * 100:g}%"
     return (f"A change counts when it exceeds {limit}; with 2+ repeats in both results it "
             "must also pass Welch's t-test (95%) on the per-repeat values.")
@@ -56,7 +60,7 @@ def render_markdown(comparison: Comparison) -> str:
     for row in comparison.rows:
         verdict = f"**{row.verdict}**" if row.is_regression else row.verdict
         ci_cell = f" {_ci(row)} |" if stats else ""
-        lines.append(f"| {_md(row.run)} | {_metric_label(comparison, row.metric)} "
+        lines.append(f"| {_md(row.run)} | {_metric_label(comparison, row)} "
                      f"| {_value(row.metric, row.baseline)} | "
                      f"{_value(row.metric, row.current, _missing(row))} | "
                      f"{_row_change(row)} |{ci_cell} {verdict} |")
@@ -82,7 +86,7 @@ def render_console(comparison: Comparison) -> Table:
               "new in current": "cyan"}
     stats = comparison.mode == "stats"
     table = Table(title=f"compare: {escape(comparison.scenario)}", title_justify="left",
-                  caption=f"{headline(comparison)}. {rule_text(comparison)}",
+                  caption=escape(f"{headline(comparison)}. {rule_text(comparison)}"),
                   caption_justify="left")
     table.add_column("run")
     table.add_column("metric")
@@ -94,7 +98,7 @@ def render_console(comparison: Comparison) -> Table:
     table.add_column("verdict")
     for row in comparison.rows:
         style = colour[row.verdict]
-        cells = [escape(row.run), _metric_label(comparison, row.metric),
+        cells = [escape(row.run), _metric_label(comparison, row),
                  _value(row.metric, row.baseline),
                  _value(row.metric, row.current, _missing(row)), _row_change(row)]
         if stats:
@@ -121,11 +125,16 @@ def _missing(row: MetricComparison) -> str:
     return "missing" if row.verdict == "missing in current" else "not measured"
 
 
-def _metric_label(comparison: Comparison, metric: str) -> str:
-    """In stats mode the figures are window statistics, not the run's own p99: say so."""
-    if comparison.mode != "stats":
-        return metric
-    return WINDOW_STATISTICS.get(metric, metric)
+def _metric_label(comparison: Comparison, row: MetricComparison) -> str:
+    """In stats mode the figures are window statistics, not the run's own p99: say so
+    (an endpoint or flow row shows its whole-run figure: the plain metric)."""
+    if comparison.mode != "stats" or _is_record(row):
+        return row.metric
+    return WINDOW_STATISTICS.get(row.metric, row.metric)
+
+
+def _is_record(row: MetricComparison) -> bool:
+    return split_address(row.run)[1] is not None
 
 
 def _row_change(row: MetricComparison) -> str:

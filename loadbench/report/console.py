@@ -13,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from loadbench.report import records
 from loadbench.report.format import (
     APPROXIMATE_NOTE,
     MISSING,
@@ -154,14 +155,18 @@ def _summary_rows(result: Result) -> list[list[str]]:
     return rows
 
 
-def _fitting_columns(rows: list[list[str]], width: int) -> list[int]:
-    """Indexes of the columns to show: drop the lowest priority until the table fits."""
-    widths = [max([len(SUMMARY_COLUMNS[i][0])] + [len(row[i]) for row in rows])
-              for i in range(len(SUMMARY_COLUMNS))]
-    widths[0] = min(widths[0], max(_NAME_MIN, len(SUMMARY_COLUMNS[0][0])))
-    shown = list(range(len(SUMMARY_COLUMNS)))
-    by_priority = sorted(shown, key=lambda i: -SUMMARY_COLUMNS[i][1])
-    while sum(widths[i] + _CELL_OVERHEAD for i in shown) + 1 > width and len(shown) > 1:
+def _fitting_columns(rows: list[list[str]], width: int,
+                     columns: tuple[tuple[str, int], ...] = SUMMARY_COLUMNS) -> list[int]:
+    """Indexes of the columns to show: drop the lowest priority until the table fits.
+    Priority 0 marks the name columns: they stay and fold down to _NAME_MIN."""
+    widths = [max([len(columns[i][0])] + [len(row[i]) for row in rows])
+              for i in range(len(columns))]
+    for i, (header, priority) in enumerate(columns):
+        if priority == 0:
+            widths[i] = min(widths[i], max(_NAME_MIN, len(header)))
+    shown = list(range(len(columns)))
+    by_priority = sorted((i for i in shown if columns[i][1]), key=lambda i: -columns[i][1])
+    while sum(widths[i] + _CELL_OVERHEAD for i in shown) + 1 > width and by_priority:
         shown.remove(by_priority.pop(0))
     return shown
 
@@ -194,12 +199,51 @@ def print_summary(console: Console, result: Result) -> None:
              for run in result.runs if error_breakdown(run)]
     if any_approximate(result.runs):
         notes.append(Text(APPROXIMATE_NOTE, style="dim"))
-    parts += notes
+    parts += notes + _records_parts(result, console.width)
     if any(run.pacing for run in result.runs):
         parts.append(_pacing_table(result))
     if result.thresholds:
         parts.append(_threshold_table(result))
     console.print(Group(*parts))
+
+
+# priorities of the endpoints and flows columns, as SUMMARY_COLUMNS (0: a name, kept)
+_ENDPOINT_PRIORITY = (0, 0, 3, 2, 1, 5, 4, 6)
+_FLOW_PRIORITY = (0, 0, 2, 1, 4, 3, 5)
+
+
+def _records_parts(result: Result, width: int = 200) -> list:
+    """The endpoints and flows tables (loadbench.report.records) and their notes; like the
+    summary, a table too wide drops its least needed columns and never cuts a number."""
+    parts: list = []
+    for title, header, priority, rows in (
+            ("endpoints", records.ENDPOINT_HEADER, _ENDPOINT_PRIORITY,
+             records.endpoint_rows(result.runs)),
+            ("flows (iteration duration)", records.FLOW_HEADER, _FLOW_PRIORITY,
+             records.flow_rows(result.runs))):
+        if not rows:
+            continue
+        columns = tuple(zip(header, priority, strict=True))
+        shown = _fitting_columns(rows, width, columns)
+        hidden = [header[i] for i in range(len(header)) if i not in shown]
+        table = Table(title=title, title_justify="left", caption_justify="left",
+                      caption=f"hidden at width {width}: {', '.join(hidden)}" if hidden
+                      else None)
+        for index in shown:
+            if priority[index] == 0 or header[index] == "failures":
+                table.add_column(header[index], overflow="fold")
+            else:
+                table.add_column(header[index], justify="right", no_wrap=True)
+        for row in rows:
+            table.add_row(*(Text(row[i]) for i in shown))
+        parts.append(table)
+    parts += [Text.assemble(("errors ", "yellow"), f"{address}: {text}")
+              for address, text in records.endpoint_notes(result.runs)]
+    parts += [Text.assemble(("failed ", "yellow"), f"{address}: {message}")
+              for address, message in records.flow_notes(result.runs)]
+    if records.approximate(result.runs) and not any_approximate(result.runs):
+        parts.append(Text(APPROXIMATE_NOTE, style="dim"))
+    return parts
 
 
 def threshold_failures(result: Result) -> list[str]:

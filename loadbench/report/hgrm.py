@@ -19,6 +19,8 @@ from hdrh.histogram import HdrHistogram
 from hdrh.iterators import PercentileIterator
 
 from loadbench.errors import BadInput
+from loadbench.metrics import Record, find_record, records, shows_records
+from loadbench.record_names import file_slug, split_address
 from loadbench.result import Result, RunResult
 from loadbench.stats import decode_histogram
 
@@ -56,18 +58,44 @@ def render_run(run: RunResult) -> str:
     return f"# run: {run.name}\n{distribution(histogram)}"
 
 
+def render_record(run: RunResult, record: Record) -> str:
+    """One endpoint's latency or one flow's iteration-duration distribution."""
+    part = run.endpoints.get(record.name) if record.kind == "endpoint" else \
+        run.flows.get(record.name)
+    encoded = part.histogram if part is not None else ""
+    histogram = decode_histogram(encoded) if encoded else None
+    head = f"# run: {run.name}\n# {record.kind}: {record.name}" + (
+        " (iteration duration)\n" if record.kind == "flow" else "\n")
+    if histogram is None or histogram.get_total_count() == 0:
+        what = "no completed iterations" if record.kind == "flow" else "no successful requests"
+        return f"{head}# no latency histogram recorded ({what})\n"
+    return head + distribution(histogram)
+
+
 def outputs(result: Result, output: Path | None, run: str | None) -> dict[Path | None, str]:
     """What `report --format hgrm` writes: {path: text}, None meaning stdout. One run per
-    file: `--run NAME` picks one; with several runs `-o out.hgrm` becomes
-    `out.<run>.hgrm` per run (run names made file-safe), and stdout needs --run."""
+    file: `--run NAME` picks one (`--run 'NAME[ENDPOINT]'` one endpoint or flow); with
+    several runs `-o out.hgrm` becomes `out.<run>.hgrm` per run (run names made
+    file-safe), and stdout needs --run. A run broken down by endpoint and flow also gets
+    one file per endpoint and flow beside its own: `out.<run>.<name slug>.hgrm`."""
     names = [r.name for r in result.runs]
     if run is not None:
-        chosen = result.run(run)
+        run_name, part = split_address(run)
+        chosen = result.run(run_name)
         if chosen is None:
             raise BadInput(f"--run {run!r}: no such run; runs: {', '.join(names) or 'none'}")
-        return {output: render_run(chosen)}
+        if part is not None:
+            record = find_record(chosen, part)
+            if record is None:
+                known = ", ".join(r.name for r in records(chosen)) or "none"
+                raise BadInput(f"--run {run!r}: run '{run_name}' has no endpoint or flow "
+                               f"{part!r}; endpoints and flows: {known}")
+            return {output: render_record(chosen, record)}
+        return {output: render_run(chosen), **_record_files(chosen, output, {output})}
     if len(result.runs) <= 1:
-        return {output: render(result)}
+        files = {output: render(result)}
+        return files if not result.runs else {**files, **_record_files(result.runs[0],
+                                                                       output, {output})}
     if output is None:
         raise BadInput(f"{len(names)} runs ({', '.join(names)}) and a .hgrm file holds one "
                        "distribution: give --run NAME, or -o FILE.hgrm for one file per run")
@@ -81,6 +109,22 @@ def outputs(result: Result, output: Path | None, run: str | None) -> dict[Path |
             raise BadInput(f"runs {item.name!r} and another map to the same file {path}; "
                            "give --run NAME")
         files[path] = render_run(item)
+        files.update(_record_files(item, path, set(files)))
+    return files
+
+
+def _record_files(run: RunResult, path: Path | None, taken: set) -> dict[Path | None, str]:
+    """`<run file stem>.<slug>.hgrm` per endpoint and flow, beside the run's own file."""
+    if path is None or str(path) == "-" or not shows_records(run):
+        return {}
+    stem = path.name[:-len(path.suffix)] if path.suffix else path.name
+    files: dict[Path | None, str] = {}
+    for record in records(run):
+        target = path.with_name(f"{stem}.{file_slug(record.name)}{path.suffix or '.hgrm'}")
+        if target in taken or target in files:
+            raise BadInput(f"{record.kind} {record.name!r} of run {run.name!r} and another "
+                           f"map to the same file {target}; give --run NAME")
+        files[target] = render_record(run, record)
     return files
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from html import escape
 
+from loadbench.report import records
 from loadbench.report.format import (
     APPROXIMATE_NOTE,
     MISSING,
@@ -55,7 +56,8 @@ def render(result: Result) -> str:
         body.append(f"<blockquote><strong>Claim:</strong> {escape(scenario.claim)}</blockquote>")
     if result.interrupted:
         body.append("<p class=\"fail\">Interrupted: partial result.</p>")
-    body += _environment(result) + _runs(result.runs) + _pacing(result.runs)
+    body += _environment(result) + _runs(result.runs) + _records(result.runs)
+    body += _pacing(result.runs)
     body += _latency(result.runs) + _throughput(result.runs) + _thresholds(result)
     body += _warnings(result.runs)
     body.append(f"<p class=\"note\">loadbench {escape(result.loadbench_version)}, result schema "
@@ -107,6 +109,29 @@ def _runs(runs: list[RunResult]) -> list[str]:
         out += (["<p>Errors:</p>", "<ul>"]
                 + [f"<li><strong>{escape(name)}</strong>: {escape(text)}</li>"
                    for name, text in failed] + ["</ul>"])
+    return out
+
+
+def _records(runs: list[RunResult]) -> list[str]:
+    """Endpoints and flows (loadbench.report.records), when a run has more than one."""
+    out: list[str] = []
+    for title, intro, header, rows, notes in (
+            ("Endpoints", records.ENDPOINT_INTRO, records.ENDPOINT_HEADER,
+             records.endpoint_rows(runs), ("Errors", records.endpoint_notes(runs))),
+            ("Flows", records.FLOW_INTRO, records.FLOW_HEADER, records.flow_rows(runs),
+             ("Failure messages (first kept)", records.flow_notes(runs)))):
+        if not rows:
+            continue
+        numeric = {i for i, column in enumerate(header) if i >= 2 and column != "failures"}
+        out += [f"<h2>{title}</h2>", f"<p>{escape(intro)}</p>"]
+        out += html_table(list(header), rows, numeric)
+        label, items = notes
+        if items:
+            out += ([f"<p>{escape(label)}:</p>", "<ul>"]
+                    + [f"<li><strong>{escape(address)}</strong>: {escape(text)}</li>"
+                       for address, text in items] + ["</ul>"])
+    if out and records.approximate(runs) and not any_approximate(runs):
+        out.append(f"<p class=\"note\">{escape(APPROXIMATE_NOTE)}</p>")
     return out
 
 

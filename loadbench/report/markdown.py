@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loadbench.report import records
 from loadbench.report.format import (
     APPROXIMATE_NOTE,
     MISSING,
@@ -32,7 +33,8 @@ def render(result: Result) -> str:
         lines += [f"> **Claim:** {' '.join(scenario.claim.split())}", ""]
     if result.interrupted:
         lines += ["**Interrupted:** partial result.", ""]
-    lines += _environment(result) + _runs_table(result.runs) + _spectrum(result.runs)
+    lines += _environment(result) + _runs_table(result.runs) + _records(result.runs)
+    lines += _spectrum(result.runs)
     lines += _pacing(result.runs) + _chart(result.runs) + _thresholds(result) + _warnings(result)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -72,6 +74,30 @@ def _runs_table(runs: list[RunResult]) -> list[str]:
     failed = [(run.name, error_breakdown(run)) for run in runs if error_breakdown(run)]
     if failed:
         out += ["Errors:", ""] + [f"- **{cell(name)}**: {text}" for name, text in failed] + [""]
+    return out
+
+
+def _records(runs: list[RunResult]) -> list[str]:
+    """Endpoints and flows (loadbench.report.records), when a run has more than one."""
+    out: list[str] = []
+    for title, intro, header, rows, notes in (
+            ("Endpoints", records.ENDPOINT_INTRO, records.ENDPOINT_HEADER,
+             records.endpoint_rows(runs), [("Errors", records.endpoint_notes(runs))]),
+            ("Flows", records.FLOW_INTRO, records.FLOW_HEADER, records.flow_rows(runs),
+             [("Failure messages (first kept)", records.flow_notes(runs))])):
+        if not rows:
+            continue
+        align = "|".join("---" if i < 2 or column == "failures" else "--:"
+                         for i, column in enumerate(header))
+        out += [f"## {title}", "", intro, "", "| " + " | ".join(header) + " |", f"|{align}|"]
+        out += ["| " + " | ".join(cell(text) for text in row) + " |" for row in rows]
+        out.append("")
+        for label, items in notes:
+            if items:
+                out += [f"{label}:", ""] + [f"- **{cell(address)}**: {cell(text)}"
+                                            for address, text in items] + [""]
+    if out and records.approximate(runs) and not any_approximate(runs):
+        out += [APPROXIMATE_NOTE, ""]
     return out
 
 
