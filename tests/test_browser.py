@@ -30,6 +30,7 @@ from loadbench.sweep_search import search
 DATA = Path(__file__).parent / "data"
 # drawn data: lines of a series, bars and points (legend swatches and grid are <line>)
 MARKS = "polyline, polygon, path, rect, circle, ellipse"
+NARROW_WINDOWS = (800, 420)  # half a laptop screen, a phone
 STROKE_SLACK = 4.0  # a point's stroke or a marker's radius may reach past the plot edge
 
 PROBE = """
@@ -103,7 +104,23 @@ def open_page(browser, tmp_path: Path, name: str, text: str) -> list[dict]:
                 if entry["level"] in ("SEVERE", "WARNING")]
     assert problems == [], f"{name}: the browser logged {problems}"
     assert fetched == [], f"{name}: a self-contained page fetched {fetched}"
+    assert_fits(browser, name)
     return charts
+
+
+def assert_fits(browser, name: str) -> None:
+    """At a narrow window the page never scrolls sideways: wide tables scroll in their own
+    box and charts shrink (the page declares `width=device-width`)."""
+    wide = browser.get_window_size()
+    try:
+        for width in NARROW_WINDOWS:
+            browser.set_window_size(width, wide["height"])
+            page, view = browser.execute_script(
+                "return [document.documentElement.scrollWidth, "
+                "document.documentElement.clientWidth]")
+            assert page <= view, f"{name}: {page}px wide in a {view}px window"
+    finally:
+        browser.set_window_size(wide["width"], wide["height"])
 
 
 def assert_drawn(name: str, charts: list[dict], count: int) -> None:
