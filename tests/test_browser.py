@@ -22,7 +22,7 @@ from test_sweep import FakeTarget, _result, plan
 
 from loadbench.report import html
 from loadbench.report.sweep import render_html as render_sweep
-from loadbench.result import LatencySummary
+from loadbench.result import LatencySummary, SweepStep, TimelinePoint
 from loadbench.result_io import load_result
 from loadbench.stats import new_histogram
 from loadbench.sweep_search import search
@@ -180,6 +180,10 @@ def test_run_report_edge_cases(browser, tmp_path, fixed):
         "single-sample": (fixed.model_copy(update={"runs": [_single_sample_run("one")]}), 2),
         "hostile": (fixed.model_copy(update={"runs": [hostile]}), 2),
     }
+    sliver = fixed.runs[1].model_copy(update={"timeline": [TimelinePoint(
+        t=0, width_s=0.4, requests=0, errors=0, p50_ms=None, p99_ms=None)]})
+    # a sub-second run that completed nothing has no rate to draw (was a crash, exit 70)
+    cases["empty-sliver"] = (fixed.model_copy(update={"runs": [sliver]}), 2)
     for name, (result, count) in cases.items():
         charts = open_page(browser, tmp_path, name, html.render(result))
         if name == "no-latencies":  # zero req/s: bars of no width, honestly; only a frame
@@ -196,6 +200,30 @@ def test_sweep_report(browser, tmp_path):
     assert_drawn("sweep", charts, 2)
     points = [m for m in charts[1]["marks"] if m["tag"] == "circle"]
     assert len(points) == len(result.curve)
+
+
+def _step(index: int, offered: float, achieved: float, p99: float | None) -> SweepStep:
+    return SweepStep(index=index, phase="geometric", rate=offered, achieved=achieved,
+                     requests=100, p50=p99 and p99 / 2, p90=p99, p99=p99,
+                     error_rate=0.0 if p99 else 1.0, cpu=0.1, passed=False,
+                     reason="SLO not met")
+
+
+def test_sweep_report_without_a_knee_or_a_latency(browser, tmp_path):
+    """No step passed; and no step had a success, so no latency: a note, not an empty
+    frame whose legend promises p50 and p99 lines."""
+    sweep_plan = plan()
+    empty = _result([], sweep_plan)
+    failing = empty.model_copy(update={"steps": [_step(0, 100, 50, 900.0),
+                                                 _step(1, 200, 60, 1200.0)]})
+    assert_drawn("no-knee", open_page(browser, tmp_path, "no-knee", render_sweep(failing)), 2)
+    errors = empty.model_copy(update={"steps": [_step(0, 100, 100, None),
+                                                _step(1, 200, 0, None)]})
+    page = render_sweep(errors)
+    charts = open_page(browser, tmp_path, "no-latency", page)
+    assert_drawn("no-latency", charts, 1)
+    assert charts[0]["label"] == "Achieved against offered rate"
+    assert "no latency to draw" in page
 
 
 def test_compare_report(browser, tmp_path):
