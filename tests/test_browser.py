@@ -100,10 +100,12 @@ def open_page(browser, tmp_path: Path, name: str, text: str) -> list[dict]:
     charts = browser.execute_script(PROBE, MARKS)
     fetched = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)")
+    scripts = browser.execute_script("return document.scripts.length")
     problems = [entry["message"] for entry in browser.get_log("browser")
                 if entry["level"] in ("SEVERE", "WARNING")]
     assert problems == [], f"{name}: the browser logged {problems}"
     assert fetched == [], f"{name}: a self-contained page fetched {fetched}"
+    assert scripts == 0, f"{name}: a report page runs no scripts, this one has {scripts}"
     assert_fits(browser, name)
     return charts
 
@@ -186,8 +188,8 @@ def test_run_report_edge_cases(browser, tmp_path, fixed):
     cases["empty-sliver"] = (fixed.model_copy(update={"runs": [sliver]}), 2)
     for name, (result, count) in cases.items():
         charts = open_page(browser, tmp_path, name, html.render(result))
-        if name == "no-latencies":  # zero req/s: bars of no width, honestly; only a frame
-            assert len(charts) == count and all(c["marks"] for c in charts)
+        if name == "no-latencies":  # 0 req/s each: the bars have no width, honestly
+            assert len(charts) == count and all(m["w"] == 0 for m in charts[0]["marks"])
             continue
         assert_drawn(name, charts, count)
 
@@ -242,11 +244,13 @@ def test_compare_report(browser, tmp_path):
     assert len(bars) == sum(1 for row in tolerance.rows if row.change is not None)
     stats = stats_compare(synthetic(1000, 20, seed=1), synthetic(800, 25, seed=2))
     assert_drawn("stats", open_page(browser, tmp_path, "stats", render_compare(stats)), 1)
-    zero = compare_results(make_result(make_run("a", rps=0.0, p99=10)),
-                           make_result(make_run("a", rps=50.0, p99=10)))
+    hostile = "</svg><script>alert(1)</script>"
+    zero = compare_results(make_result(make_run(hostile, rps=0.0, p99=10), scenario=hostile),
+                           make_result(make_run(hostile, rps=50.0, p99=10), scenario=hostile),
+                           baseline_label=hostile, current_label=hostile)
     assert_drawn("zero", open_page(browser, tmp_path, "zero", render_compare(zero)), 1)
     apart = compare_results(make_result(make_run("old", rps=10, p99=1)),
-                            make_result(make_run("new", rps=10, p99=1)))
+                            make_result(make_run(hostile, rps=10, p99=1)))
     assert open_page(browser, tmp_path, "apart", render_compare(apart)) == []
 
 
