@@ -165,7 +165,8 @@ CompareFailOnInconclusive = Annotated[bool, typer.Option(
     )]
 
 CompareOutput = Annotated[Path | None, typer.Option(
-        "-o", "--output", metavar="FILE", help="Write markdown (or JSON for *.json) to FILE.")
+        "-o", "--output", metavar="FILE",
+        help="Write markdown (JSON for *.json, HTML for *.html) to FILE.")
     ]
 
 CompareAsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")

@@ -43,8 +43,13 @@ def compare(files: list[Path], baseline_name: str | None, baselines_dir: Path | 
         for item in differences:
             screen.print(f"[yellow]warning:[/yellow] environment differs: {item}")
     if output is not None:
-        text = render_json(comparison) if output.suffix == ".json" else render_markdown(
-            comparison)
+        if output.suffix.lower() in (".html", ".htm"):
+            from loadbench.report.compare_html import render_html
+
+            text = render_html(comparison)
+        else:
+            text = render_json(comparison) if output.suffix == ".json" else render_markdown(
+                comparison)
         write_atomic(output, text)
     if junit is not None:
         from loadbench.report.junit import comparison_junit

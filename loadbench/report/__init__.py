@@ -33,10 +33,12 @@ def render_document(document: Any, format: str, output: Path | None = None,
 
     if hasattr(document, "rows"):  # a Comparison (compare --json)
         from loadbench.report.compare import render_json, render_markdown
+        from loadbench.report.compare_html import render_html
 
-        if format not in ("md", "json"):
-            raise BadInput(f"--format {format}: a comparison renders as md or json")
-        return {output: (render_markdown if format == "md" else render_json)(document)}
+        renderers = {"md": render_markdown, "json": render_json, "html": render_html}
+        if format not in renderers:
+            raise BadInput(f"--format {format}: a comparison renders as md, json or html")
+        return {output: renderers[format](document)}
     if not isinstance(document, Result):  # a SweepResult: its own renderers
         if format not in SWEEP_FORMATS:
             raise BadInput(f"--format {format}: a sweep renders as {', '.join(SWEEP_FORMATS)} "

@@ -241,13 +241,13 @@ def _throughput(runs: list[RunResult]) -> list[str]:
     if not runs:
         return []
     out = ["<h2>Throughput</h2>"]
-    timed = [(index, run) for index, run in enumerate(runs) if run.timeline]
+    timed = [(index, run, [(p.t + p.width_s / 2, p.requests / p.width_s) for p in run.timeline
+                           if p.width_s >= 1 or p.requests])  # an empty last sliver is no rate
+             for index, run in enumerate(runs)]
+    timed = [item for item in timed if item[2]]  # a sub-second run that completed nothing
     if timed:
-        series = [(run.name, series_colour(index),
-                   [(p.t + p.width_s / 2, p.requests / p.width_s) for p in run.timeline
-                    if p.width_s >= 1 or p.requests])  # an empty last sliver is no rate
-                  for index, run in timed]
-        end = max(p.t + p.width_s for _, run in timed for p in run.timeline)
+        series = [(run.name, series_colour(index), points) for index, run, points in timed]
+        end = max(p.t + p.width_s for _, run, _ in timed for p in run.timeline)
         top = max(value for _, _, points in series for _, value in points)
         step = nice_step(end)
         ticks = [(i * step, tick_label(i * step, step))

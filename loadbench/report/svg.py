@@ -22,12 +22,13 @@ CHAR_WIDTH = 7  # rough width of one 12px character, for laying out labels
 
 STYLE = """\
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
-       max-width: 980px; margin: 2em auto; padding: 0 1em; line-height: 1.4; }
+       max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.4; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
 blockquote { margin: 1em 0; padding: 0.4em 1em; border-left: 4px solid #1f77b4;
              background: #f4f8fb; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; display: block;
+        max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f5f5f5; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }

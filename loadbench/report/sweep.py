@@ -263,20 +263,24 @@ def _html_curve(result: SweepResult) -> list[str]:
     if passing and worst > CLIP_FACTOR * max(passing):
         y_max = CLIP_FACTOR * max(passing)
     knee = result.knee_step
-    vlines = [(knee.achieved, f"knee {rate(knee.rate)}/s offered")] if knee else []
-    series = [("p50", P50_COLOUR, [(s.achieved, s.p50, s.passed) for s in measured]),
-              ("p99", P99_COLOUR, [(s.achieved, s.p99, s.passed) for s in measured])]
-    x_max = max(s.achieved for s in curve) * 1.05 or 1.0
-    chart = _xy_chart(series, x_max, y_max or 1.0, "achieved throughput (req/s)",
-                      "latency (ms)", "Latency against throughput", vlines, bounds)
-    caption = ("Each point is one step (filled: passed, hollow: failed), joined in order of "
-               "offered rate. Past the knee the throughput stops growing while latency "
-               "climbs: the requests queue.")
-    clipped = [f"{rate(s.rate)}/s reaches p99 {ms(s.p99)} ms" for s in measured
-               if s.p99 > y_max]
-    if clipped:
-        caption += (" Off scale (drawn on the top edge): " + "; ".join(clipped) + ".")
-    out += ["<figure>", chart, f"<figcaption>{escape(caption)}</figcaption>", "</figure>"]
+    if measured:
+        vlines = [(knee.achieved, f"knee {rate(knee.rate)}/s offered")] if knee else []
+        series = [("p50", P50_COLOUR, [(s.achieved, s.p50, s.passed) for s in measured]),
+                  ("p99", P99_COLOUR, [(s.achieved, s.p99, s.passed) for s in measured])]
+        x_max = max(s.achieved for s in curve) * 1.05 or 1.0
+        chart = _xy_chart(series, x_max, y_max or 1.0, "achieved throughput (req/s)",
+                          "latency (ms)", "Latency against throughput", vlines, bounds)
+        caption = ("Each point is one step (filled: passed, hollow: failed), joined in order "
+                   "of offered rate. Past the knee the throughput stops growing while latency "
+                   "climbs: the requests queue.")
+        clipped = [f"{rate(s.rate)}/s reaches p99 {ms(s.p99)} ms" for s in measured
+                   if s.p99 > y_max]
+        if clipped:
+            caption += (" Off scale (drawn on the top edge): " + "; ".join(clipped) + ".")
+        out += ["<figure>", chart, f"<figcaption>{escape(caption)}</figcaption>", "</figure>"]
+    else:  # an empty frame would look like a chart of nothing measured as zero
+        out.append("<p class=\"note\">No step had a successful response: there is no "
+                   "latency to draw.</p>")
     top = max(max(s.rate for s in curve), max(s.achieved for s in curve)) * 1.05
     rates = _xy_chart([("achieved", ACHIEVED_COLOUR, [(s.rate, s.achieved, s.passed)
                                                       for s in curve])],
