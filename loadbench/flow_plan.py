@@ -152,8 +152,11 @@ def request_flows(templates: tuple[RequestTemplate, ...], base_url: str) -> Flow
     return FlowProgram(tuple(plans), base_url=base_url)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps builds one per call
+
+
 def json_bytes(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    return _ENCODER.encode(value).encode()
 
 
 __all__ = ["FlowPlan", "FlowProgram", "StepPlan", "compile_flows", "json_bytes",

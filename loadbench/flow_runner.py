@@ -390,6 +390,7 @@ class _User:
 
 
 _CHECK_CACHE: dict[str, Any] = {}
+_CHECK_CACHE_MAX = 1024  # a check built from per-request values must not grow it forever
 
 
 def _checks(check: dict | None):
@@ -399,6 +400,8 @@ def _checks(check: dict | None):
     key = repr(sorted(check.items()))
     compiled = _CHECK_CACHE.get(key)
     if compiled is None:
+        if len(_CHECK_CACHE) >= _CHECK_CACHE_MAX:
+            _CHECK_CACHE.clear()
         compiled = _CHECK_CACHE[key] = compile_checks(check)
     return compiled
 
