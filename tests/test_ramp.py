@@ -265,3 +265,16 @@ def test_bad_ramps_are_one_line_errors_with_exit_2(tmp_path, run, message):
     import re
 
     assert re.search(message, lines[0]), lines[0]
+
+
+def test_the_documented_ramp_validates(repo_root):
+    import re
+
+    import yaml
+
+    text = (repo_root / "docs" / "stages.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    scenario = validate_scenario(yaml.safe_load(block), source="docs/stages.md")
+    users, arrivals = (resolve_shape(scenario, run) for run in scenario.runs)
+    assert users.users_ramp.peak == 50 and users.duration_s == 40.0 and users.rate is None
+    assert arrivals.users_ramp is None and arrivals.schedule.rate_at(0) == 10
