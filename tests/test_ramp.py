@@ -20,6 +20,7 @@ from loadbench import load as load_module
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
 from loadbench.plan import resolve_shape
 from loadbench.ramp import UsersRamp, share, user_number
+from loadbench.report import load_reporter
 from loadbench.report.console import LiveProgress
 from loadbench.runner import run_scenario
 from loadbench.scenario import validate_scenario
@@ -213,6 +214,11 @@ def test_multiprocess_splits_the_users():
     assert run.processes == 3 and run.requests > 20
     assert_timeline_follows(run)
     assert len({connection for connection, _ in server.arrivals}) == 4
+    html = load_reporter("html")(result)
+    assert html.count('aria-label="Virtual users over time"') == 1
+    assert 'aria-label="Virtual users over time"' not in load_reporter("html")(
+        result.model_copy(update={"runs": [run.model_copy(update={"timeline": [
+            point.model_copy(update={"users": None}) for point in run.timeline]})]}))
 
 
 def test_the_live_view_shows_the_users_running():
