@@ -334,13 +334,13 @@ class Aggregator:
         self.bytes_received = 0
         self._seconds: dict[int, _Second] = {}
         self._peeks: dict[int, Tick] = {}  # per source: its current second so far
-        self._users: dict[int, int] = {}  # a users ramp, per source: its latest count
+        self._users: dict[int, int] = {}  # a users ramp, per source: running at its last peek
 
     def add(self, tick: Tick) -> None:
-        if tick.users is not None:
-            self._users[tick.source] = tick.users
         if tick.partial:
             self._peeks[tick.source] = tick
+            if tick.users is not None:  # a full second's figure is its most, not now's
+                self._users[tick.source] = tick.users
             return
         self._peeks.pop(tick.source, None)
         self.failures += tick.failures
