@@ -23,9 +23,10 @@ from typing import Any, Protocol
 
 from loadbench.checks import MISSING, Response, compile_checks
 from loadbench.data import Cursor, load_table
-from loadbench.engines import wait_until
+from loadbench.engines import ramped_slot, wait_until
 from loadbench.flow_plan import FlowPlan, FlowProgram, StepPlan, json_bytes
 from loadbench.load import LoadState
+from loadbench.ramp import user_number
 from loadbench.records import Records
 from loadbench.templates import Context
 
@@ -109,7 +110,10 @@ class FlowShard:
 
     async def _user(self, index: int) -> None:
         state = self.state
-        uid = self.shard * self.users_per_shard + index
+        ramped = state.plan.ramped
+        # a ramp's shards own interleaved user numbers (`ramp`); otherwise blocks of users
+        uid = (user_number(index, self.shard, state.plan.shards) - 1 if ramped
+               else self.shard * self.users_per_shard + index)
         ctx = Context(dict(self.program.vars), uid, 0, self.counter, random.Random(uid))
         user = _User(self, ctx)
         offset = uid % len(self.weighted)
@@ -117,7 +121,8 @@ class FlowShard:
         try:
             iteration = 0
             retry_setup_at = 0.0
-            while (intended := state.next_slot()) is not None:
+            while (intended := (await ramped_slot(state, index) if ramped
+                                else state.next_slot())) is not None:
                 await wait_until(intended)
                 flow = next_flow()
                 ctx.iteration = iteration

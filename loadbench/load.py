@@ -7,12 +7,14 @@ plain, frozen and picklable so every executor can ship them; engines read only t
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from loadbench.pacing import RateSchedule
+from loadbench.ramp import UsersRamp, share, user_number
 from loadbench.stats import Recorder
 
 
@@ -50,10 +52,16 @@ class LoadPlan:
     extra: dict = field(default_factory=dict)
     flows: Any = None  # a flow_plan.FlowProgram: virtual users run flows, not templates
     shards: int = 1  # how many shards the run was split into (unique data strides)
+    users_ramp: UsersRamp | None = None  # `users` stages: the run's users over time
+
+    @property
+    def ramped(self) -> bool:
+        return self.users_ramp is not None
 
     def split(self, shards: int) -> list[LoadPlan]:
-        """Shard k gets the same users, 1/shards of the rate (phase-shifted) and of the
-        budget; every executor that runs several shards cuts the plan here."""
+        """Shard k gets the same users (a users ramp: its share of the peak, see `ramp`),
+        1/shards of the rate (phase-shifted) and of the budget; every executor that runs
+        several shards cuts the plan here."""
         plans = []
         for index in range(shards):
             budget = None
@@ -67,6 +75,8 @@ class LoadPlan:
                 phase=index / shards if self.schedule else 0.0,
                 max_requests=budget,
                 shards=shards,
+                concurrency=(share(self.users_ramp.peak, index, shards) if self.users_ramp
+                             else self.concurrency),
             ))
         return plans
 
@@ -97,6 +107,11 @@ class LoadState:
             plan.templates)
         self._templates = itertools.cycle(weighted)
         self.next_template = self._templates.__next__
+        self._running = bytearray(plan.concurrency if plan.ramped else 0)
+        self.users_running = 0 if plan.ramped else plan.concurrency
+        self.users_high = self.users_running  # the most running since the last tick
+        # a shard whose share of the ramp is no user still measures the whole window
+        self.until_deadline = plan.ramped and plan.concurrency == 0
 
     def rebase(self, start: float) -> None:
         """Anchor the schedule at `start`; called again once the event loop really runs, so
@@ -140,6 +155,29 @@ class LoadState:
         if self._offsets is not None and intended >= self.measure_start:
             self.sent_in_window += 1
         return intended
+
+    def user_gate(self, index: int) -> float:
+        """A users ramp: may this shard's user `index` take a slot? 0.0 yes; else when
+        (perf_counter) to ask again, or inf: it retires for good (never active again before
+        the deadline). The one place that starts and retires ramped users, asked before each
+        request or iteration (so a retired user finishes the one in flight), and that counts
+        the users running for the live view and the timeline."""
+        plan = self.plan
+        elapsed = time.perf_counter() - self.start
+        active_from = plan.users_ramp.active_from(
+            user_number(index, plan.source, plan.shards), elapsed)
+        running = active_from <= elapsed
+        if running != self._running[index]:
+            self._running[index] = running
+            self.users_running += 1 if running else -1
+            self.users_high = max(self.users_high, self.users_running)
+        if running:
+            return 0.0
+        active_at = self.start + active_from
+        if active_at >= self.deadline:
+            self.until_deadline = True  # the ramp ended this user: the window is still measured
+            return math.inf
+        return active_at
 
     def finish(self, reason: str) -> None:
         """The run cannot go on (a data source ran out): stop issuing, not an interruption."""

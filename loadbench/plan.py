@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from loadbench.errors import BadInput
 from loadbench.load import LoadPlan, RequestTemplate
 from loadbench.pacing import RateSchedule, Segment
+from loadbench.ramp import UsersRamp, share
 
 if TYPE_CHECKING:  # the scenario model asks client_layout; plan needs only its types
     from loadbench.scenario import RequestSpec, RunSpec, Scenario, TargetSpec
@@ -62,12 +63,18 @@ class RunShape:
     duration_s: float | None = None  # planned measuring window (stages: their sum)
     sync: bool = False  # one blocking user
     child_processes: bool = False  # local executor: shards in child processes
+    users_ramp: UsersRamp | None = None  # `users` stages (then `concurrency` is a shard's peak)
 
 
 def resolve_shape(scenario: Scenario, run: RunSpec) -> RunShape:
     layout = client_layout(run.client, run.concurrency, run.processes)
-    rate = run.rate or (run.stages[0].rate if run.stages else None)
     duration = sum(stage.duration for stage in run.stages) if run.stages else scenario.duration
+    if run.stages and run.stages[0].users is not None:  # closed loop, ramping users
+        ramp = UsersRamp.from_stages(run.stages)
+        return RunShape(run.name, run.client, run.engine or scenario.engine,
+                        share(ramp.peak, 0, layout.shards), layout.shards, None, None,
+                        scenario.warmup, duration, layout.sync, layout.child_processes, ramp)
+    rate = run.rate or (run.stages[0].rate if run.stages else None)
     return RunShape(run.name, run.client, run.engine or scenario.engine, layout.users,
                     layout.shards, build_schedule(rate, run.stages), rate, scenario.warmup,
                     duration, layout.sync, layout.child_processes)
@@ -111,7 +118,6 @@ def build_plan(scenario: Scenario, run: RunSpec, shape: RunShape, base_url: str)
         templates=templates,
         flows=flows,
         engine=shape.engine,
-        concurrency=shape.concurrency,
         duration_s=shape.duration_s,
         max_requests=scenario.iterations,
         warmup_s=scenario.warmup,
@@ -120,6 +126,8 @@ def build_plan(scenario: Scenario, run: RunSpec, shape: RunShape, base_url: str)
         http2=run.http2 if run.http2 is not None else scenario.http2,
         verify_tls=scenario.verify_tls,
         sync=shape.sync,
+        users_ramp=shape.users_ramp,
+        concurrency=shape.users_ramp.peak if shape.users_ramp else shape.concurrency,
     )
 
 

@@ -28,6 +28,9 @@ class TimelinePoint(_Model):
     errors: int
     p50_ms: float | None  # None: no successful response in this window
     p99_ms: float | None
+    users: int | None = Field(None, exclude_if=lambda value: value is None, description=(
+        "a users ramp: the most virtual users running at once in the window, over all "
+        "shards"))
 
 
 class ClientCpu(_Model):

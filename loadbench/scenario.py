@@ -199,8 +199,20 @@ class RequestSpec(_Model):
 
 
 class Stage(_Model):
+    """Ramp the open-loop `rate` (ramping-arrival-rate) or the closed-loop `users`
+    (ramping-VUs) linearly to this stage's value over `duration` (docs/stages.md)."""
+
     duration: Window
-    rate: Rate
+    rate: Rate | None = Field(None, exclude_if=lambda value: value is None)
+    users: int | None = Field(None, ge=0, le=100_000, exclude_if=lambda value: value is None)
+
+    @model_validator(mode="after")
+    def _rate_or_users(self) -> Stage:
+        if (self.rate is None) == (self.users is None):
+            raise ValueError("a stage gives 'rate' (open loop, e.g. {duration: 10s, rate: "
+                             "100/s}) or 'users' (closed loop, e.g. {duration: 10s, users: "
+                             "50}): " + ("not both" if self.rate is not None else "it has neither"))
+        return self
 
 
 class RunSpec(_Model):
@@ -228,6 +240,12 @@ class RunSpec(_Model):
             raise ValueError(f"'processes' needs client 'multiprocess', not {self.client!r}")
         if self.stages is not None and not self.stages:
             raise ValueError("'stages' needs at least one stage")
+        if self.stages:
+            from loadbench.ramp import stages_problem
+
+            problem = stages_problem(self, layout.takes_users)
+            if problem:
+                raise ValueError(problem)
         return self
 
 

@@ -102,13 +102,23 @@ class _Ticker:
         if now >= self.peek_at:
             self.peek_at = now + PEEK_S
             if self.sink is not None:
-                self.sink(self.state.recorder.peek(now - (self.next_at - 1.0)))
+                self.sink(self._users(self.state.recorder.peek(now - (self.next_at - 1.0)),
+                                      self.state.users_running))
 
     def emit(self, width_s: float = 1.0) -> None:
-        tick = self.state.recorder.tick(width_s)
+        state = self.state
+        tick = self._users(state.recorder.tick(width_s), state.users_high)
+        state.users_high = state.users_running
         self.next_at += 1.0
         if self.sink is not None:
             self.sink(tick)
+
+    def _users(self, tick: Tick, users: int) -> Tick:
+        """A users ramp: a second gets the most users that ran at once in it, a live peek
+        the users running now (as `LoadState.user_gate` counts them)."""
+        if self.state.plan.ramped:
+            tick.users = users
+        return tick
 
     def final(self) -> None:
         """The full seconds still due, then the partial last one with its real width."""

@@ -146,6 +146,7 @@ class Tick:
     width_s: float = 1.0  # the last window of a run is partial: its real span
     failures: int = 0  # errors that got no response (connect, timeout, read)
     partial: bool = False  # a live peek at the second so far: for the live view only
+    users: int | None = None  # a users ramp: the most running in the second (a peek: now)
 
 
 class Recorder:
@@ -314,6 +315,7 @@ class _Second:
     p50_ms: float | None = None  # None: no successful response in this second
     p99_ms: float | None = None
     width_s: float = 0.0
+    users: int | None = None  # a users ramp: summed over the shards
 
 
 class Aggregator:
@@ -332,10 +334,13 @@ class Aggregator:
         self.bytes_received = 0
         self._seconds: dict[int, _Second] = {}
         self._peeks: dict[int, Tick] = {}  # per source: its current second so far
+        self._users: dict[int, int] = {}  # a users ramp, per source: running at its last peek
 
     def add(self, tick: Tick) -> None:
         if tick.partial:
             self._peeks[tick.source] = tick
+            if tick.users is not None:  # a full second's figure is its most, not now's
+                self._users[tick.source] = tick.users
             return
         self._peeks.pop(tick.source, None)
         self.failures += tick.failures
@@ -347,6 +352,8 @@ class Aggregator:
         second.errors += tick.errors
         second.width_s = max(second.width_s, tick.width_s)
         second.sources.add(tick.source)
+        if tick.users is not None:
+            second.users = (second.users or 0) + tick.users
         if tick.histogram:
             interval = decode_histogram(tick.histogram)
             self.cumulative.add(interval)
@@ -370,6 +377,10 @@ class Aggregator:
         return (self.requests + sum(p.requests for p in peeks),
                 self.errors + sum(p.errors for p in peeks),
                 self.failures + sum(p.failures for p in peeks))
+
+    def live_users(self) -> int | None:
+        """Users running now over all shards (a users ramp), else None."""
+        return sum(self._users.values()) if self._users else None
 
     def p99_ms(self) -> float:
         if self.cumulative.get_total_count() == 0:
@@ -398,6 +409,8 @@ class Aggregator:
                     "p99_ms": None if second.p99_ms is None else round(second.p99_ms, 3),
                 }
             )
+            if second.users is not None:
+                points[-1]["users"] = second.users
         while len(points) > MAX_TIMELINE_POINTS:
             points = [_combine(points[i : i + 2]) for i in range(0, len(points), 2)]
         return points
@@ -418,4 +431,4 @@ def _combine(pair: list[dict]) -> dict:
         "errors": sum(p["errors"] for p in pair),
         "p50_ms": p50,
         "p99_ms": max((p["p99_ms"] for p in measured), default=None),
-    }
+    } | ({"users": max(p.get("users", 0) for p in pair)} if "users" in pair[0] else {})

@@ -7,6 +7,7 @@ maps a short name to an import string so an engine is imported only when chosen.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Protocol
 
@@ -49,6 +50,20 @@ async def wait_until(intended: float) -> None:
         await asyncio.sleep(delay)
         while time.perf_counter() < intended:
             await asyncio.sleep(0)
+
+
+async def ramped_slot(state: LoadState, index: int) -> float | None:
+    """`next_slot` for user `index` of a users ramp (`LoadState.user_gate` decides): it
+    waits while the ramp has it retired and returns None once it retires for good. The
+    wait is cut in short naps so an outside stop ends it at once."""
+    while not state.stopping:
+        resume = state.user_gate(index)
+        if not resume:
+            return state.next_slot()
+        if resume == math.inf:
+            return None
+        await asyncio.sleep(min(resume - time.perf_counter(), 0.05))
+    return None
 
 
 def wait_until_blocking(intended: float) -> None:

@@ -10,6 +10,7 @@ request began (before a connect, like `client.request`), bytes are response BODY
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import ssl
 from dataclasses import dataclass
@@ -196,10 +197,10 @@ class _User:
         "engine", "state", "recorder", "record", "next_slot", "fast",
         "link", "transport", "parser", "feed", "write", "status", "keep_alive",
         "intended", "sent", "pending", "retried", "rx", "nbytes", "data", "head",
-        "timer", "done", "connections",
+        "timer", "done", "connections", "index", "gate", "idle",
     )
 
-    def __init__(self, engine: FastEngine) -> None:
+    def __init__(self, engine: FastEngine, index: int = 0) -> None:
         self.engine = engine
         self.state = engine.state
         self.recorder = engine.state.recorder
@@ -220,6 +221,9 @@ class _User:
         self.timer: asyncio.Handle | None = None
         self.done = False
         self.connections = 0
+        self.index = index
+        self.gate = engine.state.user_gate if engine.plan.ramped else None  # a users ramp
+        self.idle = False  # the ramp has retired it for now: its timer is `wake`
 
     # -- parser callbacks: the hot path ------------------------------------------------
 
@@ -257,6 +261,9 @@ class _User:
             self.drop_link()
         if self.state.stopping:
             self.finish()
+            return
+        if self.gate is not None:
+            self.next()
             return
         intended = self.next_slot()
         if intended is None:
@@ -301,12 +308,31 @@ class _User:
         if self.state.stopping:
             self.finish()
             return
+        if self.gate is not None:
+            resume = self.gate(self.index)
+            if resume:  # the ramp has retired this user: for now, or for good
+                if resume == math.inf:
+                    self.finish()
+                else:
+                    self.idle = True
+                    self.timer = self.engine.loop.call_later(
+                        max(resume - perf_counter(), 0.0), self.wake)
+                return
         intended = self.next_slot()
         if intended is None:
             self.engine.drained = True
             self.finish()
         else:
             self.dispatch(intended)
+
+    def wake(self) -> None:
+        """The ramp's time for this user to start again (`LoadState.user_gate` decides)."""
+        self.timer = None
+        self.idle = False
+        try:
+            self.next()
+        except Exception as exc:  # a bug must end the run, not hang it
+            self.engine.crash(exc)
 
     def dispatch(self, intended: float) -> None:
         now = perf_counter()
@@ -512,7 +538,8 @@ class FastEngine:
         }
         distinct = set(self.wires.values())
         self.fixed = next(iter(distinct)) if len(distinct) == 1 else None
-        self.fast = self.fixed is not None and not self.fixed[1] and plan.schedule is None
+        self.fast = (self.fixed is not None and not self.fixed[1] and plan.schedule is None
+                     and not plan.ramped)
         self.next_template = state.next_template
         self.timeout = plan.timeout_s
         self.sweep_every = max(0.005, min(0.1, plan.timeout_s / 10))
@@ -545,7 +572,7 @@ class FastEngine:
             await self.prepare()
         self.finished = loop.create_future()
         self.running = users
-        self.users = [_User(self) for _ in range(users)]
+        self.users = [_User(self, index) for index in range(users)]
         self._sweeper = loop.call_later(self.sweep_every, self.sweep)
         try:
             for user in self.users:
@@ -593,9 +620,9 @@ class FastEngine:
             for user in self.users:
                 if user.link is not None and user.intended is not None and user.sent < limit:
                     user.fail("timeout")
-            if self.state.stopping and not self.drained:
-                for user in self.users:
-                    if user.timer is not None:
+            if self.state.stopping:
+                for user in self.users:  # a user the ramp retired has no slot to wait for
+                    if user.timer is not None and (user.idle or not self.drained):
                         user.finish()
         except Exception as exc:
             self.crash(exc)

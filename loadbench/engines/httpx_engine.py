@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from loadbench.engines import connect_failure, wait_until, wait_until_blocking
+from loadbench.engines import connect_failure, ramped_slot, wait_until, wait_until_blocking
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
 
 
@@ -87,18 +87,20 @@ class HttpxEngine:
         }
 
     async def run_users(self, users: int) -> None:
-        await asyncio.gather(*(self._user() for _ in range(users)))
+        await asyncio.gather(*(self._user(index) for index in range(users)))
 
     def flow_client(self) -> HttpxFlowClient:
         return HttpxFlowClient(self)
 
-    async def _user(self) -> None:
+    async def _user(self, index: int) -> None:
         state = self.state
         recorder = state.recorder
         perf = time.perf_counter
         timeout = self.plan.timeout_s
+        ramped = self.plan.ramped
         async with httpx.AsyncClient(**self._client_kwargs()) as client:
-            while (intended := state.next_slot()) is not None:
+            while (intended := (await ramped_slot(state, index) if ramped
+                                else state.next_slot())) is not None:
                 await wait_until(intended)
                 template = state.next_template()
                 sent = perf()

@@ -50,6 +50,7 @@ class LiveProgress:
         self._requests = self._errors = self._failures = 0
         self._elapsed = 0.0
         self._p99: float | None = None
+        self._users: int | None = None  # a users ramp: users running now
         self._started = time.monotonic()
         self._measuring_since: float | None = None
 
@@ -79,6 +80,7 @@ class LiveProgress:
         self._requests = self._errors = self._failures = 0
         self._elapsed = 0.0
         self._p99 = None
+        self._users = None
         self._started = time.monotonic()
         self._measuring_since = None
         if not self.enabled:
@@ -90,6 +92,7 @@ class LiveProgress:
         if self._measuring_since is None:
             self._measuring_since = time.monotonic() - elapsed_s
         self._p99 = aggregator.p99_ms() if aggregator.cumulative.get_total_count() else None
+        self._users = aggregator.live_users()
 
     def run_finished(self, run: RunResult) -> None:
         self._name = ""
@@ -124,6 +127,8 @@ class LiveProgress:
         responses = self._requests - self._failures
         rps = responses / self._elapsed if self._elapsed > 0 else 0.0
         p99 = f"{ms(self._p99)} ms" if self._p99 is not None else "-"
+        if self._users is not None:
+            clock += f"  users {self._users:,}"
         return (f"{head}  {clock}  requests {self._requests:,}  {rate(rps)} req/s  "
                 f"errors {self._errors:,}  p99 {p99}")
 

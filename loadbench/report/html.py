@@ -258,9 +258,26 @@ def _throughput(runs: list[RunResult]) -> list[str]:
         out += ["<figure>", chart,
                 "<figcaption>Completed requests (successes and errors) per second of each "
                 "run.</figcaption>", "</figure>"]
+        out += _users_chart(timed, ticks, end)
     out += ["<figure>", _bar_chart(runs),
             "<figcaption>Mean requests per second of each run.</figcaption>", "</figure>"]
     return out
+
+
+def _users_chart(timed: list[tuple[int, RunResult]], ticks: list[tuple[float, str]],
+                 end: float) -> list[str]:
+    """Runs that ramp users (`users` stages): the most users running in each second."""
+    series = [(run.name, series_colour(index),
+               [(p.t + p.width_s / 2, float(p.users)) for p in run.timeline])
+              for index, run in timed if run.timeline[0].users is not None]
+    if not series:
+        return []
+    top = max(value for _, _, points in series for _, value in points) or 1.0
+    chart = line_chart(series, x_max=float(end), y_max=top, x_ticks=ticks,
+                       x_title="time since measuring started (s)", y_title="users",
+                       label="Virtual users over time", markers=True)
+    return ["<figure>", chart, "<figcaption>The most virtual users running at once in "
+            "each second of a run that ramps users.</figcaption>", "</figure>"]
 
 
 def _bar_chart(runs: list[RunResult]) -> str:
