@@ -64,7 +64,7 @@ def _table(comparison: Comparison) -> list[str]:
     header += ["verdict", "reason"]
     rows = []
     for row in comparison.rows:
-        cells = [row.run, _metric_label(comparison, row.metric),
+        cells = [row.run, _metric_label(comparison, row),
                  _value(row.metric, row.baseline),
                  _value(row.metric, row.current, _missing(row)), _row_change(row)]
         cells += [_ci(row)] if stats else []
@@ -90,7 +90,7 @@ def _chart(comparison: Comparison) -> list[str]:
     finite += [abs(end) for row in rows for end in (row.ci_low, row.ci_high)
                if end is not None and math.isfinite(end)]
     step, reach = axis_scale(max(finite + [band, 0.01]) * 100)
-    labels = [f"{row.run} · {_metric_label(comparison, row.metric)}" for row in rows]
+    labels = [f"{row.run} · {_metric_label(comparison, row)}" for row in rows]
     bar, gap, top = 18, 8, 12
     left = min(260, 16 + CHAR_WIDTH * max(len(text) for text in labels))
     right = WIDTH - MARGIN_RIGHT - 56

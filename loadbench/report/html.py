@@ -264,12 +264,12 @@ def _throughput(runs: list[RunResult]) -> list[str]:
     return out
 
 
-def _users_chart(timed: list[tuple[int, RunResult]], ticks: list[tuple[float, str]],
+def _users_chart(timed: list[tuple[int, RunResult, list]], ticks: list[tuple[float, str]],
                  end: float) -> list[str]:
     """Runs that ramp users (`users` stages): the most users running in each second."""
     series = [(run.name, series_colour(index),
                [(p.t + p.width_s / 2, float(p.users)) for p in run.timeline])
-              for index, run in timed if run.timeline[0].users is not None]
+              for index, run, _ in timed if run.timeline[0].users is not None]
     if not series:
         return []
     top = max(value for _, _, points in series for _, value in points) or 1.0
