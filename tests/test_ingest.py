@@ -349,3 +349,36 @@ def test_unwritable_step_summary_warns_and_keeps_the_result(tmp_path, target_url
     assert "the result is saved as usual" in result.stderr
     assert len(list(out.glob("ci-*.json"))) == 1
     assert not os.path.exists(tmp_path / "missing-dir")
+
+
+# ---------------------------------------------------------------- docs/ci.md
+
+
+def _yaml_blocks(text: str) -> list[str]:
+    return [block.split("```", 1)[0] for block in text.split("```yaml\n")[1:]]
+
+
+def test_the_documented_pipeline_is_valid(repo_root, tmp_path):
+    """The scenario of docs/ci.md validates (its abort-on-fail objects aside until that
+    threshold form is merged), the workflow is YAML and its exports are formats run knows."""
+    import yaml
+
+    from loadbench.report import REPORTERS
+
+    blocks = _yaml_blocks((repo_root / "docs/ci.md").read_text(encoding="utf-8"))
+    scenario = next(block for block in blocks if block.startswith("# scenarios/ci.yaml"))
+    assert '{expr: "gather.error_rate < 5%", abort: true, for: 5s}' in scenario
+    path = tmp_path / "ci.yaml"
+    path.write_text("".join(line for line in scenario.splitlines(keepends=True)
+                            if "abort: true" not in line))
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    workflow = yaml.safe_load(next(b for b in blocks if b.startswith("# .github/workflows")))
+    steps = workflow["jobs"]["loadbench"]["steps"]
+    command = next(step["run"] for step in steps if step.get("name") == "loadbench run")
+    exports = [word.split("=", 1)[0] for word in command.split()
+               if "=" in word and not word.startswith("-")]
+    assert exports == ["gab-smaller", "gab-bigger"] and set(exports) <= set(REPORTERS)
+    tools = [step["with"]["tool"] for step in steps
+             if step.get("uses", "").startswith("benchmark-action/github-action-benchmark")]
+    assert tools == ["customSmallerIsBetter", "customBiggerIsBetter"]

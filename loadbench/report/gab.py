@@ -44,8 +44,9 @@ def _extra(bench: Benchmark) -> str:
     run = bench.run
     lines = [f"{bench.requests} requests, {bench.errors} errors ({bench.error_rate:.2%}), "
              f"{bench.latency_samples} latency samples",
-             f"client {run.client}, {run.concurrency} users x {run.processes} processes, "
-             f"engine {run.engine}" + (f", rate {run.rate:g}/s" if run.rate else "")]
+             f"client {run.client}, {run.concurrency} user{'s' if run.concurrency != 1 else ''}"
+             + (f" x {run.processes} processes" if run.processes > 1 else "")
+             + f", engine {run.engine}" + (f", rate {run.rate:g}/s" if run.rate else "")]
     if run.verdict != "valid":
         lines.append(f"verdict: {run.verdict}")
     if run.interrupted:
