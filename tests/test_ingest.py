@@ -216,13 +216,18 @@ def test_junit_reads_back_with_junitparser(fixed):
     assert (suite.tests, suite.failures, suite.errors) == (11, 3, 0)
 
 
-def test_junit_leaves_out_an_unknown_host_and_commit(fixed):
-    environment = fixed.environment.model_copy(update={"hostname": "", "git_commit": None})
+def test_junit_leaves_out_what_the_result_did_not_record(fixed):
+    """An old file without hostname, no git, or a wrapped `bench --json` run (no start time,
+    no cpu count): those attributes and properties are absent, never invented."""
+    environment = fixed.environment.model_copy(update={
+        "hostname": "", "git_commit": None, "started_at": "", "cpu_count": 0})
     suite = next(iter(JUnitXml.fromstring(junit.thresholds_junit(
         fixed.model_copy(update={"environment": environment})))))
-    assert suite.hostname is None
+    assert suite.hostname is None and suite.timestamp is None
+    assert suite.time == 20.0
     names = {prop.name for prop in suite.properties()}
-    assert "hostname" not in names and "git_commit" not in names and "python" in names
+    assert not names & {"hostname", "git_commit", "started_at", "cpu_count"}
+    assert "python" in names
 
 
 # ---------------------------------------------------------------- step summary
@@ -337,6 +342,33 @@ def test_run_exports_and_appends_its_summary(tmp_path, target_url, monkeypatch):
     result = CliRunner().invoke(app, [*args[:5], "--no-step-summary"])
     assert result.exit_code == 0, result.output
     assert summary.read_text(encoding="utf-8") == before
+
+
+def test_an_export_failing_after_the_run_keeps_the_result_and_exits_2(tmp_path, target_url,
+                                                                     monkeypatch):
+    """The path was writable when checked but fails when written (disk full, removed
+    mount): one error line, the other outputs still written, the result saved, exit 2."""
+    from loadbench import exports
+    from loadbench.errors import OutputError
+
+    real_write = exports.write_atomic
+
+    def failing(path, data):
+        if Path(path).name == "bmf.json":
+            raise OutputError(f"cannot write {path}: No space left on device")
+        return real_write(path, data)
+
+    monkeypatch.setattr(exports, "write_atomic", failing)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    out = tmp_path / "results"
+    result = CliRunner().invoke(app, [
+        "run", str(_scenario(tmp_path, target_url)), "--no-progress", "--out", str(out),
+        "--export", f"bencher={out}/bmf.json", "--export", f"gab-bigger={out}/rps.json"])
+    assert result.exit_code == 2, result.output
+    assert f"loadbench: error: cannot write {out}/bmf.json: No space left on device" \
+        in result.stderr
+    assert len(list(out.glob("ci-*.json"))) == 1 and (out / "rps.json").exists()
+    assert not (out / "bmf.json").exists()
 
 
 def test_unwritable_step_summary_warns_and_keeps_the_result(tmp_path, target_url, monkeypatch):

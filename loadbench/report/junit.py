@@ -22,8 +22,10 @@ def thresholds_junit(result: Result) -> str:
     environment = result.environment
     seconds = f"{sum(run.duration_s for run in result.runs):.3f}"
     # the JUnit XSD's timestamp has no zone: started_at is UTC (its `Z` stays in properties)
-    suite.attrib.update({"time": seconds, "timestamp": environment.started_at.removesuffix("Z")})
-    if environment.hostname:  # files from before it was recorded: left out, not invented
+    suite.set("time", seconds)
+    if environment.started_at:  # unknown (a wrapped bench --json run): left out, not invented
+        suite.set("timestamp", environment.started_at.removesuffix("Z"))
+    if environment.hostname:  # files from before it was recorded: left out too
         suite.set("hostname", environment.hostname)
     properties = ET.SubElement(suite, "properties")
     for name, value in _environment_properties(result).items():
@@ -66,11 +68,12 @@ def comparison_junit(comparison: Comparison) -> str:
 
 def _environment_properties(result: Result) -> dict[str, str]:
     """The environment as the result file spells it (`loop`, not `target_loop`), then the
-    loadbench version and the scenario's SHA-256; fields that are unknown are left out."""
+    loadbench version and the scenario's SHA-256; fields that are unknown (empty, or a
+    cpu count of 0) are left out."""
     fields = result.environment.model_dump(mode="json", by_alias=True)
     fields |= {"loadbench_version": result.loadbench_version,
                "scenario_sha256": result.scenario.source_sha256}
-    return {name: str(value) for name, value in fields.items() if value not in (None, "")}
+    return {name: str(value) for name, value in fields.items() if value not in (None, "", 0)}
 
 
 def _suite(name: str) -> ET.Element:
