@@ -26,5 +26,5 @@ def append_step_summary(markdown: str, environ: Mapping[str, str] | None = None
             handle.write(text + "\n")
     except OSError as exc:
         return (f"{ENV}={path}: cannot append the summary ({exc.strerror or exc}); "
-                "the result is saved as usual")
+                "the other outputs and the exit code are unaffected")
     return None
