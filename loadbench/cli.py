@@ -132,13 +132,16 @@ def run(
     strict: opt.RunStrict = False,
     save_baseline: opt.RunSaveBaseline = None,
     executor: opt.RunExecutor = None,
+    export: opt.RunExport = None,
+    no_step_summary: opt.NoStepSummary = False,
 ) -> None:
     """Run a scenario file and save its result under results/."""
     from loadbench import session
 
     overrides = [*(set_ or []), *([f"executor={executor}"] if executor else [])]
     raise typer.Exit(session.run(scenario, overrides, duration, out, report, quiet, no_progress,
-                                 fail_on_threshold, junit, strict, save_baseline))
+                                 fail_on_threshold, junit, strict, save_baseline, export,
+                                 not no_step_summary))
 
 
 @app.command()
@@ -215,12 +218,14 @@ def compare(
     output: opt.CompareOutput = None,
     as_json: opt.CompareAsJson = False,
     junit: opt.CompareJunit = None,
+    no_step_summary: opt.NoStepSummary = False,
 ) -> None:
     """Compare two results run by run; exit 1 on any regression."""
     from loadbench.compare_session import compare
 
     raise typer.Exit(compare(files, baseline_name, baselines_dir, strict, max_regression, metric,
-                             stats, min_effect, fail_on_inconclusive, output, as_json, junit))
+                             stats, min_effect, fail_on_inconclusive, output, as_json, junit,
+                             not no_step_summary))
 
 
 @app.command()

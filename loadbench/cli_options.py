@@ -45,6 +45,15 @@ RunExecutor = Annotated[str | None, typer.Option(
         "--executor", metavar="EXECUTOR",
         help=EXECUTOR_HELP + " Overrides the scenario's executor (default local).")]
 
+RunExport = Annotated[list[str] | None, typer.Option(
+        "--export", metavar="FORMAT=PATH", help="Also write the result as FORMAT to PATH "
+        "(repeatable), e.g. bencher=results/bmf.json, gab-smaller=results/latency.json, "
+        "gab-bigger=results/rps.json; any report format works (see report --format).")]
+
+NoStepSummary = Annotated[bool, typer.Option(
+        "--no-step-summary", help="Do not append the markdown summary to the file named by "
+        "GITHUB_STEP_SUMMARY (GitHub Actions sets it; appended by default).")]
+
 BenchUrl = Annotated[str, typer.Argument(metavar="URL",
                                        help="http(s)://host[:port]/path to load.")]
 
@@ -113,8 +122,10 @@ ReportResultFiles = Annotated[list[Path], typer.Argument(
         help="A saved JSON: a run result, a sweep, or a bench --json run. Several files "
         "(a shell glob): the newest is rendered, with a note on stderr.")]
 
-ReportFormat = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT",
-                                        help="md, json, csv, hgrm or html.")]
+ReportFormat = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help=(
+        "md, json, csv, hgrm or html; for CI ingest: bencher (Bencher Metric Format JSON), "
+        "gab-smaller / gab-bigger (github-action-benchmark customSmallerIsBetter / "
+        "customBiggerIsBetter JSON)."))]
 
 ReportOutput = Annotated[Path | None, typer.Option(
         "-o", "--output", metavar="FILE",

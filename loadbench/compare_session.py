@@ -13,7 +13,7 @@ from loadbench.session import console, note
 def compare(files: list[Path], baseline_name: str | None, baselines_dir: Path | None,
             strict: bool, max_regression: str | None, metric: str, stats: bool,
             min_effect: str | None, fail_on_inconclusive: bool, output: Path | None,
-            as_json: bool, junit: Path | None) -> int:
+            as_json: bool, junit: Path | None, step_summary: bool = True) -> int:
     """`loadbench compare`: two results (or one and a saved baseline), run by run."""
     from loadbench.compare import compare_files, parse_tolerance
     from loadbench.comparison import parse_metrics
@@ -55,6 +55,10 @@ def compare(files: list[Path], baseline_name: str | None, baselines_dir: Path | 
         from loadbench.report.junit import comparison_junit
 
         write_atomic(junit, comparison_junit(comparison))
+    if step_summary:
+        from loadbench.session import summary_step
+
+        summary_step(render_markdown(comparison))
     if comparison.has_regression or (fail_on_inconclusive and comparison.inconclusive):
         return EXIT_FAILED
     return EXIT_OK

@@ -182,6 +182,15 @@ def check_run_outputs(name: str, out: Path, report: str, junit: Path | None,
                      directory=True, file_names=("0" * 23 + ".json",))
 
 
+def summary_step(markdown: str) -> None:
+    """Append to GitHub's job summary when GITHUB_STEP_SUMMARY is set; a failure warns."""
+    from loadbench.step_summary import append_step_summary
+
+    problem = append_step_summary(markdown)
+    if problem:
+        say(f"loadbench: warning: {problem}")
+
+
 # ---------------------------------------------------------------- verdicts to exit codes
 
 
@@ -209,8 +218,11 @@ def check_strict(result: Result, strict: bool) -> None:
 
 def run(path: Path, overrides: list[str], duration: str | None, out: Path, report: str,
         quiet: bool, no_progress: bool, fail_on_threshold: bool, junit: Path | None,
-        strict: bool, baseline: str | None) -> int:
-    """`loadbench run`: check everything, run, judge, save, baseline, JUnit, print."""
+        strict: bool, baseline: str | None, export_specs: list[str] | None = None,
+        step_summary: bool = True) -> int:
+    """`loadbench run`: check everything, run, judge, save, baseline, JUnit, exports,
+    print, append the markdown to GitHub's step summary."""
+    from loadbench.exports import parse_exports
     from loadbench.report.console import LiveProgress, print_summary, threshold_failures
     from loadbench.runner import run_scenario
 
@@ -218,6 +230,7 @@ def run(path: Path, overrides: list[str], duration: str | None, out: Path, repor
         raise BadInput(f"--report {report!r}: use md or none")
     loaded = load(path, overrides, duration)
     check_run_outputs(loaded.scenario.name, out, report, junit, baseline)
+    exports = parse_exports(export_specs or [])
     screen = console(quiet)
     sigterm_as_interrupt()
     with LiveProgress(screen, enabled=not no_progress and not quiet) as progress:
@@ -238,10 +251,17 @@ def run(path: Path, overrides: list[str], duration: str | None, out: Path, repor
 
             with output_problem(problems):
                 write_atomic(junit, thresholds_junit(result))
+        for export in exports:
+            with output_problem(problems):
+                export.write(result)
         return paths
 
     result, (json_path, md_path) = save_deferred(result, save)
     print_summary(screen, result)
+    if step_summary:
+        from loadbench.report.markdown import render
+
+        summary_step(render(result))
     if quiet:  # the table is not printed: each failure still reaches stderr
         for line in threshold_failures(result):
             say(f"loadbench: {line}")

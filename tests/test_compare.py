@@ -336,7 +336,7 @@ def test_thresholds_junit():
         "passed": False})
     xml = thresholds_junit(result)
     assert xml.startswith('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="loadbench" '
-                          'tests="2" failures="1" errors="0">')
+                          'tests="2" failures="1" errors="0" time="10.000">')
     suite = ET.fromstring(xml).find("testsuite")
     assert suite.get("name") == "thresholds: gather"
     cases = suite.findall("testcase")

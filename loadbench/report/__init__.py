@@ -15,6 +15,10 @@ REPORTERS = {
     "csv": "loadbench.report.csv:render",
     "hgrm": "loadbench.report.hgrm:render",
     "html": "loadbench.report.html:render",
+    # CI-ingest formats (docs/ci.md): Bencher Metric Format, github-action-benchmark
+    "bencher": "loadbench.report.bencher:render",
+    "gab-smaller": "loadbench.report.gab:render_smaller",
+    "gab-bigger": "loadbench.report.gab:render_bigger",
 }
 
 

@@ -227,6 +227,13 @@ def write_expected(result: Result) -> None:
                            ("html", html)):
         (EXPECTED / f"result_fixed.{suffix}").write_text(module.render(result), encoding="utf-8",
                                                         newline="")
+    from loadbench.report import bencher, gab, junit
+
+    for name, render in (("bencher.json", bencher.render), ("gab-smaller.json", gab.render_smaller),
+                         ("gab-bigger.json", gab.render_bigger),
+                         ("junit.xml", junit.thresholds_junit)):
+        (EXPECTED / f"result_fixed.{name}").write_text(render(result), encoding="utf-8",
+                                                      newline="")
 
 
 def main(argv: list[str]) -> None:
