@@ -158,7 +158,7 @@ def build_run_result(
         verdict=verdict,
         verdict_evidence=evidence,
         loop_lag_ms=loop_lag_ms,
-        endpoints=merge_endpoints([s.endpoints for s in all_ok], duration),
+        endpoints=merge_endpoints([s.endpoints for s in all_ok], _windows(repeats), duration),
         flows=merge_flows([s.flows for s in all_ok]),
     )
 
@@ -209,6 +209,12 @@ def _rps(shards: list[ShardResult]) -> float:
     responses = sum(s.requests - sum(s.errors.get(k, 0) for k in FAILURE_CLASSES)
                     for s in shards)
     return round(responses / duration, 3) if duration else 0.0
+
+
+def _windows(repeats) -> float:
+    """The measuring windows of all repeats, summed (0 without a window: iterations)."""
+    return sum(max((s.window_s or 0.0 for s in shards if isinstance(s, ShardResult)),
+                   default=0.0) for shards, _ in repeats)
 
 
 def _unreachable(shards: list[ShardResult]) -> str | None:

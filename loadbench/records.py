@@ -10,7 +10,13 @@ dicts of ints and encoded histograms, so repeats, processes and Dask workers mer
 
 from __future__ import annotations
 
-from loadbench.stats import HIGHEST_US, latency_summary_ms, merge_encoded, new_histogram
+from loadbench.stats import (
+    FAILURE_CLASSES,
+    HIGHEST_US,
+    latency_summary_ms,
+    merge_encoded,
+    new_histogram,
+)
 
 MAX_MESSAGES = 5  # first failure messages kept per flow
 
@@ -19,7 +25,7 @@ class EndpointRecord:
     """One step name in one shard."""
 
     __slots__ = ("window", "histogram", "requests", "errors", "status_codes",
-                 "checks_failed", "dropped")
+                 "checks_failed", "dropped", "in_window")
 
     def __init__(self, window) -> None:
         self.window = window  # anything with `measure_start` (the shard's LoadState)
@@ -29,14 +35,21 @@ class EndpointRecord:
         self.status_codes: dict[int, int] = {}
         self.checks_failed: dict[str, int] = {}
         self.dropped = 0
+        self.in_window = 0  # responses completed inside the measuring window: what rps counts
 
     def response(self, intended: float, end: float, status: int,
                  failed_checks: list[str] | None = None, expected: bool = False) -> None:
         """A response; its latency counts only if it passed (2xx/3xx, or any status an
-        explicit `status` check accepted (`expected`), and every check)."""
-        if intended < self.window.measure_start:
+        explicit `status` check accepted (`expected`), and every check). The window rules
+        are the shard Recorder's, so rps is counted the same way for a run and its names."""
+        window = self.window
+        if intended < window.measure_start:
+            if window.measure_start <= end <= window.deadline:
+                self.in_window += 1
             return
         self.requests += 1
+        if end <= window.deadline:
+            self.in_window += 1
         codes = self.status_codes
         codes[status] = codes.get(status, 0) + 1
         if status >= 400 and not expected:
@@ -67,6 +80,7 @@ class EndpointRecord:
             "checks_failed": dict(self.checks_failed),
             "histogram": _encode(self.histogram),
             "dropped": self.dropped,
+            "in_window": self.in_window,
         }
 
 
@@ -141,15 +155,22 @@ def _add(into: dict, counts: dict) -> None:
         into[key] = into.get(key, 0) + value
 
 
-def merge_endpoints(parts: list[dict[str, dict]], duration_s: float) -> dict[str, dict]:
-    """Exact merge of exported endpoint records (shards and repeats) into result fields."""
+def merge_endpoints(parts: list[dict[str, dict]], window_s: float,
+                    duration_s: float) -> dict[str, dict]:
+    """Exact merge of exported endpoint records (shards and repeats) into result fields.
+
+    rps follows the run's rule (`merge._rps`): responses completed inside the measuring
+    window over the window (summed over repeats); without a window (iterations), every
+    response over the time the run took."""
     merged: dict[str, dict] = {}
     histograms: dict[str, list[str]] = {}
     for part in parts:
         for name, record in part.items():
             into = merged.setdefault(name, {"requests": 0, "errors": {}, "status_codes": {},
-                                            "checks_failed": {}, "histogram_dropped": 0})
+                                            "checks_failed": {}, "histogram_dropped": 0,
+                                            "in_window": 0})
             into["requests"] += record["requests"]
+            into["in_window"] += record.get("in_window", 0)
             _add(into["errors"], record["errors"])
             _add(into["status_codes"], record["status_codes"])
             _add(into["checks_failed"], record["checks_failed"])
@@ -160,7 +181,13 @@ def merge_endpoints(parts: list[dict[str, dict]], duration_s: float) -> dict[str
         into["status_codes"] = dict(sorted(into["status_codes"].items()))
         into["latency_ms"] = latency_summary_ms(histogram)
         into["histogram"] = _encode(histogram)
-        into["rps"] = round(into["requests"] / duration_s, 3) if duration_s > 0 else 0.0
+        in_window = into.pop("in_window")
+        if window_s > 0:
+            into["rps"] = round(in_window / window_s, 3)
+        else:
+            failures = sum(into["errors"].get(kind, 0) for kind in FAILURE_CLASSES)
+            responses = into["requests"] - failures
+            into["rps"] = round(responses / duration_s, 3) if duration_s > 0 else 0.0
     return merged
 
 

@@ -236,6 +236,7 @@ def _records(plan: LoadPlan, engine, recorder) -> tuple[dict, dict]:
         "checks_failed": {},
         "histogram": _encode(recorder.total),
         "dropped": recorder.dropped,
+        "in_window": recorder.responses_in_window(),
     }}, {}
 
 

@@ -44,6 +44,8 @@ def assert_totals_are_merges(run) -> None:
     merged = sum(decode_histogram(e.histogram).get_total_count()
                  for e in run.endpoints.values())
     assert merged == decode_histogram(run.histogram).get_total_count()
+    # rps is counted by one rule for a run and its names: the endpoints add up to the run
+    assert sum(e.rps for e in run.endpoints.values()) == pytest.approx(run.rps, abs=0.01)
 
 
 @pytest.mark.parametrize("engine", ["fast", "httpx"])
