@@ -307,3 +307,24 @@ def test_validate_reports_a_bad_flow_with_exit_2(tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith(f"loadbench: error: {tmp_path / 'bad.yaml'}:7:")
     assert "unknown name ${item}" in lines[0]
+
+
+def test_flow_step_headers_can_be_secret_and_are_redacted_in_results(target_url):
+    """A flow step's Authorization/Cookie and `{value, secret: true}` headers are sent as
+    written but never stored in the result (as for requests); others stay visible."""
+    from loadbench.result import to_json
+
+    login = {**LOGIN, "headers": {"X-Api-Key": {"value": "key-999", "secret": True}}}
+    item = {**ITEM, "headers": {"Authorization": "Bearer ${token}",
+                                "Cookie": "session=abc123", "X-Trace": "visible"}}
+    scenario = validate_scenario(flow_scenario(
+        target_url, [{"name": "browse", "setup": [login], "steps": [LIST, item]}]))
+    result = run_scenario(scenario)
+    run = result.runs[0]
+    assert run.endpoints["item"].errors == {} and run.endpoints["item"].requests > 0
+    text = to_json(result)
+    assert "key-999" not in text and "abc123" not in text
+    flow = json.loads(text)["scenario"]["config"]["flows"][0]
+    assert flow["setup"][0]["headers"] == {"X-Api-Key": "<redacted>"}
+    assert flow["steps"][1]["headers"] == {"Authorization": "<redacted>",
+                                           "Cookie": "<redacted>", "X-Trace": "visible"}
