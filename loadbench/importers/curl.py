@@ -226,6 +226,9 @@ def convert_curl(command: str, base_dir: Path | None = None) -> Imported:
 
 
 def _add_header(headers: dict[str, str], line: str, notes: list[str]) -> None:
+    if line.lstrip().startswith(":"):
+        notes.append(f"-H {line!r}: an HTTP/2 pseudo-header; left out")
+        return
     name, sep, value = line.partition(":")
     if not sep:
         name, sep, rest = line.partition(";")  # curl: 'Name;' sends an empty header
@@ -236,7 +239,9 @@ def _add_header(headers: dict[str, str], line: str, notes: list[str]) -> None:
         notes.append(f"-H {line!r}: curl removes its own header this way; left out")
         return
     name, value = name.strip(), value.strip()
-    if name.lower() in TRANSPORT_HEADERS or name.startswith(":"):
+    if not name:
+        raise BadInput(f"curl -H {line!r}: the header has no name; write 'Name: value'")
+    if name.lower() in TRANSPORT_HEADERS:
         notes.append(f"-H {name}: left out (the engine writes its own {name})")
         return
     _merge(headers, name, value)
