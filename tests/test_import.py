@@ -286,3 +286,17 @@ def test_each_static_rule_leaves_an_asset_out(url, mime, resource_type):
     assert [s["path"] for s in steps] == ["/api"]
     steps = convert_har(document, include_static=True).scenario["flows"][0]["steps"]
     assert len(steps) == 2
+
+
+def test_the_readme_import_commands_work(repo_root, tmp_path):
+    """The README's `loadbench import` lines run as written (the HAR file: our fixture)."""
+    lines = [line.split("  #")[0] for line in (repo_root / "README.md").read_text().splitlines()
+             if line.startswith("loadbench import ")]
+    assert len(lines) == 3
+    for line in lines:
+        args = [str(HAR) if a == "shop.har" else str(tmp_path / a) if a.endswith(".yaml")
+                else a for a in shlex.split(line)[1:]]
+        result = invoke(*args, "--force")
+        assert result.exit_code == 0, (line, result.output)
+    assert invoke("validate", str(tmp_path / "items.yaml"), str(tmp_path / "shop.yaml")
+                  ).exit_code == 0
