@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -87,6 +87,8 @@ def test_imported_curl_command_validates_and_runs(tmp_path, target_url):
         "headers": {"X-Api-Key": {"value": "k1", "secret": True}, "Accept": "",
                     "User-Agent": "ua/1", "Referer": "http://h/r"}}),
     ("curl --url http://h/u#frag", {"path": "/u"}),
+    ("curl http://ops:p%40ss@h/", {"headers": {"Authorization": {
+        "value": "Basic " + base64.b64encode(b"ops:p@ss").decode(), "secret": True}}}),
     ("curl -H 'Host: other' -H 'Content-Length: 3' -H ':authority: x' http://h/", {
         "headers": {}}),
     ("curl \\\n  -H 'A: 1' \\\n  http://h/", {"headers": {"A": "1"}}),
@@ -123,7 +125,9 @@ def test_curl_data_from_a_file(tmp_path):
     (["curl", "curl -H 'A: 1'"], "give exactly one URL (found 0)"),
     (["curl", "curl http://h/a http://h/b"], "give exactly one URL (found 2"),
     (["curl", "curl 'http://h/a"], "check the quotes"),
-    (["curl", "curl ftp://h/a"], "only http:// and https://"),
+    (["curl", "curl ftp://h/a"], "URL 'ftp://h/a': must start with http:// or https://"),
+    (["curl", "curl 'http://h/a b'"], "has ' ' at position 10: percent-encode it"),
+    (["curl", "curl http://h:99999/"], "the port must be a number from 1 to 65535"),
     (["curl", "curl -X PROPFIND http://h/"], "PROPFIND"),
     (["curl", "curl -H"], "curl option -H needs a value"),
     (["curl", "curl http://h/", "--origin", "h"], "--origin applies to 'import har' only"),
@@ -300,3 +304,72 @@ def test_the_readme_import_commands_work(repo_root, tmp_path):
         assert result.exit_code == 0, (line, result.output)
     assert invoke("validate", str(tmp_path / "items.yaml"), str(tmp_path / "shop.yaml")
                   ).exit_code == 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3),
+    max_leaves=8)
+_URL = st.sampled_from(["https://a.example/x?q=1", "http://a.example:8080/", "data:,x",
+                        "https://u:p@a.example/", "http://a.example:0/", "https://[::1]/p",
+                        "https://a.example/${x}", "https://a.example/img.png"]) | st.text(
+    max_size=20)
+
+
+@st.composite
+def _entries(draw):
+    request = {"method": draw(st.sampled_from(["GET", "POST", "post", "BREW"]) | _JSON),
+               "url": draw(_URL),
+               "headers": draw(st.lists(st.fixed_dictionaries(
+                   {"name": st.text(max_size=8), "value": st.text(max_size=8)}), max_size=3)
+                   | _JSON),
+               "postData": draw(st.fixed_dictionaries(
+                   {"mimeType": st.sampled_from(["application/json", "text/plain", ""]),
+                    "text": st.text(max_size=20) | _JSON}) | _JSON)}
+    return {"pageref": draw(st.sampled_from(["p1", "p2"]) | _JSON),
+            "startedDateTime": draw(_JSON), "request": request,
+            "response": draw(_JSON)}
+
+
+@settings(deadline=None, max_examples=150)
+@given(entries=st.lists(_entries() | _JSON, max_size=6),
+       pages=st.lists(st.fixed_dictionaries({"id": st.sampled_from(["p1", "p2"]) | _JSON,
+                                             "title": st.text(max_size=30) | _JSON}),
+                      max_size=3) | _JSON)
+def test_any_har_shaped_json_imports_or_is_bad_input(entries, pages):
+    """A hand-edited or truncated HAR never crashes the importer: what it writes validates,
+    or the input is refused with a one-line BadInput (exit 2)."""
+    from loadbench.importers import Imported, render
+    from loadbench.importers.har import convert_har
+
+    try:
+        imported: Imported = convert_har({"log": {"entries": entries, "pages": pages}})
+    except BadInput:
+        return
+    text = render(imported, "import har")
+    text.encode("utf-8")
+    from loadbench.scenario import validate_scenario
+
+    validate_scenario(yaml.safe_load(text))
+
+
+_CURL_WORDS = st.sampled_from(["-X", "-H", "-d", "--data-urlencode", "--json", "-u", "-b", "-G",
+                               "-I", "-k", "-m", "-sSL", "-XPOST", "--url", "http://h/a",
+                               "https://h:8443/b?c=d", "a=b", "@x", "X-A: 1", "Cookie;", "--",
+                               "$'\\x41'", "-"]) | st.text(max_size=10)
+
+
+@settings(deadline=None, max_examples=200)
+@given(words=st.lists(_CURL_WORDS, max_size=8), raw=st.text(max_size=40))
+def test_any_curl_line_imports_or_is_bad_input(tmp_path_factory, words, raw):
+    """Whatever is pasted, the importer writes a valid scenario or refuses with BadInput."""
+    from loadbench.importers import render
+    from loadbench.scenario import validate_scenario
+
+    for command in ("curl " + " ".join(shlex.quote(w) for w in words), raw):
+        try:
+            imported = convert_curl(command, tmp_path_factory.getbasetemp())
+        except BadInput:
+            continue
+        validate_scenario(yaml.safe_load(render(imported, "import curl")))

@@ -41,6 +41,12 @@ class Imported:
     scenario: dict[str, Any]
     notes: list[str] = field(default_factory=list)
 
+    def printable_notes(self) -> list[str]:
+        """The notes with recorded control characters escaped: they go to a terminal and
+        into a YAML comment, where either would break."""
+        return ["".join(c if c.isprintable() else repr(c)[1:-1] for c in note)
+                for note in self.notes]
+
 
 def origin_of(url: str) -> tuple[str, str]:
     """`(scheme://host[:port], /path?query)` of an absolute http(s) URL; the default port
@@ -99,7 +105,7 @@ def render(imported: Imported, command: str) -> str:
 
     lines = [f"# Written by `loadbench {command}` (loadbench {__version__}). Edit the target,",
              "# runs and duration; validate with `loadbench validate FILE`."]
-    lines += [f"# note: {note}" for note in imported.notes]
+    lines += [f"# note: {note}" for note in imported.printable_notes()]
     text = yaml.safe_dump(imported.scenario, sort_keys=False, allow_unicode=True, width=1_000,
                           default_flow_style=False)
     return "\n".join(lines) + "\n" + text
@@ -132,7 +138,7 @@ def write_import(kind: str, source: str, output: Path | None = None, force: bool
     _validate(text, str(output) if output is not None else f"<import {kind}>")
     from loadbench.result_io import write_atomic
 
-    for note in imported.notes:
+    for note in imported.printable_notes():
         print(f"loadbench: note: {note}", file=sys.stderr)
     write_atomic(output if output is not None else "-", text)
     if output is not None and str(output) != "-":

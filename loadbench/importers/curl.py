@@ -13,9 +13,10 @@ import base64
 import codecs
 import shlex
 from pathlib import Path
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote, urlsplit, urlunsplit
 
 from loadbench.errors import BadInput
+from loadbench.http_syntax import shown, url_problem
 from loadbench.importers import (
     TRANSPORT_HEADERS,
     Imported,
@@ -168,12 +169,7 @@ def convert_curl(command: str, base_dir: Path | None = None) -> Imported:
             data.append(_data("data-binary", value, base_dir))
             flags.add("json")
         elif option == "user":
-            user, colon, _password = value.partition(":")
-            if not colon:
-                notes.append(f"-u {user}: no password given (curl would ask); an empty one "
-                             "is used")
-            token = base64.b64encode(value.encode("utf-8") + (b"" if colon else b":"))
-            headers["Authorization"] = f"Basic {token.decode()}"
+            headers["Authorization"] = _basic(value, notes)
         elif option == "cookie":
             if "=" not in value:
                 notes.append(f"-b {value}: a cookie file is not read; add a Cookie header")
@@ -192,8 +188,16 @@ def convert_curl(command: str, base_dir: Path | None = None) -> Imported:
     if "://" not in url:
         notes.append(f"{url}: no scheme; http:// assumed, as curl does")
         url = "http://" + url
-    if not url.lower().startswith(("http://", "https://")):
-        raise BadInput(f"curl command: URL {url!r}: only http:// and https:// can be loaded")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise BadInput(f"curl command: URL {shown(url)!r}: {exc}") from None
+    if parts.username is not None:  # curl sends user:password@ as Basic authentication
+        headers.setdefault("Authorization", _basic(unquote(parts.netloc.rpartition("@")[0]),
+                                                   notes))
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    if problem := url_problem(url):
+        raise BadInput(f"curl command: URL {shown(url)!r}: {problem}")
     body = "&".join(data) if data and "json" not in flags else "".join(data) or None
     if "get" in flags and body is not None:
         url += ("&" if "?" in url else "?") + body
@@ -223,6 +227,15 @@ def convert_curl(command: str, base_dir: Path | None = None) -> Imported:
     scenario = skeleton(origin, f"Imported from curl: {method} {origin}{path.partition('?')[0]}",
                         extra)
     return Imported(scenario, notes)
+
+
+def _basic(credentials: str, notes: list[str]) -> str:
+    """`user:password` as a Basic Authorization value (RFC 7617), as curl -u sends it."""
+    user, colon, _password = credentials.partition(":")
+    if not colon:
+        notes.append(f"-u {user}: no password given (curl would ask); an empty one is used")
+    token = base64.b64encode(credentials.encode("utf-8") + (b"" if colon else b":"))
+    return f"Basic {token.decode()}"
 
 
 def _add_header(headers: dict[str, str], line: str, notes: list[str]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from loadbench.errors import BadInput
 from loadbench.flow_models import METHODS
-from loadbench.http_syntax import header_problem
+from loadbench.http_syntax import header_problem, url_problem
 from loadbench.importers import (
     TRANSPORT_HEADERS,
     Imported,
@@ -53,8 +53,9 @@ def read_har(source: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise BadInput(f"{source}:{exc.lineno}: not JSON ({exc.msg}); a HAR file is the JSON "
                        "that a browser's network panel saves") from None
-    entries = document.get("log", {}).get("entries") if isinstance(document, dict) else None
-    if not isinstance(entries, list):
+    except RecursionError:
+        raise BadInput(f"{source}: JSON nested too deeply to be a HAR file") from None
+    if not isinstance(_mapping(_mapping(document).get("log")).get("entries"), list):
         raise BadInput(f"{source}: no log.entries list: not a HAR file (HTTP Archive 1.2)")
     return document
 
@@ -66,19 +67,19 @@ def convert_har(document: dict[str, Any], include_static: bool = False,
     log = document["log"]
     entries = [e for e in log["entries"] if isinstance(e, dict)
                and isinstance(e.get("request"), dict)]
-    loadable = [e for e in entries
-                if str(e["request"].get("url", "")).lower().startswith(("http://", "https://"))]
+    loadable = [e for e in entries if url_problem(str(e["request"].get("url", ""))) is None]
     if len(loadable) < len(entries):
-        notes.append(f"{len(entries) - len(loadable)} entries that are not http(s) URLs "
-                     "(data:, blob:, websockets) left out")
+        notes.append(f"{_count(len(entries) - len(loadable), 'entry', 'entries')} without a "
+                     "loadable http(s) URL (data:, blob:, websockets, credentials in the URL) "
+                     "left out")
     kept = loadable if include_static else [e for e in loadable if not _is_static(e)]
     if len(kept) < len(loadable):
-        notes.append(f"{len(loadable) - len(kept)} static assets (images, css, js, fonts, "
-                     "media) left out; --include-static keeps them")
+        notes.append(f"{_count(len(loadable) - len(kept), 'static asset', 'static assets')} "
+                     "(images, css, js, fonts, media) left out; --include-static keeps them")
     counts = Counter(origin_of(e["request"]["url"])[0] for e in kept)
     if not counts:
-        raise BadInput("HAR: no requests left to load"
-                       + ("" if include_static else " (all static? try --include-static)"))
+        raise BadInput("HAR: no requests left to load: " + "; ".join(
+            notes or [f"{_count(len(entries), 'entry', 'entries')} with a request"]))
     chosen = _choose_origin(counts, origin)
     dropped = {o: n for o, n in counts.items() if o != chosen}
     if dropped:
@@ -88,7 +89,7 @@ def convert_har(document: dict[str, Any], include_static: bool = False,
     kept = [e for e in kept if origin_of(e["request"]["url"])[0] == chosen]
     flows = _flows(log, kept, chosen, notes)
     if not flows:
-        raise BadInput("HAR: no entry of " + chosen + " could be converted (see the notes)")
+        raise BadInput(f"HAR: no entry of {chosen} could be converted: " + "; ".join(notes))
     if any(isinstance(v, dict) for f in flows for s in f["steps"] for v in s["headers"].values()):
         notes.append("recorded credentials (Authorization, cookies, tokens) are replayed as "
                      "they were, marked secret: true; they may have expired: a login step "
@@ -100,7 +101,7 @@ def convert_har(document: dict[str, Any], include_static: bool = False,
 def _choose_origin(counts: Counter, wanted: str | None) -> str:
     if wanted is None:
         return counts.most_common(1)[0][0]
-    wanted = wanted.rstrip("/")
+    wanted = wanted.rstrip("/").lower()
     for candidate in counts:
         if wanted in (candidate, candidate.split("://", 1)[1]):
             return candidate
@@ -110,7 +111,8 @@ def _choose_origin(counts: Counter, wanted: str | None) -> str:
 
 def _is_static(entry: dict[str, Any]) -> bool:
     """An asset by its response type, Chrome's resource type, or the URL's extension."""
-    mime = str(entry.get("response", {}).get("content", {}).get("mimeType", "")).lower()
+    mime = str(_mapping(_mapping(entry.get("response")).get("content")).get("mimeType", ""))
+    mime = mime.lower()
     if mime.startswith(STATIC_TYPES) or entry.get("_resourceType") in STATIC_RESOURCE_TYPES:
         return True
     path = origin_of(entry["request"]["url"])[1].partition("?")[0].lower()
@@ -120,14 +122,13 @@ def _is_static(entry: dict[str, Any]) -> bool:
 def _flows(log: dict[str, Any], entries: list[dict], origin: str,
            notes: list[str]) -> list[dict[str, Any]]:
     """One flow per page in the pages' order; entries without a known page form one more."""
-    pages = sorted((p for p in log.get("pages") or [] if isinstance(p, dict)),
+    pages = sorted((p for p in _items(log.get("pages")) if isinstance(p, dict)),
                    key=lambda p: str(p.get("startedDateTime", "")))
-    page_ids = [p.get("id") for p in pages]
-    groups: dict[Any, list[dict]] = {page_id: [] for page_id in page_ids}
+    groups: dict[str, list[dict]] = {str(p.get("id")): [] for p in pages}
     for entry in entries:
-        key = entry.get("pageref") if entry.get("pageref") in groups else NO_PAGE
-        groups.setdefault(key, []).append(entry)
-    titles = {p.get("id"): _title(p, origin) for p in pages}
+        pageref = str(entry.get("pageref"))
+        groups.setdefault(pageref if pageref in groups else NO_PAGE, []).append(entry)
+    titles = {str(p.get("id")): _title(p, origin) for p in pages}
     steps_of = {key: [s for s in (_step(e, notes) for e in sorted(
         group, key=lambda e: str(e.get("startedDateTime", "")))) if s is not None]
         for key, group in groups.items()}
@@ -136,7 +137,7 @@ def _flows(log: dict[str, Any], entries: list[dict], origin: str,
     for key, steps in steps_of.items():
         if not steps:
             continue
-        name = titles.get(key) or str(key)
+        name = titles.get(key) or key
         if name in step_names:
             name = f"page {name}"
         base, number = name, 2
@@ -156,8 +157,9 @@ def _flows(log: dict[str, Any], entries: list[dict], origin: str,
 def _title(page: dict[str, Any], origin: str) -> str:
     """A page's flow name: its title, or its path when the title is its own URL."""
     title = " ".join(str(page.get("title") or page.get("id") or "page").split())
-    if title.startswith(origin):
+    if title.startswith(origin) and url_problem(title) is None:
         title = "page " + (origin_of(title)[1].partition("?")[0])
+    title = title.encode("utf-8", "replace").decode("utf-8")  # lone surrogates from JSON
     return title.replace("[", "(").replace("]", ")")[:80]
 
 
@@ -170,7 +172,8 @@ def _step(entry: dict[str, Any], notes: list[str]) -> dict[str, Any] | None:
         notes.append(f"{method} {url}: method not supported; left out")
         return None
     headers: dict[str, Any] = {}
-    for header in request.get("headers") or []:
+    for header in _items(request.get("headers")):
+        header = _mapping(header)
         name, value = str(header.get("name", "")), str(header.get("value", ""))
         if name.startswith(":") or name.lower() in TRANSPORT_HEADERS:
             continue
@@ -187,11 +190,30 @@ def _step(entry: dict[str, Any], notes: list[str]) -> dict[str, Any] | None:
     step: dict[str, Any] = {"name": step_name(method, path), "method": method, "path": path,
                             "headers": {k: header_entry(k, v) for k, v in headers.items()}}
     step.update(_body(request.get("postData")))
-    if "${" in json.dumps(step):
+    text = json.dumps(step, ensure_ascii=False)
+    if "${" in text:
         notes.append(f"{step_name(method, path)}: its recorded text has '${{', which a flow "
                      "reads as a placeholder; left out")
         return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        notes.append(f"{step_name(method, path)}: its body is not valid Unicode; left out")
+        return None
     return step
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
+
+
+def _mapping(value: Any) -> dict:
+    """A HAR object, or {} where a (hand-edited, truncated) file has something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _text(value: Any) -> str:
@@ -204,13 +226,15 @@ def _body(post: Any) -> dict[str, Any]:
         return {}
     text = post.get("text")
     mime = str(post.get("mimeType", "")).lower()
-    if text is None and post.get("params") and (
+    if text is None and _items(post.get("params")) and (
             not mime or mime.startswith("application/x-www-form-urlencoded")):
         from urllib.parse import urlencode
 
-        text = urlencode([(p.get("name", ""), p.get("value", "")) for p in post["params"]])
+        text = urlencode([(str(_mapping(p).get("name", "")), str(_mapping(p).get("value", "")))
+                          for p in post["params"]])
     if text is None or text == "":
         return {}
+    text = str(text)
     if "json" in mime:
         try:
             return {"json": json.loads(text)}
