@@ -89,7 +89,8 @@ def test_imported_curl_command_validates_and_runs(tmp_path, target_url):
     ("curl --url http://h/u#frag", {"path": "/u"}),
     ("curl http://ops:p%40ss@h/", {"headers": {"Authorization": {
         "value": "Basic " + base64.b64encode(b"ops:p@ss").decode(), "secret": True}}}),
-    ("curl -H 'Host: other' -H 'Content-Length: 3' -H ':authority: x' http://h/", {
+    ("curl -H 'Host: other' -H 'Content-Length: 3' -H ':authority: x' "
+     "-H 'Accept-Encoding: gzip' http://h/", {
         "headers": {}}),
     ("curl \\\n  -H 'A: 1' \\\n  http://h/", {"headers": {"A": "1"}}),
     ("curl --data-raw $'{\"s\":\"it\\'s\\\\n\"}' http://h/", {"body": '{"s":"it\'s\\n"}'}),
@@ -162,7 +163,7 @@ def test_imported_har_validates_and_runs(tmp_path, target_url):
     path = tmp_path / "shop.yaml"
     result = invoke("import", "har", str(HAR), "-o", str(path))
     assert result.exit_code == 0, result.output
-    assert "5 static assets" in result.stderr
+    assert "5 static assets" in result.stderr and "Accept-Encoding left out" in result.stderr
     assert "left out https://analytics.example.net (1)" in result.stderr
     data = yaml.safe_load(path.read_text())
     assert data["target"] == {"url": "https://shop.example.com"}

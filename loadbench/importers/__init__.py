@@ -29,6 +29,8 @@ TRANSPORT_HEADERS = frozenset({
     "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
     "upgrade", "host", "content-length", "accept-encoding", "http2-settings",
 })
+ENCODING_NOTE = ("Accept-Encoding left out: responses are measured as sent uncompressed; add "
+                 "the header to the scenario to measure compressed transfers")
 # a header whose name has one of these is a credential: written `{value, secret: true}`
 SECRET_WORDS = ("auth", "cookie", "token", "secret", "session", "api-key", "apikey",
                 "csrf", "xsrf", "password", "signature")
@@ -154,5 +156,5 @@ def _validate(text: str, source: str) -> None:
     validate_scenario(yaml.safe_load(text), source=source)
 
 
-__all__ = ["Imported", "header_entry", "is_secret", "origin_of", "render", "scenario_name",
-           "skeleton", "step_name", "write_import"]
+__all__ = ["ENCODING_NOTE", "Imported", "header_entry", "is_secret", "origin_of", "render",
+           "scenario_name", "skeleton", "step_name", "write_import"]

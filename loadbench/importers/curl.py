@@ -18,6 +18,7 @@ from urllib.parse import quote_plus, unquote, urlsplit, urlunsplit
 from loadbench.errors import BadInput
 from loadbench.http_syntax import shown, url_problem
 from loadbench.importers import (
+    ENCODING_NOTE,
     TRANSPORT_HEADERS,
     Imported,
     header_entry,
@@ -210,8 +211,8 @@ def convert_curl(command: str, base_dir: Path | None = None) -> Imported:
     elif body is not None and not any(k.lower() == "content-type" for k in headers):
         headers["Content-Type"] = "application/x-www-form-urlencoded"  # as curl -d sends
     if "compressed" in flags:
-        notes.append("--compressed ignored: loadbench measures responses as the server sends "
-                     "them; add an Accept-Encoding header to ask for compression")
+        notes.append("--compressed ignored: responses are measured as sent uncompressed; add "
+                     "an Accept-Encoding header to the scenario to measure compressed transfers")
     if "location" in flags:
         notes.append("-L noted: redirects are not followed; a 3xx response is measured as "
                      "it arrives")
@@ -254,6 +255,9 @@ def _add_header(headers: dict[str, str], line: str, notes: list[str]) -> None:
     name, value = name.strip(), value.strip()
     if not name:
         raise BadInput(f"curl -H {line!r}: the header has no name; write 'Name: value'")
+    if name.lower() == "accept-encoding":
+        notes.append(f"-H {name}: {ENCODING_NOTE}")
+        return
     if name.lower() in TRANSPORT_HEADERS:
         notes.append(f"-H {name}: left out (the engine writes its own {name})")
         return

@@ -19,6 +19,7 @@ from loadbench.errors import BadInput
 from loadbench.flow_models import METHODS
 from loadbench.http_syntax import header_problem, url_problem
 from loadbench.importers import (
+    ENCODING_NOTE,
     TRANSPORT_HEADERS,
     Imported,
     header_entry,
@@ -175,6 +176,8 @@ def _step(entry: dict[str, Any], notes: list[str]) -> dict[str, Any] | None:
     for header in _items(request.get("headers")):
         header = _mapping(header)
         name, value = str(header.get("name", "")), str(header.get("value", ""))
+        if name.lower() == "accept-encoding" and ENCODING_NOTE not in notes:
+            notes.append(ENCODING_NOTE)
         if name.startswith(":") or name.lower() in TRANSPORT_HEADERS:
             continue
         if header_problem(name, value):
