@@ -320,6 +320,15 @@ def schema(
     typer.echo(json.dumps(scenario_schema(), indent=2))
 
 
+@app.command("import", help=opt.IMPORT_HELP)
+@_errors_to_exit
+def import_(kind: opt.ImportKind, source: opt.ImportSource, output: opt.ImportOutput = None,
+            force: opt.ImportForce = False, include_static: opt.ImportStatic = False,
+            origin: opt.ImportOrigin = None) -> None:
+    from loadbench.importers import write_import
+    write_import(kind, source, output, force, include_static, origin)
+
+
 OPTIONAL_VALUE_OPTIONS = {"--save-baseline": "default"}
 
 

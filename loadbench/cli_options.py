@@ -280,3 +280,27 @@ TargetHost = Annotated[str, typer.Option(metavar="ADDRESS", help="Bind address."
 TargetWorkers = Annotated[int, typer.Option(min=1, metavar="N", help="Worker processes.")]
 
 TargetLoop = Annotated[str, typer.Option(metavar="LOOP", help="uvloop or asyncio.")]
+
+IMPORT_HELP = ("Write a scenario from a curl command or a HAR file: `import curl '<curl "
+               "command>'` (one request) or `import har FILE` (one flow per page, static "
+               "assets and other origins left out). The scenario is validated before it is "
+               "written; notes go to stderr.")
+
+ImportKind = Annotated[str, typer.Argument(metavar="curl|har", help="What SOURCE is.")]
+
+ImportSource = Annotated[str, typer.Argument(
+        metavar="SOURCE", help="The curl command line, quoted as one argument, or the HAR "
+        "file ('-': read standard input).")]
+
+ImportOutput = Annotated[Path | None, typer.Option(
+        "-o", "--output", metavar="FILE",
+        help="Write the scenario to FILE (default: standard output).")]
+
+ImportForce = Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")]
+
+ImportStatic = Annotated[bool, typer.Option(
+        "--include-static", help="har: keep images, css, js, fonts and media.")]
+
+ImportOrigin = Annotated[str | None, typer.Option(
+        metavar="ORIGIN", help="har: the origin to load, e.g. https://shop.example.com "
+        "(default: the most frequent one; the others are left out).")]

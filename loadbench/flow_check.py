@@ -13,7 +13,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from loadbench.flow_models import FlowSpec, StepSpec
+from loadbench.flow_models import FlowSpec, StepSpec, header_text
 
 BUILTINS = ("user", "iteration")
 
@@ -93,7 +93,7 @@ def check_flows(flows: list[FlowSpec], data: dict, variables: dict, base_dir: st
 
 def _texts(step: StepSpec) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = [("path", step.path)]
-    out.extend((f"headers.{k}", v) for k, v in step.headers.items())
+    out.extend((f"headers.{k}", header_text(v)) for k, v in step.headers.items())
     if step.json_ is not None:
         out.append(("json", step.json_))
     if step.body is not None:

@@ -23,6 +23,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class HeaderValue(_Model):
+    """A header value that can be marked secret, so results and reports never store it."""
+
+    value: str
+    secret: bool = False
+
+
+def header_text(item: str | HeaderValue) -> str:
+    """The value sent on the wire, whether written plainly or as `{value, secret}`."""
+    return item.value if isinstance(item, HeaderValue) else item
+
+
 class CheckSpec(_Model):
     """What a response must satisfy; a failed check is an error of class `check`."""
 
@@ -78,7 +90,7 @@ class StepSpec(_Model):
     name: str | None = None
     method: str = "GET"
     path: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str | HeaderValue] = Field(default_factory=dict)
     json_: Any = Field(None, alias="json")
     body: str | None = None
     check: CheckSpec | None = None
@@ -100,10 +112,10 @@ class StepSpec(_Model):
 
     @field_validator("headers")
     @classmethod
-    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, text in value.items():
+    def _headers(cls, value: dict[str, str | HeaderValue]) -> dict[str, str | HeaderValue]:
+        for name, item in value.items():
             # placeholders are checked by flow_check; the rest must be a valid header
-            problem = header_problem(name, _PLACEHOLDER.sub("x", text))
+            problem = header_problem(name, _PLACEHOLDER.sub("x", header_text(item)))
             if problem:
                 raise ValueError(problem)
         return value
@@ -182,4 +194,5 @@ class DataSpec(_Model):
     on_exhausted: Literal["stop", "cycle"] | None = None
 
 
-__all__ = ["CaptureSpec", "CheckSpec", "DataSpec", "FlowSpec", "StepSpec", "parse_think"]
+__all__ = ["CaptureSpec", "CheckSpec", "DataSpec", "FlowSpec", "HeaderValue", "StepSpec",
+           "header_text", "parse_think"]

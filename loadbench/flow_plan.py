@@ -15,7 +15,7 @@ from typing import Any
 
 from loadbench.checks import Capture, CheckSet, compile_captures, compile_checks
 from loadbench.data import DataSource
-from loadbench.flow_models import FlowSpec, StepSpec, parse_think
+from loadbench.flow_models import FlowSpec, StepSpec, header_text, parse_think
 from loadbench.load import RequestTemplate
 from loadbench.templates import compile_json, compile_template
 
@@ -71,7 +71,7 @@ def _step(spec: StepSpec, base_url: str) -> StepPlan:
     if spec.think is not None:
         return StepPlan(name="think", think=parse_think(spec.think))
     body: Any = None
-    headers = dict(spec.headers)
+    headers = {k: header_text(v) for k, v in spec.headers.items()}
     json_body = False
     if spec.json_ is not None:
         body = compile_json(spec.json_)

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from loadbench.errors import ScenarioError
-from loadbench.flow_models import DataSpec, FlowSpec
+from loadbench.flow_models import DataSpec, FlowSpec, HeaderValue, header_text
 from loadbench.http_syntax import header_problem, shown, url_problem
 from loadbench.units import (
     DURATION_PATTERN,
@@ -130,13 +130,6 @@ SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"}
 REDACTED = "<redacted>"
 
 
-class HeaderValue(_Model):
-    """A header value that can be marked secret, so results and reports never store it."""
-
-    value: str
-    secret: bool = False
-
-
 class RequestSpec(_Model):
     name: str = "request"
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
@@ -189,13 +182,18 @@ class RequestSpec(_Model):
         return [(k, v.value if isinstance(v, HeaderValue) else v) for k, v in self.headers.items()]
 
     def redacted_headers(self) -> dict[str, str]:
-        """Headers as stored: Authorization, Cookie, Proxy-Authorization and secret ones hidden."""
-        return {
-            k: REDACTED if (k.lower() in SENSITIVE_HEADERS
-                            or (isinstance(v, HeaderValue) and v.secret))
-            else (v.value if isinstance(v, HeaderValue) else v)
-            for k, v in self.headers.items()
-        }
+        return redacted_headers(self.headers)
+
+
+def redacted_headers(headers: dict[str, str | HeaderValue]) -> dict[str, str]:
+    """Headers as stored (requests and flow steps alike): Authorization, Cookie,
+    Proxy-Authorization and secret ones hidden."""
+    return {
+        k: REDACTED if (k.lower() in SENSITIVE_HEADERS
+                        or (isinstance(v, HeaderValue) and v.secret))
+        else header_text(v)
+        for k, v in headers.items()
+    }
 
 
 class Stage(_Model):
@@ -359,6 +357,10 @@ def redacted_config(scenario: Scenario) -> dict:
     for run_out, run in zip(config["runs"], scenario.runs, strict=True):
         if run.requests:
             scrub(run_out["requests"], run.requests)
+    for flow_out, flow in zip(config["flows"], scenario.flows, strict=True):
+        for part in ("setup", "steps"):
+            for step_out, step in zip(flow_out[part], getattr(flow, part), strict=True):
+                step_out["headers"] = redacted_headers(step.headers)
     return config
 
 

@@ -363,3 +363,24 @@ def test_validate_reads_the_whole_data_file(tmp_path):
         {"name": "s", "path": "/x/${d.a}"}]}], data={"d": {"file": str(tmp_path / "bad.csv")}})
     with pytest.raises(ScenarioError, match="line 3"):
         validate_scenario(doc)
+
+
+def test_flow_step_headers_can_be_secret_and_are_redacted_in_results(target_url):
+    """A flow step's Authorization/Cookie and `{value, secret: true}` headers are sent as
+    written but never stored in the result (as for requests); others stay visible."""
+    from loadbench.result import to_json
+
+    login = {**LOGIN, "headers": {"X-Api-Key": {"value": "key-999", "secret": True}}}
+    item = {**ITEM, "headers": {"Authorization": "Bearer ${token}",
+                                "Cookie": "session=abc123", "X-Trace": "visible"}}
+    scenario = validate_scenario(flow_scenario(
+        target_url, [{"name": "browse", "setup": [login], "steps": [LIST, item]}]))
+    result = run_scenario(scenario)
+    run = result.runs[0]
+    assert run.endpoints["item"].errors == {} and run.endpoints["item"].requests > 0
+    text = to_json(result)
+    assert "key-999" not in text and "abc123" not in text
+    flow = json.loads(text)["scenario"]["config"]["flows"][0]
+    assert flow["setup"][0]["headers"] == {"X-Api-Key": "<redacted>"}
+    assert flow["steps"][1]["headers"] == {"Authorization": "<redacted>",
+                                           "Cookie": "<redacted>", "X-Trace": "visible"}

@@ -26,7 +26,7 @@ NOT_AT_START = (
     "loadbench.result_io",  # nothing saved without --out/--save
     "loadbench.engines.httpx_engine",
     "loadbench.executors.processes", "loadbench.executors.dask",
-    "loadbench.sweep", "loadbench.compare", "loadbench.compare_bootstrap",
+    "loadbench.sweep", "loadbench.compare", "loadbench.compare_bootstrap", "loadbench.importers",
     "loadbench.report.html", "loadbench.report.markdown", "loadbench.report.svg",
 )
 
