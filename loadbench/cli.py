@@ -72,35 +72,15 @@ def _errors_to_exit(func):
             summary = str(exc).replace("\r", "\\r").replace("\n", "\\n")
             if len(summary) > 300:  # the whole message is in the log
                 summary = summary[:300] + "..."
-            log = _write_crash_log()
+            from loadbench.crash_log import write_crash_log
+
+            log = write_crash_log()
             where = f"traceback in {log}" if log else "no log file could be written"
             typer.echo(f"loadbench: internal error: {type(exc).__name__}: {summary}; {where}",
                        err=True)
             raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper
-
-
-def _write_crash_log() -> Path | None:
-    """Save the current exception's traceback under $XDG_CACHE_HOME/loadbench (default
-    ~/.cache/loadbench), else the temp directory; None if neither is writable."""
-    import os
-    import tempfile
-    import time
-    import traceback
-
-    text = (f"loadbench {__version__}\nargv: {sys.argv!r}\n\n" + traceback.format_exc())
-    name = f"crash-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}.log"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "loadbench"
-    for folder in (cache, Path(tempfile.gettempdir())):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / name
-            path.write_text(text, encoding="utf-8")
-            return path
-        except OSError:
-            continue
-    return None
 
 
 def _version(value: bool) -> None:
