@@ -67,6 +67,12 @@ class FlowProgram:
     extra: dict = field(default_factory=dict)
 
 
+def _text(text: str) -> Any:
+    """A template, or its text when it has no placeholder (sent as is, nothing rendered)."""
+    template = compile_template(text)
+    return template.source if template.constant else template
+
+
 def _step(spec: StepSpec, base_url: str) -> StepPlan:
     if spec.think is not None:
         return StepPlan(name="think", think=parse_think(spec.think))
@@ -76,16 +82,19 @@ def _step(spec: StepSpec, base_url: str) -> StepPlan:
     if spec.json_ is not None:
         body = compile_json(spec.json_)
         json_body = True
+        if body.constant:  # encoded once
+            body = json_bytes(body.render(None))
         if not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = "application/json"
     elif spec.body is not None:
-        body = compile_template(spec.body)
+        body = _text(spec.body)
+        body = body.encode() if isinstance(body, str) else body
     check = spec.check.as_dict() if spec.check is not None else None
     return StepPlan(
         name=spec.step_name,
         method=spec.method,
-        target=compile_template(spec.path),
-        headers=tuple((k, compile_template(v)) for k, v in headers.items()),
+        target=_text(spec.path),
+        headers=tuple((k, _text(v)) for k, v in headers.items()),
         body=body,
         json_body=json_body,
         checks=compile_checks(check),

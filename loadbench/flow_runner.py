@@ -66,9 +66,8 @@ class StepFailed(Exception):
 
 
 def _render(value: Any, ctx: Context) -> Any:
-    if value is None or isinstance(value, str | bytes):
-        return value
-    return value.render(ctx)
+    """A compiled template's text; a constant (str) is sent as is."""
+    return value if type(value) is str else value.render(ctx)
 
 
 class FlowShard:
@@ -376,7 +375,7 @@ class _User:
 
     def _keep_cookies(self, response: Response) -> None:
         for name, value in response.headers:
-            if name.lower() != "set-cookie":
+            if len(name) != 10 or name.lower() != "set-cookie":  # the length check is free
                 continue
             jar = SimpleCookie()
             try:

@@ -214,9 +214,13 @@ class Recorder:
         """A flow's later step: counted like any response, but not a schedule slot, so it
         stays out of the schedule-lag and service-time histograms (only the step that took
         the slot measures how late the schedule ran)."""
+        count = self.passed if expected else self.record
+        if self.lag is None:  # closed loop: nothing to keep out
+            count(intended, sent, end, status, nbytes)
+            return
         lag, self.lag = self.lag, None
         try:
-            (self.passed if expected else self.record)(intended, sent, end, status, nbytes)
+            count(intended, sent, end, status, nbytes)
         finally:
             self.lag = lag
 
