@@ -374,8 +374,10 @@ class _User:
         return response
 
     def _keep_cookies(self, response: Response) -> None:
+        if not response.has_header(b"set-cookie"):  # most responses: nothing decoded
+            return
         for name, value in response.headers:
-            if len(name) != 10 or name.lower() != "set-cookie":  # the length check is free
+            if name.lower() != "set-cookie":
                 continue
             jar = SimpleCookie()
             try:

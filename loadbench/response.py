@@ -26,13 +26,17 @@ class _NotJson:
 class Response:
     """What checks, captures and Python flows see of one HTTP response."""
 
-    __slots__ = ("status", "headers", "body", "_json", "elapsed_ms", "nbytes")
+    __slots__ = ("status", "_headers", "_raw", "body", "_json", "elapsed_ms", "nbytes")
 
     def __init__(self, status: int, headers: list[tuple[str, str]] | None = None,
                  body: bytes = b"", elapsed_ms: float | None = None,
-                 nbytes: int | None = None) -> None:
+                 nbytes: int | None = None,
+                 raw_headers: list[tuple[bytes, bytes]] | None = None) -> None:
         self.status = status
-        self.headers: list[tuple[str, str]] = [] if headers is None else headers
+        self._headers: list[tuple[str, str]] = [] if headers is None else headers
+        # an engine may hand the headers over as read (bytes): decoded on first use only,
+        # since most steps never look at them (~2 us a response on the flow hot path)
+        self._raw = raw_headers
         self.body = body  # b"" when the step needed no body
         self._json: Any = _NOT_PARSED
         self.elapsed_ms = elapsed_ms
@@ -45,6 +49,24 @@ class Response:
         # the parse cache holds a process-local sentinel: a copy parses again
         return (Response, (self.status, self.headers, self.body, self.elapsed_ms,
                            self.nbytes))
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """(name, value) pairs as received, names as the server wrote them."""
+        raw = self._raw
+        if raw is not None:
+            self._headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+            self._raw = None
+        return self._headers
+
+    def has_header(self, name: bytes) -> bool:
+        """Whether a header called `name` (lower-case bytes) came, without decoding any."""
+        raw = self._raw
+        if raw is None:
+            wanted = name.decode("latin-1")
+            return any(key.lower() == wanted for key, _ in self._headers)
+        size = len(name)
+        return any(len(key) == size and key.lower() == name for key, _ in raw)
 
     def header(self, name: str) -> str | None:
         """The first header called `name`, any case (HTTP names are case-insensitive)."""

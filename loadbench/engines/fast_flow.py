@@ -41,7 +41,7 @@ class _Connection(asyncio.Protocol):
         self._reset()
 
     def _reset(self) -> None:
-        self.headers: list[tuple[str, str]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # as read: Response decodes on use
         self.body: list[bytes] = []
         self.nbytes = 0
         self.got_headers = False
@@ -52,7 +52,8 @@ class _Connection(asyncio.Protocol):
         """Get ready for the next response; the returned future gets it (None: closed
         before answering)."""
         self._reset()
-        self.parser = HttpResponseParser(self)
+        if head_only or self.head_only:  # llhttp cannot be told a response was to HEAD
+            self.parser = HttpResponseParser(self)  # (else one parser serves keep-alive)
         self.head_only = head_only
         self.want_body = want_body
         self.deadline = deadline
@@ -76,8 +77,8 @@ class _Connection(asyncio.Protocol):
         closes mid-response, so no header is inspected on the hot path)."""
         for name, value in self.headers:
             lower = name.lower()
-            if lower == "content-length" or (lower == "transfer-encoding"
-                                             and "chunked" in value.lower()):
+            if lower == b"content-length" or (lower == b"transfer-encoding"
+                                              and b"chunked" in value.lower()):
                 return True
         return False
 
@@ -112,7 +113,7 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         if self.parser.get_status_code() < 200:  # an interim 1xx: wait for the real one
@@ -134,8 +135,9 @@ class _Connection(asyncio.Protocol):
     def _complete(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(Response(self.parser.get_status_code(), self.headers,
-                                       b"".join(self.body), nbytes=self.nbytes))
+            waiter.set_result(Response(self.parser.get_status_code(), None,
+                                       b"".join(self.body), nbytes=self.nbytes,
+                                       raw_headers=self.headers))
             if not self.parser.should_keep_alive() and self.transport is not None:
                 self.transport.close()
 
