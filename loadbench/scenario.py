@@ -12,8 +12,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     ValidationError,
     WithJsonSchema,
     field_serializer,
@@ -231,6 +233,34 @@ class RunSpec(_Model):
         return self
 
 
+class ThresholdSpec(_Model):
+    """A threshold with options; `abort: true` checks it on every live one-second window
+    and stops the run once it has failed in every window of `for` (0: the first)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
+    expr: str = Field(min_length=1)
+    abort: bool = False
+    for_: Duration = Field(0.0, alias="for")
+
+    @model_validator(mode="after")
+    def _live(self) -> ThresholdSpec:
+        if self.for_ and not self.abort:
+            raise ValueError("'for' applies to abort thresholds only: add 'abort: true'")
+        if self.abort:  # only then: the threshold language is not needed to load a scenario
+            from loadbench.thresholds import abort_problem
+
+            if problem := abort_problem(self.expr):
+                raise ValueError(problem)
+        return self
+
+
+# a string, or an object: errors then name the object's fields, not "should be a string"
+Threshold = Annotated[
+    Annotated[str, Tag("text")] | Annotated[ThresholdSpec, Tag("object")],
+    Discriminator(lambda value: "object" if isinstance(value, dict | ThresholdSpec) else "text")]
+
+
 class Scenario(_Model):
     """A validated, frozen scenario: the only input a run accepts."""
 
@@ -261,7 +291,7 @@ class Scenario(_Model):
     http2: bool = False
     verify_tls: bool = True
     repeat: int = Field(1, ge=1, le=100)
-    thresholds: list[str] = Field(default_factory=list)
+    thresholds: list[Threshold] = Field(default_factory=list)
     executor: str = Field(
         "local", description="where the shards run: local (this machine), dask-local (a Dask "
         "LocalCluster here), dask ($DASK_SCHEDULER_ADDRESS, else dask-local) or "

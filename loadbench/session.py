@@ -87,8 +87,8 @@ def judge(loaded: Loaded, result: Result) -> Result:
         return result
     outcomes = [outcome for threshold in loaded.thresholds
                 for outcome in threshold.evaluate(result.runs)]
-    return result.model_copy(update={"thresholds": outcomes,
-                                     "passed": all(o.passed for o in outcomes)})
+    passed = all(o.passed for o in outcomes) and result.aborted is None
+    return result.model_copy(update={"thresholds": outcomes, "passed": passed})
 
 
 # ---------------------------------------------------------------- signals and saving
@@ -252,6 +252,11 @@ def run(path: Path, overrides: list[str], duration: str | None, out: Path, repor
     if problems:
         return EXIT_BAD_INPUT
     check_reached(result, f"; result saved to {json_path}")
+    if result.aborted is not None:  # a gate that stopped the run: fails whatever the flags
+        from loadbench.live import abort_message
+
+        say(f"loadbench: {abort_message(result.aborted)}")
+        return EXIT_FAILED
     if not result.passed and fail_on_threshold:
         return EXIT_FAILED
     check_strict(result, strict)

@@ -146,6 +146,8 @@ class Tick:
     width_s: float = 1.0  # the last window of a run is partial: its real span
     failures: int = 0  # errors that got no response (connect, timeout, read)
     partial: bool = False  # a live peek at the second so far: for the live view only
+    error_classes: dict[str, int] | None = None  # this second's errors by class
+    endpoints: dict[str, dict] | None = None  # flow runner: this second per step name
 
 
 class Recorder:
@@ -176,6 +178,7 @@ class Recorder:
         self._interval_errors = 0
         self._interval_failures = 0
         self._interval_bytes = 0
+        self._errors_ticked: dict[str, int] = {}  # `errors` at the last tick
         self._second = 0
 
     def record(self, intended: float, sent: float, end: float, status: int, nbytes: int) -> None:
@@ -289,12 +292,22 @@ class Recorder:
             histogram=self.interval.encode().decode() if self.interval.get_total_count() else "",
             width_s=width_s,
             failures=self._interval_failures,
+            error_classes=self._error_classes(),
         )
         self.interval.reset()
         self._interval_requests = self._interval_errors = self._interval_bytes = 0
         self._interval_failures = 0
         self._second += 1
         return tick
+
+    def _error_classes(self) -> dict[str, int]:
+        """Errors by class since the last tick: a diff of the totals once a second, so the
+        hot path counts nothing twice."""
+        before = self._errors_ticked
+        delta = {kind: count - before.get(kind, 0) for kind, count in self.errors.items()
+                 if count != before.get(kind, 0)}
+        self._errors_ticked = dict(self.errors)
+        return delta
 
     def peek(self, width_s: float) -> Tick:
         """The current second so far (counts only), so the live view moves before the
