@@ -132,13 +132,16 @@ def run(
     strict: opt.RunStrict = False,
     save_baseline: opt.RunSaveBaseline = None,
     executor: opt.RunExecutor = None,
+    metrics_port: opt.MetricsPort = None,
+    metrics_host: opt.MetricsHost = "127.0.0.1",
 ) -> None:
     """Run a scenario file and save its result under results/."""
     from loadbench import session
 
     overrides = [*(set_ or []), *([f"executor={executor}"] if executor else [])]
     raise typer.Exit(session.run(scenario, overrides, duration, out, report, quiet, no_progress,
-                                 fail_on_threshold, junit, strict, save_baseline))
+                                 fail_on_threshold, junit, strict, save_baseline,
+                                 metrics=(metrics_port, metrics_host)))
 
 
 @app.command()
@@ -164,6 +167,8 @@ def bench(
     no_progress: opt.BenchNoProgress = False,
     strict: opt.BenchStrict = False,
     executor: opt.BenchExecutor = "local",
+    metrics_port: opt.MetricsPort = None,
+    metrics_host: opt.MetricsHost = "127.0.0.1",
 ) -> None:
     """Load one URL without a scenario file (like wrk)."""
     from loadbench import session
@@ -173,7 +178,7 @@ def bench(
         max_body_size=max_body_size, connections=connections, duration=duration,
         requests=requests, rate=rate, client=client, processes=processes, engine=engine,
         timeout=timeout, method=method, headers=header or [], body=body, warmup=warmup,
-        verify_tls=not insecure, executor=executor))
+        verify_tls=not insecure, executor=executor, metrics=(metrics_port, metrics_host)))
 
 
 @app.command()

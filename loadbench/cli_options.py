@@ -45,6 +45,15 @@ RunExecutor = Annotated[str | None, typer.Option(
         "--executor", metavar="EXECUTOR",
         help=EXECUTOR_HELP + " Overrides the scenario's executor (default local).")]
 
+MetricsPort = Annotated[int | None, typer.Option(
+        "--metrics-port", min=1, max=65535, metavar="PORT", help=(
+            "Serve Prometheus metrics of the live one-second windows on PORT while the run "
+            "goes (docs/observability.md); needs pip install 'loadbench[metrics]'."))]
+
+MetricsHost = Annotated[str, typer.Option(
+        "--metrics-host", metavar="ADDRESS",
+        help="Address --metrics-port listens on (default loopback only).")]
+
 BenchUrl = Annotated[str, typer.Argument(metavar="URL",
                                        help="http(s)://host[:port]/path to load.")]
 

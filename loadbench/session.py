@@ -207,9 +207,21 @@ def check_strict(result: Result, strict: bool) -> None:
 # ---------------------------------------------------------------- commands
 
 
+def live_observers(metrics: tuple[int | None, str]) -> contextlib.AbstractContextManager:
+    """The live window observers `--metrics-port` asks for (none without it), listening
+    before any load is sent (a port in use: exit 2)."""
+    port, host = metrics
+    if port is None:
+        return contextlib.nullcontext([])
+    from loadbench.live_metrics import serving
+
+    return serving(port, host)
+
+
 def run(path: Path, overrides: list[str], duration: str | None, out: Path, report: str,
         quiet: bool, no_progress: bool, fail_on_threshold: bool, junit: Path | None,
-        strict: bool, baseline: str | None) -> int:
+        strict: bool, baseline: str | None, metrics: tuple[int | None, str] = (None, "")
+        ) -> int:
     """`loadbench run`: check everything, run, judge, save, baseline, JUnit, print."""
     from loadbench.report.console import LiveProgress, print_summary, threshold_failures
     from loadbench.runner import run_scenario
@@ -220,8 +232,10 @@ def run(path: Path, overrides: list[str], duration: str | None, out: Path, repor
     check_run_outputs(loaded.scenario.name, out, report, junit, baseline)
     screen = console(quiet)
     sigterm_as_interrupt()
-    with LiveProgress(screen, enabled=not no_progress and not quiet) as progress:
-        result = judge(loaded, run_scenario(loaded.scenario, loaded.sha256, progress))
+    with live_observers(metrics) as observers, \
+            LiveProgress(screen, enabled=not no_progress and not quiet) as progress:
+        result = judge(loaded, run_scenario(loaded.scenario, loaded.sha256, progress,
+                                            observers=observers))
     problems: list[str] = []
 
     def save(result: Result, received: list[int]) -> tuple[Path, Path | None]:
@@ -264,7 +278,8 @@ def run(path: Path, overrides: list[str], duration: str | None, out: Path, repor
 
 
 def bench(url: str, out: Path | None, as_json: bool, no_progress: bool, strict: bool,
-          max_body_size: str, **options: Any) -> int:
+          max_body_size: str, metrics: tuple[int | None, str] = (None, ""),
+          **options: Any) -> int:
     """`loadbench bench`: the one-URL scenario (`options`: bench_scenario's) run, printed
     (or one JSON run), saved to `out` when given."""
     from loadbench.runner import run_scenario
@@ -282,15 +297,16 @@ def bench(url: str, out: Path | None, as_json: bool, no_progress: bool, strict: 
     scenario = bench_scenario(url, max_body_size=body_limit, **options)
     screen = console(quiet=as_json)
     sigterm_as_interrupt()
-    if as_json:
-        from loadbench.runner import NullProgress
+    with live_observers(metrics) as observers:
+        if as_json:
+            from loadbench.runner import NullProgress
 
-        result = run_scenario(scenario, "", NullProgress())
-    else:
-        from loadbench.report.console import LiveProgress
+            result = run_scenario(scenario, "", NullProgress(), observers=observers)
+        else:
+            from loadbench.report.console import LiveProgress
 
-        with LiveProgress(console(stderr=True), enabled=not no_progress) as progress:
-            result = run_scenario(scenario, "", progress)
+            with LiveProgress(console(stderr=True), enabled=not no_progress) as progress:
+                result = run_scenario(scenario, "", progress, observers=observers)
     problems: list[str] = []
     if out is not None:
         from loadbench.result import to_json
