@@ -211,3 +211,24 @@ def test_a_transient_failure_shorter_than_for_never_aborts(tmp_path):
     assert data["aborted"] is None and data["passed"]
     assert data["runs"][0]["errors"]["status_5xx"] > 0
     assert data["runs"][0]["duration_s"] >= 3.9
+
+
+@pytest.mark.timeout(120)
+def test_the_abort_reaches_dask_workers(tmp_path):
+    """Two shards on a loopback Dask cluster: both stop at the abort and report."""
+    pytest.importorskip("distributed")
+    out = tmp_path / "out"
+    with TurningServer(bad_from=1.0) as server:
+        path = scenario_file(tmp_path, server.url,
+                             '{expr: "gather.error_rate < 5%", abort: true, for: 1s}',
+                             "multiprocess")
+        result = runner.invoke(app, ["run", path, "--out", str(out), "--no-progress",
+                                     "--report", "none", "--executor", "dask-local"])
+    assert result.exit_code == 1, result.output
+    data = saved(out)
+    assert data["aborted"]["run"] == "gather"
+    run = data["runs"][0]
+    assert run["executor"] == "dask-local"
+    assert run["duration_s"] < 1.0 + 1.0 + 2.0 + SLACK_S, run["duration_s"]
+    assert len(run["shards"]) == 2
+    assert all(not shard["failed"] and shard["worker"] for shard in run["shards"])
