@@ -134,6 +134,7 @@ def run(
     executor: opt.RunExecutor = None,
     metrics_port: opt.MetricsPort = None,
     metrics_host: opt.MetricsHost = "127.0.0.1",
+    otlp: opt.Otlp = None,
 ) -> None:
     """Run a scenario file and save its result under results/."""
     from loadbench import session
@@ -141,7 +142,7 @@ def run(
     overrides = [*(set_ or []), *([f"executor={executor}"] if executor else [])]
     raise typer.Exit(session.run(scenario, overrides, duration, out, report, quiet, no_progress,
                                  fail_on_threshold, junit, strict, save_baseline,
-                                 metrics=(metrics_port, metrics_host)))
+                                 metrics=(metrics_port, metrics_host, otlp)))
 
 
 @app.command()
@@ -169,6 +170,7 @@ def bench(
     executor: opt.BenchExecutor = "local",
     metrics_port: opt.MetricsPort = None,
     metrics_host: opt.MetricsHost = "127.0.0.1",
+    otlp: opt.Otlp = None,
 ) -> None:
     """Load one URL without a scenario file (like wrk)."""
     from loadbench import session
@@ -178,7 +180,7 @@ def bench(
         max_body_size=max_body_size, connections=connections, duration=duration,
         requests=requests, rate=rate, client=client, processes=processes, engine=engine,
         timeout=timeout, method=method, headers=header or [], body=body, warmup=warmup,
-        verify_tls=not insecure, executor=executor, metrics=(metrics_port, metrics_host)))
+        verify_tls=not insecure, executor=executor, metrics=(metrics_port, metrics_host, otlp)))
 
 
 @app.command()

@@ -54,6 +54,11 @@ MetricsHost = Annotated[str, typer.Option(
         "--metrics-host", metavar="ADDRESS",
         help="Address --metrics-port listens on (default loopback only).")]
 
+Otlp = Annotated[str | None, typer.Option(
+        "--otlp", metavar="URL", help=(
+            "Push the same live metrics through OpenTelemetry (OTLP/HTTP protobuf) to URL, "
+            "e.g. http://127.0.0.1:4318; needs pip install 'loadbench[otlp]'."))]
+
 BenchUrl = Annotated[str, typer.Argument(metavar="URL",
                                        help="http(s)://host[:port]/path to load.")]
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from loadbench.thresholds import Threshold
 
 Saved = TypeVar("Saved")
+LiveOptions = tuple[int | None, str, str | None]  # --metrics-port, --metrics-host, --otlp
 SAMPLE_STAMP = "2000-01-01T00:00:00Z"  # any start time: checks the shape of result names
 
 
@@ -207,20 +208,27 @@ def check_strict(result: Result, strict: bool) -> None:
 # ---------------------------------------------------------------- commands
 
 
-def live_observers(metrics: tuple[int | None, str]) -> contextlib.AbstractContextManager:
-    """The live window observers `--metrics-port` asks for (none without it), listening
-    before any load is sent (a port in use: exit 2)."""
-    port, host = metrics
-    if port is None:
-        return contextlib.nullcontext([])
-    from loadbench.live_metrics import serving
+@contextlib.contextmanager
+def live_observers(metrics: LiveOptions) -> Iterator[list]:
+    """The live window observers `--metrics-port` and `--otlp` ask for (none without
+    them), ready before any load is sent (a port in use: exit 2)."""
+    port, host, otlp = metrics
+    with contextlib.ExitStack() as stack:
+        observers: list = []
+        if port is not None:
+            from loadbench.live_metrics import serving
 
-    return serving(port, host)
+            observers += stack.enter_context(serving(port, host))
+        if otlp is not None:
+            from loadbench.live_otlp import pushing
+
+            observers += stack.enter_context(pushing(otlp, note))
+        yield observers
 
 
 def run(path: Path, overrides: list[str], duration: str | None, out: Path, report: str,
         quiet: bool, no_progress: bool, fail_on_threshold: bool, junit: Path | None,
-        strict: bool, baseline: str | None, metrics: tuple[int | None, str] = (None, "")
+        strict: bool, baseline: str | None, metrics: LiveOptions = (None, "", None)
         ) -> int:
     """`loadbench run`: check everything, run, judge, save, baseline, JUnit, print."""
     from loadbench.report.console import LiveProgress, print_summary, threshold_failures
@@ -278,7 +286,7 @@ def run(path: Path, overrides: list[str], duration: str | None, out: Path, repor
 
 
 def bench(url: str, out: Path | None, as_json: bool, no_progress: bool, strict: bool,
-          max_body_size: str, metrics: tuple[int | None, str] = (None, ""),
+          max_body_size: str, metrics: LiveOptions = (None, "", None),
           **options: Any) -> int:
     """`loadbench bench`: the one-URL scenario (`options`: bench_scenario's) run, printed
     (or one JSON run), saved to `out` when given."""
