@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from loadbench.thresholds import Threshold
 
 LIVE_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+STALE_S = 10  # an open window this far behind a complete one is dropped (memory stays flat)
 
 
 @dataclass
@@ -125,6 +126,8 @@ class LiveRun:
         if len(window.sources) >= self.sources:
             del self._open[tick.second]
             self._close(window)
+            for stale in [second for second in self._open if second < tick.second - STALE_S]:
+                del self._open[stale]  # a shard that died: that window never completes
 
     def _close(self, window: LiveWindow) -> None:
         window.latency_ms = window.total.latency_ms

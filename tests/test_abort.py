@@ -10,6 +10,7 @@ import math
 import re
 import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -232,3 +233,34 @@ def test_the_abort_reaches_dask_workers(tmp_path):
     assert run["duration_s"] < 1.0 + 1.0 + 2.0 + SLACK_S, run["duration_s"]
     assert len(run["shards"]) == 2
     assert all(not shard["failed"] and shard["worker"] for shard in run["shards"])
+
+
+def test_windows_of_a_shard_that_died_do_not_pile_up():
+    live = LiveRun("gather", 2, "ok", [])
+    for second in range(40):  # shard 1 never reports: no window completes...
+        live.add(window_ticks(second, 1, 0)[0])
+    assert len(live._open) == 40
+    for second in range(40, 45):  # ...until both report again: stale ones are dropped
+        for tick in window_ticks(second, 2, 0):
+            live.add(tick)
+    assert len(live._open) <= 11
+
+
+def test_reports_say_the_run_was_aborted():
+    from loadbench.report.html import render as render_html
+    from loadbench.report.markdown import render as render_markdown
+    from loadbench.result import Aborted, Result
+    from loadbench.result_io import load_document
+
+    result = load_document(Path(__file__).parent / "data" / "result_fixed.json")
+    assert isinstance(result, Result) and result.aborted is None
+    aborted = result.model_copy(update={"aborted": Aborted(
+        run="gather", expr="gather.error_rate < 5%", for_s=2.0, second=3,
+        detail="100%, limit < 5%", window={"requests": 10, "rps": 10.0, "error_rate": 1.0,
+                                           "p50_ms": None, "p90_ms": None, "p99_ms": None})})
+    line = ("**Aborted:** run gather: threshold `gather.error_rate < 5%` failed live (second 3: "
+            "100%, limit < 5%); partial result.")
+    assert line in render_markdown(aborted) and "Aborted" not in render_markdown(result)
+    assert "Aborted: run gather: threshold gather.error_rate &lt; 5% failed live" in \
+        render_html(aborted)
+    assert Result.model_validate_json(aborted.model_dump_json()).aborted == aborted.aborted
