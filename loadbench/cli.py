@@ -114,6 +114,9 @@ def run(
     executor: opt.RunExecutor = None,
     export: opt.RunExport = None,
     no_step_summary: opt.NoStepSummary = False,
+    metrics_port: opt.MetricsPort = None,
+    metrics_host: opt.MetricsHost = "127.0.0.1",
+    otlp: opt.Otlp = None,
 ) -> None:
     """Run a scenario file and save its result under results/."""
     from loadbench import session
@@ -121,7 +124,8 @@ def run(
     overrides = [*(set_ or []), *([f"executor={executor}"] if executor else [])]
     raise typer.Exit(session.run(scenario, overrides, duration, out, report, quiet, no_progress,
                                  fail_on_threshold, junit, strict, save_baseline, export,
-                                 not no_step_summary))
+                                 not no_step_summary,
+                                 metrics=(metrics_port, metrics_host, otlp)))
 
 
 @app.command()
@@ -147,6 +151,9 @@ def bench(
     no_progress: opt.BenchNoProgress = False,
     strict: opt.BenchStrict = False,
     executor: opt.BenchExecutor = "local",
+    metrics_port: opt.MetricsPort = None,
+    metrics_host: opt.MetricsHost = "127.0.0.1",
+    otlp: opt.Otlp = None,
 ) -> None:
     """Load one URL without a scenario file (like wrk)."""
     from loadbench import session
@@ -156,7 +163,7 @@ def bench(
         max_body_size=max_body_size, connections=connections, duration=duration,
         requests=requests, rate=rate, client=client, processes=processes, engine=engine,
         timeout=timeout, method=method, headers=header or [], body=body, warmup=warmup,
-        verify_tls=not insecure, executor=executor))
+        verify_tls=not insecure, executor=executor, metrics=(metrics_port, metrics_host, otlp)))
 
 
 @app.command()

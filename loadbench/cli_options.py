@@ -54,6 +54,20 @@ NoStepSummary = Annotated[bool, typer.Option(
         "--no-step-summary", help="Do not append the markdown summary to the file named by "
         "GITHUB_STEP_SUMMARY (GitHub Actions sets it; appended by default).")]
 
+MetricsPort = Annotated[int | None, typer.Option(
+        "--metrics-port", min=1, max=65535, metavar="PORT", help=(
+            "Serve Prometheus metrics of the live one-second windows on PORT while the run "
+            "goes (docs/observability.md); needs pip install 'loadbench[metrics]'."))]
+
+MetricsHost = Annotated[str, typer.Option(
+        "--metrics-host", metavar="ADDRESS",
+        help="Address --metrics-port listens on (default loopback only).")]
+
+Otlp = Annotated[str | None, typer.Option(
+        "--otlp", metavar="URL", help=(
+            "Push the same live metrics through OpenTelemetry (OTLP/HTTP protobuf) to URL, "
+            "e.g. http://127.0.0.1:4318; needs pip install 'loadbench[otlp]'."))]
+
 BenchUrl = Annotated[str, typer.Argument(metavar="URL",
                                        help="http(s)://host[:port]/path to load.")]
 

@@ -24,12 +24,14 @@ MAX_MESSAGES = 5  # first failure messages kept per flow
 class EndpointRecord:
     """One step name in one shard."""
 
-    __slots__ = ("window", "histogram", "requests", "errors", "status_codes",
-                 "checks_failed", "dropped", "in_window")
+    __slots__ = ("window", "histogram", "interval", "requests", "errors", "status_codes",
+                 "checks_failed", "dropped", "in_window", "_ticked")
 
     def __init__(self, window) -> None:
         self.window = window  # anything with `measure_start` (the shard's LoadState)
-        self.histogram = new_histogram()
+        self.histogram = new_histogram()  # every second before the current one
+        self.interval = new_histogram()  # the current second: recorded here, folded in later
+        self._ticked: tuple[int, dict[str, int]] = (0, {})  # requests, errors at last second()
         self.requests = 0
         self.errors: dict[str, int] = {}
         self.status_codes: dict[int, int] = {}
@@ -62,7 +64,7 @@ class EndpointRecord:
                 self.checks_failed[name] = self.checks_failed.get(name, 0) + 1
             return
         latency_us = int((end - intended) * 1e6 + 0.5)
-        if latency_us > HIGHEST_US or not self.histogram.record_value(latency_us):
+        if latency_us > HIGHEST_US or not self.interval.record_value(latency_us):
             self.dropped += 1
 
     def error(self, intended: float, kind: str) -> None:
@@ -72,7 +74,23 @@ class EndpointRecord:
         self.requests += 1
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
+    def second(self) -> dict:
+        """This second's requests, errors by class and encoded latencies (the live windows),
+        folded into the totals; once a second, like the shard's `Recorder.tick`."""
+        encoded = _encode(self.interval)
+        if encoded:
+            self.histogram.add(self.interval)
+            self.interval.reset()
+        requests, errors = self._ticked
+        delta = {kind: count - errors.get(kind, 0) for kind, count in self.errors.items()
+                 if count != errors.get(kind, 0)}
+        self._ticked = (self.requests, dict(self.errors))
+        return {"requests": self.requests - requests, "errors": delta, "histogram": encoded}
+
     def export(self) -> dict:
+        if self.interval.get_total_count():
+            self.histogram.add(self.interval)
+            self.interval.reset()
         return {
             "requests": self.requests,
             "errors": dict(self.errors),
@@ -139,6 +157,10 @@ class Records:
         if record is None:
             record = self.flows[name] = FlowRecord(self.window)
         return record
+
+    def second(self) -> dict[str, dict]:
+        """Every step name's live second (see `EndpointRecord.second`)."""
+        return {name: record.second() for name, record in self.endpoints.items()}
 
     def export(self) -> tuple[dict[str, dict], dict[str, dict]]:
         return ({name: r.export() for name, r in self.endpoints.items()},

@@ -168,6 +168,17 @@ class Environment(_Model):
     hostname: str = ""
 
 
+class Aborted(_Model):
+    """Why an abort threshold stopped the run: the threshold and its last failing window."""
+
+    run: str
+    expr: str  # as the scenario wrote it
+    for_s: float  # the span every window of which failed
+    second: int  # the window that completed the span, in seconds since measuring started
+    detail: str  # the outcome on that window, e.g. "100% , limit < 5%"
+    window: dict[str, int | float | None]  # its figures: requests, rps, error_rate, p50/p90/p99 ms
+
+
 class Result(_Model):
     schema_version: int = SCHEMA_VERSION
     loadbench_version: str
@@ -177,6 +188,7 @@ class Result(_Model):
     thresholds: list[ThresholdResult] = Field(default_factory=list)
     passed: bool = True
     interrupted: bool = False
+    aborted: Aborted | None = None  # an abort threshold stopped the scenario: partial result
 
     def run(self, name: str) -> RunResult | None:
         return next((r for r in self.runs if r.name == name), None)

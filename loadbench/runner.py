@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import threading
+from collections.abc import Sequence
 from contextlib import ExitStack, nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -39,6 +40,7 @@ from loadbench.shard import ShardResult
 from loadbench.stats import Aggregator, Tick
 
 if TYPE_CHECKING:
+    from loadbench.live import WindowObserver
     from loadbench.target import TargetProcess
 
 
@@ -145,9 +147,9 @@ def _git_commit() -> str | None:
 
 def execute(plan: LoadPlan, shape: RunShape, progress: ProgressSink,
             stop_event: threading.Event | None = None,
-            dask=None) -> tuple[list[ShardResult | ShardFailure], Aggregator]:
+            dask=None, live=None) -> tuple[list[ShardResult | ShardFailure], Aggregator]:
     """Run one resolved plan on its executor (`dask`, a DaskExecutor, or local), forwarding
-    merged progress."""
+    merged progress (and the ticks to `live`, a live.LiveRun, when given)."""
     aggregator = Aggregator(sources=shape.processes)
     lock = threading.Lock()
 
@@ -155,6 +157,8 @@ def execute(plan: LoadPlan, shape: RunShape, progress: ProgressSink,
         with lock:
             aggregator.add(tick)
             progress.update(shape.name, aggregator, tick.second + tick.width_s)
+            if live is not None:
+                live.add(tick)
 
     if dask is not None:
         return dask.run(plan, shape.processes, on_tick, stop_event), aggregator
@@ -169,14 +173,18 @@ def run_scenario(
     source_sha256: str = "",
     progress: ProgressSink | None = None,
     stop_event: threading.Event | None = None,
+    observers: Sequence[WindowObserver] = (),
 ) -> Result:
     """Run every run (x repeat) of a scenario; targets are started once and always stopped.
 
     A KeyboardInterrupt (or a run that reports an interruption) ends the scenario early;
-    the Result then holds what was measured, with `interrupted` set.
+    the Result then holds what was measured, with `interrupted` set. So does an abort
+    threshold that fails live (`aborted`). `observers` see each run's live windows.
     """
     progress = progress or NullProgress()
     check_scenario(scenario)
+    abort_thresholds = _abort_thresholds(scenario)
+    aborted = None
     executor = _check_executor(scenario)
     ensure_open_files(scenario)
     resolve_hosts(scenario)
@@ -212,18 +220,27 @@ def run_scenario(
                     # a target that dies mid-run stops the run at once and fails the scenario
                     watch = target.exit_watch(stop_event) if target else nullcontext(stop_event)
                     with watch as run_stop:
-                        shards, aggregator = execute(plan, shape, progress, run_stop, dask)
+                        live = abort = None
+                        if abort_thresholds or observers:
+                            from loadbench.live import start_run
+
+                            live, abort, run_stop = start_run(shape, plan, abort_thresholds,
+                                                              observers, run_stop)
+                        shards, aggregator = execute(plan, shape, progress, run_stop, dask,
+                                                     live)
                     if target is not None:
                         target.check_running(f"during run '{run.name}'")
                     repeats.append((shards, aggregator))
+                    aborted = abort.aborted if abort is not None else None
                     if _was_interrupted(shards):
                         interrupted = True
+                    if interrupted or aborted:
                         break
                 result = build_run_result(shape, repeats, _target_info(target_spec, base_url),
                                           str(executor or "local"))
                 runs.append(result)
                 progress.run_finished(result)
-                if interrupted:
+                if interrupted or aborted:
                     break
         except KeyboardInterrupt:
             interrupted = True
@@ -239,7 +256,19 @@ def run_scenario(
         environment=started,
         runs=runs,
         interrupted=interrupted,
+        aborted=aborted,
     )
+
+
+def _abort_thresholds(scenario: Scenario) -> list:
+    """The scenario's abort thresholds, parsed (the threshold language is imported only
+    for a scenario that has some)."""
+    if not any(getattr(item, "abort", False) for item in scenario.thresholds):
+        return []
+    from loadbench.thresholds import parse_all
+
+    return [t for t in parse_all(scenario.thresholds, [run.name for run in scenario.runs])
+            if t.abort]
 
 
 def _check_executor(scenario: Scenario):

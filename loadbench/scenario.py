@@ -12,8 +12,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     ValidationError,
     WithJsonSchema,
     field_serializer,
@@ -24,6 +26,7 @@ from pydantic import (
 from loadbench.errors import ScenarioError
 from loadbench.flow_models import DataSpec, FlowSpec, HeaderValue, header_text
 from loadbench.http_syntax import header_problem, shown, url_problem
+from loadbench.scenario_shape import check_shape
 from loadbench.units import (
     DURATION_PATTERN,
     RATE_PATTERN,
@@ -247,6 +250,34 @@ class RunSpec(_Model):
         return self
 
 
+class ThresholdSpec(_Model):
+    """A threshold with options; `abort: true` checks it on every live one-second window
+    and stops the run once it has failed in every window of `for` (0: the first)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
+    expr: str = Field(min_length=1)
+    abort: bool = False
+    for_: Duration = Field(0.0, alias="for")
+
+    @model_validator(mode="after")
+    def _live(self) -> ThresholdSpec:
+        if self.for_ and not self.abort:
+            raise ValueError("'for' applies to abort thresholds only: add 'abort: true'")
+        if self.abort:  # only then: the threshold language is not needed to load a scenario
+            from loadbench.thresholds import abort_problem
+
+            if problem := abort_problem(self.expr):
+                raise ValueError(problem)
+        return self
+
+
+# a string, or an object: errors then name the object's fields, not "should be a string"
+Threshold = Annotated[
+    Annotated[str, Tag("text")] | Annotated[ThresholdSpec, Tag("object")],
+    Discriminator(lambda value: "object" if isinstance(value, dict | ThresholdSpec) else "text")]
+
+
 class Scenario(_Model):
     """A validated, frozen scenario: the only input a run accepts."""
 
@@ -277,7 +308,7 @@ class Scenario(_Model):
     http2: bool = False
     verify_tls: bool = True
     repeat: int = Field(1, ge=1, le=100)
-    thresholds: list[str] = Field(default_factory=list)
+    thresholds: list[Threshold] = Field(default_factory=list)
     executor: str = Field(
         "local", description="where the shards run: local (this machine), dask-local (a Dask "
         "LocalCluster here), dask ($DASK_SCHEDULER_ADDRESS, else dask-local) or "
@@ -372,10 +403,6 @@ def scenario_schema() -> dict:
 
 # ---------------------------------------------------------------- validation
 
-MAX_NESTING = 64
-MAX_NODES = 1_000_000
-
-
 def validate_scenario(data: dict, source: str = "<scenario>", root: Any = None,
                       blame: dict[tuple, str] | None = None,
                       base_dir: str | None = None) -> Scenario:
@@ -383,7 +410,7 @@ def validate_scenario(data: dict, source: str = "<scenario>", root: Any = None,
     option that set it, so an error there names the option instead of a file line.
     `base_dir` is where data files and Python flow modules are found (the scenario's
     folder; the working directory if None)."""
-    _check_shape(data, source)
+    check_shape(data, source)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -404,35 +431,3 @@ def validate_scenario(data: dict, source: str = "<scenario>", root: Any = None,
             where = f"{source}:{line}" if line else source
             raise ScenarioError(f"{where}: {dotted(exc.loc)}: {exc}") from None
     return scenario
-
-
-def _check_shape(data: Any, source: str) -> None:
-    """Reject what YAML aliases make possible but no scenario needs: a structure that
-    contains itself, one nested deeper than MAX_NESTING, or one that expands to more than
-    MAX_NODES values (a "billion laughs" file would hang the run that serialises it)."""
-    sizes: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[Any, int, bool]] = [(data, 0, False)]
-    while stack:
-        node, depth, leaving = stack.pop()
-        if not isinstance(node, dict | list):
-            continue
-        key = id(node)
-        children = list(node.values()) if isinstance(node, dict) else node
-        if leaving:
-            on_path.discard(key)
-            sizes[key] = 1 + sum(sizes.get(id(child), 1) for child in children)
-            if sizes[key] > MAX_NODES:
-                raise ScenarioError(f"{source}: the scenario expands to more than "
-                                    f"{MAX_NODES} values (YAML aliases?)")
-            continue
-        if key in on_path:
-            raise ScenarioError(f"{source}: a YAML alias refers to its own parent "
-                                "(a recursive structure)")
-        if key in sizes:
-            continue
-        if depth > MAX_NESTING:
-            raise ScenarioError(f"{source}: nested more than {MAX_NESTING} levels deep")
-        on_path.add(key)
-        stack.append((node, depth, True))
-        stack.extend((child, depth + 1, False) for child in children)

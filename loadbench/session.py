@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from loadbench.thresholds import Threshold
 
 Saved = TypeVar("Saved")
+LiveOptions = tuple[int | None, str, str | None]  # --metrics-port, --metrics-host, --otlp
 SAMPLE_STAMP = "2000-01-01T00:00:00Z"  # any start time: checks the shape of result names
 
 
@@ -87,8 +88,8 @@ def judge(loaded: Loaded, result: Result) -> Result:
         return result
     outcomes = [outcome for threshold in loaded.thresholds
                 for outcome in threshold.evaluate(result.runs)]
-    return result.model_copy(update={"thresholds": outcomes,
-                                     "passed": all(o.passed for o in outcomes)})
+    passed = all(o.passed for o in outcomes) and result.aborted is None
+    return result.model_copy(update={"thresholds": outcomes, "passed": passed})
 
 
 # ---------------------------------------------------------------- signals and saving
@@ -216,10 +217,28 @@ def check_strict(result: Result, strict: bool) -> None:
 # ---------------------------------------------------------------- commands
 
 
+@contextlib.contextmanager
+def live_observers(metrics: LiveOptions) -> Iterator[list]:
+    """The live window observers `--metrics-port` and `--otlp` ask for (none without
+    them), ready before any load is sent (a port in use: exit 2)."""
+    port, host, otlp = metrics
+    with contextlib.ExitStack() as stack:
+        observers: list = []
+        if port is not None:
+            from loadbench.live_metrics import serving
+
+            observers += stack.enter_context(serving(port, host))
+        if otlp is not None:
+            from loadbench.live_otlp import pushing
+
+            observers += stack.enter_context(pushing(otlp, note))
+        yield observers
+
+
 def run(path: Path, overrides: list[str], duration: str | None, out: Path, report: str,
         quiet: bool, no_progress: bool, fail_on_threshold: bool, junit: Path | None,
         strict: bool, baseline: str | None, export_specs: list[str] | None = None,
-        step_summary: bool = True) -> int:
+        step_summary: bool = True, metrics: LiveOptions = (None, "", None)) -> int:
     """`loadbench run`: check everything, run, judge, save, baseline, JUnit, exports,
     print, append the markdown to GitHub's step summary."""
     from loadbench.exports import parse_exports
@@ -233,8 +252,10 @@ def run(path: Path, overrides: list[str], duration: str | None, out: Path, repor
     exports = parse_exports(export_specs or [])
     screen = console(quiet)
     sigterm_as_interrupt()
-    with LiveProgress(screen, enabled=not no_progress and not quiet) as progress:
-        result = judge(loaded, run_scenario(loaded.scenario, loaded.sha256, progress))
+    with live_observers(metrics) as observers, \
+            LiveProgress(screen, enabled=not no_progress and not quiet) as progress:
+        result = judge(loaded, run_scenario(loaded.scenario, loaded.sha256, progress,
+                                            observers=observers))
     problems: list[str] = []
 
     def save(result: Result, received: list[int]) -> tuple[Path, Path | None]:
@@ -272,6 +293,11 @@ def run(path: Path, overrides: list[str], duration: str | None, out: Path, repor
     if problems:
         return EXIT_BAD_INPUT
     check_reached(result, f"; result saved to {json_path}")
+    if result.aborted is not None:  # a gate that stopped the run: fails whatever the flags
+        from loadbench.live import abort_message
+
+        say(f"loadbench: {abort_message(result.aborted)}")
+        return EXIT_FAILED
     if not result.passed and fail_on_threshold:
         return EXIT_FAILED
     check_strict(result, strict)
@@ -279,7 +305,8 @@ def run(path: Path, overrides: list[str], duration: str | None, out: Path, repor
 
 
 def bench(url: str, out: Path | None, as_json: bool, no_progress: bool, strict: bool,
-          max_body_size: str, **options: Any) -> int:
+          max_body_size: str, metrics: LiveOptions = (None, "", None),
+          **options: Any) -> int:
     """`loadbench bench`: the one-URL scenario (`options`: bench_scenario's) run, printed
     (or one JSON run), saved to `out` when given."""
     from loadbench.runner import run_scenario
@@ -297,15 +324,16 @@ def bench(url: str, out: Path | None, as_json: bool, no_progress: bool, strict: 
     scenario = bench_scenario(url, max_body_size=body_limit, **options)
     screen = console(quiet=as_json)
     sigterm_as_interrupt()
-    if as_json:
-        from loadbench.runner import NullProgress
+    with live_observers(metrics) as observers:
+        if as_json:
+            from loadbench.runner import NullProgress
 
-        result = run_scenario(scenario, "", NullProgress())
-    else:
-        from loadbench.report.console import LiveProgress
+            result = run_scenario(scenario, "", NullProgress(), observers=observers)
+        else:
+            from loadbench.report.console import LiveProgress
 
-        with LiveProgress(console(stderr=True), enabled=not no_progress) as progress:
-            result = run_scenario(scenario, "", progress)
+            with LiveProgress(console(stderr=True), enabled=not no_progress) as progress:
+                result = run_scenario(scenario, "", progress, observers=observers)
     problems: list[str] = []
     if out is not None:
         from loadbench.result import to_json

@@ -86,9 +86,10 @@ class _Ticker:
     """Emits one Tick per elapsed second of measurement, from the loop or a blocking user,
     and a partial peek at the current second every PEEK_S for the live view."""
 
-    def __init__(self, state: LoadState, sink: TickSink | None) -> None:
+    def __init__(self, state: LoadState, sink: TickSink | None, records=None) -> None:
         self.state = state
         self.sink = sink
+        self.records = records  # the flow runner's per-name records: ticks carry them
         self.reset()
 
     def reset(self) -> None:
@@ -109,6 +110,8 @@ class _Ticker:
         state = self.state
         tick = self._users(state.recorder.tick(width_s), state.users_high)
         state.users_high = state.users_running
+        if self.records is not None:
+            tick.endpoints = self.records.second()
         self.next_at += 1.0
         if self.sink is not None:
             self.sink(tick)
@@ -155,7 +158,7 @@ def run_shard(
 
         engine = FlowShard(plan.flows, state, engine, plan.source, plan.shards,
                            plan.concurrency)
-    ticker = _Ticker(state, on_tick)
+    ticker = _Ticker(state, on_tick, getattr(engine, "records", None))
     interrupted = threading.Event()
 
     def request_stop(*_args) -> None:

@@ -8,95 +8,25 @@ are added, never averaged) into the live view and the timeline.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
-LOWEST_US = 1
-HIGHEST_US = 60_000_000
-SIGNIFICANT_DIGITS = 3
+from loadbench.histogram import (  # noqa: F401 - re-exported: stats is where callers look
+    HIGHEST_US,
+    LOWEST_US,
+    SIGNIFICANT_DIGITS,
+    Histogram,
+    decode_histogram,
+    merge_encoded,
+    new_histogram,
+)
+
 ERROR_CLASSES = ("connect", "timeout", "read", "status_4xx", "status_5xx", "check")
 # attempts that got no HTTP response: errors, never throughput (a 4xx/5xx is a response)
 FAILURE_CLASSES = ("connect", "timeout", "read")
 MAX_TIMELINE_POINTS = 3600
 LATE_AFTER_US = 1000  # a request sent more than 1 ms after its intended time is late
-
-
-class Histogram(HdrHistogram):
-    """HdrHistogram with a 3x faster `record_value` (the hot path of every request).
-
-    The package finds the bucket via `len(bin(value))`; `int.bit_length` gives the same
-    index without building a string. Counts are identical (tests/test_stats.py checks).
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._bucket_base = self.unit_magnitude + self.sub_bucket_half_count_magnitude + 1
-
-    def record_value(self, value: int, count: int = 1) -> bool:
-        if value < 0:
-            return False
-        bucket = (value | self.sub_bucket_mask).bit_length() - self._bucket_base
-        index = (((bucket + 1) << self.sub_bucket_half_count_magnitude)
-                 + (value >> (bucket + self.unit_magnitude)) - self.sub_bucket_half_count)
-        if index >= self.counts_len:
-            return False
-        self.counts[index] += count
-        self.total_count += count
-        if value < self.min_value:
-            self.min_value = value
-        if value > self.max_value:
-            self.max_value = value
-        return True
-
-
-    def _recorded(self) -> list[tuple[int, int]]:
-        """(median equivalent value, count) of every non-empty bucket, in one pass over the
-        counts; hdrhistogram's own iterator costs ~100x more for mean and stdev."""
-        counts = self.counts
-        out = []
-        for index in range(self.counts_len):
-            count = counts[index]
-            if count:
-                out.append((self._hdr_median_equiv_value(self.get_value_from_index(index)),
-                            count))
-        return out
-
-    def get_mean_value(self) -> float:
-        if not self.total_count:
-            return 0.0
-        return sum(value * count for value, count in self._recorded()) / self.total_count
-
-    def get_stddev(self) -> float:
-        if not self.total_count:
-            return 0.0
-        recorded = self._recorded()
-        mean = sum(value * count for value, count in recorded) / self.total_count
-        spread = sum((value - mean) ** 2 * count for value, count in recorded)
-        return math.sqrt(spread / self.total_count)
-
-
-def new_histogram() -> Histogram:
-    """Latency histogram in microseconds, 1 us .. 60 s, 3 significant digits."""
-    return Histogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
-
-
-def decode_histogram(encoded: str) -> Histogram:
-    """Decode into a histogram with our standard layout so `add` is a plain array add."""
-    histogram = new_histogram()
-    if encoded:
-        histogram.decode_and_add(encoded)
-    return histogram
-
-
-def merge_encoded(encoded: list[str]) -> Histogram:
-    """Exact merge of encoded histograms (runs, repeats, processes, workers)."""
-    merged = new_histogram()
-    for item in encoded:
-        if item:
-            merged.decode_and_add(item)
-    return merged
 
 
 PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p99_9", 99.9))
@@ -147,6 +77,8 @@ class Tick:
     failures: int = 0  # errors that got no response (connect, timeout, read)
     partial: bool = False  # a live peek at the second so far: for the live view only
     users: int | None = None  # a users ramp: the most running in the second (a peek: now)
+    error_classes: dict[str, int] | None = None  # this second's errors by class
+    endpoints: dict[str, dict] | None = None  # flow runner: this second per step name
 
 
 class Recorder:
@@ -177,6 +109,7 @@ class Recorder:
         self._interval_errors = 0
         self._interval_failures = 0
         self._interval_bytes = 0
+        self._errors_ticked: dict[str, int] = {}  # `errors` at the last tick
         self._second = 0
 
     def record(self, intended: float, sent: float, end: float, status: int, nbytes: int) -> None:
@@ -294,12 +227,22 @@ class Recorder:
             histogram=self.interval.encode().decode() if self.interval.get_total_count() else "",
             width_s=width_s,
             failures=self._interval_failures,
+            error_classes=self._error_classes(),
         )
         self.interval.reset()
         self._interval_requests = self._interval_errors = self._interval_bytes = 0
         self._interval_failures = 0
         self._second += 1
         return tick
+
+    def _error_classes(self) -> dict[str, int]:
+        """Errors by class since the last tick: a diff of the totals once a second, so the
+        hot path counts nothing twice."""
+        before = self._errors_ticked
+        delta = {kind: count - before.get(kind, 0) for kind, count in self.errors.items()
+                 if count != before.get(kind, 0)}
+        self._errors_ticked = dict(self.errors)
+        return delta
 
     def peek(self, width_s: float) -> Tick:
         """The current second so far (counts only), so the live view moves before the

@@ -17,7 +17,8 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from loadbench.metrics import Record, find_record, metric_value, records
 from loadbench.record_names import record_address
@@ -37,8 +38,12 @@ from loadbench.threshold_syntax import (
     run_hint,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from loadbench.scenario import ThresholdSpec
+
 __all__ = [
     "Threshold",
+    "abort_problem",
     "evaluate_all",
     "parse_all",
     "parse_threshold",
@@ -74,6 +79,17 @@ class Threshold:
     op: str
     left: Node = field(repr=False)
     right: Node = field(repr=False)
+    abort: bool = False  # also checked on each live window: stops the run (scenario `abort`)
+    for_s: float = 0.0  # ...once it failed in every window of this span
+
+    @property
+    def abort_windows(self) -> int:
+        """How many consecutive failing one-second windows abort: those of `for` (>= 1)."""
+        return max(1, math.ceil(self.for_s - 1e-9))
+
+    def applies_live(self, run: str) -> bool:
+        """An abort threshold that reads run `run` (by name or `*`)."""
+        return self.abort and (self.per_run or run in self.runs)
 
     @property
     def refs(self) -> tuple[Ref, ...]:
@@ -184,7 +200,26 @@ def parse_threshold(expr: str) -> Threshold:
     return Threshold(expr=expr, op=op, left=left, right=right)
 
 
-def parse_all(exprs: Sequence[str], run_names: Sequence[str], source: str = "", *,
+def abort_problem(expr: str) -> str | None:
+    """Why `expr` cannot abort a run live, or None: a live window is one second of one run
+    (no endpoint or flow records, no other run). An expression that does not parse is
+    left to `parse_all`, which says where."""
+    try:
+        threshold = parse_threshold(expr)
+    except ThresholdError:
+        return None
+    parts = [ref for ref in threshold.refs if ref.part is not None or ref.every_part]
+    if parts:
+        return (f"abort threshold {expr!r}: live windows are per run, not per endpoint or flow "
+                f"({expr[parts[0].start:parts[0].end]}); use a run metric such as "
+                f"{parts[0].run or '*'}.{parts[0].metric}, or drop 'abort'")
+    if len(threshold.runs) > 1 or (threshold.runs and threshold.per_run):
+        return (f"abort threshold {expr!r}: a live window is one second of one run, so an "
+                "abort threshold may name one run (or *), not several; drop 'abort'")
+    return None
+
+
+def parse_all(exprs: Sequence[str | ThresholdSpec], run_names: Sequence[str], source: str = "", *,
               names: Sequence[str] | None = None) -> list[Threshold]:
     """Parse every expression and check that the runs it names exist in the scenario.
 
@@ -194,11 +229,14 @@ def parse_all(exprs: Sequence[str], run_names: Sequence[str], source: str = "", 
     prefix = f"{source}: " if source else ""
     known = list(run_names)
     parsed = []
-    for expr in exprs:
+    for item in exprs:
+        expr = getattr(item, "expr", item)  # a string, or a ThresholdSpec's expression
         try:
             threshold = parse_threshold(expr)
         except ThresholdError as exc:
             raise ThresholdError(prefix + exc.message) from None
+        if getattr(item, "abort", False):
+            threshold = replace(threshold, abort=True, for_s=item.for_)
         for ref in threshold.refs:
             if ref.run is not None and ref.run not in known:
                 problem = f"unknown run '{ref.run}'"
@@ -213,11 +251,12 @@ def parse_all(exprs: Sequence[str], run_names: Sequence[str], source: str = "", 
     return parsed
 
 
-def evaluate_all(exprs: Sequence[str], runs: Sequence[RunResult]) -> list[ThresholdResult]:
+def evaluate_all(exprs: Sequence[str | ThresholdSpec], runs: Sequence[RunResult]
+                 ) -> list[ThresholdResult]:
     """Outcomes in order; a `*` threshold gives one outcome per run, each must pass."""
     outcomes: list[ThresholdResult] = []
     for expr in exprs:
-        outcomes.extend(parse_threshold(expr).evaluate(runs))
+        outcomes.extend(parse_threshold(getattr(expr, "expr", expr)).evaluate(runs))
     return outcomes
 
 

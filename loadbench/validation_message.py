@@ -8,6 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+# tags of the scenario's tagged unions (a threshold is text or an object): in an error's
+# location, but not a key anyone wrote
+UNION_TAGS = frozenset({"text", "object"})
+
 
 def format_validation_error(exc: ValidationError, model: type[BaseModel], source: str,
                             root: Any, blame: dict[tuple, str]) -> str:
@@ -15,7 +19,7 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
     (`blame`), else the YAML line of `root` (a node tree), else `source`."""
     errors = exc.errors()
     first = errors[0]
-    loc = tuple(first.get("loc", ()))
+    loc = tuple(part for part in first.get("loc", ()) if part not in UNION_TAGS)
     field = dotted(loc)
     option = next((label for at, label in blame.items() if at and loc[:len(at)] == at), None)
     line = line_of(root, loc, key=first.get("type") == "extra_forbidden")
@@ -54,7 +58,9 @@ def _valid_keys(root_model: type[BaseModel], parent_loc: tuple) -> list[str]:
         model = _inner_model(field.annotation)
         if model is None:
             return []
-    return list(model.model_fields) if hasattr(model, "model_fields") else []
+    if not hasattr(model, "model_fields"):
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
 
 
 def _inner_model(annotation: Any) -> Any:

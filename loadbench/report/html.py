@@ -56,6 +56,11 @@ def render(result: Result) -> str:
         body.append(f"<blockquote><strong>Claim:</strong> {escape(scenario.claim)}</blockquote>")
     if result.interrupted:
         body.append("<p class=\"fail\">Interrupted: partial result.</p>")
+    if result.aborted is not None:
+        body.append(f"<p class=\"fail\">Aborted: run {escape(result.aborted.run)}: threshold "
+                    f"{escape(result.aborted.expr)} failed live (second "
+                    f"{result.aborted.second}: {escape(result.aborted.detail)}); "
+                    "partial result.</p>")
     body += _environment(result) + _runs(result.runs) + _records(result.runs)
     body += _pacing(result.runs)
     body += _latency(result.runs) + _throughput(result.runs) + _thresholds(result)

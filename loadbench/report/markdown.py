@@ -33,6 +33,10 @@ def render(result: Result) -> str:
         lines += [f"> **Claim:** {' '.join(scenario.claim.split())}", ""]
     if result.interrupted:
         lines += ["**Interrupted:** partial result.", ""]
+    if result.aborted is not None:
+        lines += [f"**Aborted:** run {result.aborted.run}: threshold `{result.aborted.expr}` "
+                  f"failed live (second {result.aborted.second}: {result.aborted.detail}); "
+                  "partial result.", ""]
     lines += _environment(result) + _runs_table(result.runs) + _records(result.runs)
     lines += _spectrum(result.runs)
     lines += _pacing(result.runs) + _chart(result.runs) + _thresholds(result) + _warnings(result)
