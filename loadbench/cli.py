@@ -132,11 +132,16 @@ def run(
     strict: opt.RunStrict = False,
     save_baseline: opt.RunSaveBaseline = None,
     executor: opt.RunExecutor = None,
+    cacert: opt.TlsCacert = None,
+    cert: opt.TlsCert = None,
+    key: opt.TlsKey = None,
+    insecure: opt.BenchInsecure = False,
 ) -> None:
     """Run a scenario file and save its result under results/."""
     from loadbench import session
 
-    overrides = [*(set_ or []), *([f"executor={executor}"] if executor else [])]
+    overrides = [*(set_ or []), *([f"executor={executor}"] if executor else []),
+                 *opt.tls_overrides(cacert, cert, key, insecure)]
     raise typer.Exit(session.run(scenario, overrides, duration, out, report, quiet, no_progress,
                                  fail_on_threshold, junit, strict, save_baseline))
 
@@ -159,6 +164,9 @@ def bench(
     max_body_size: opt.BenchMaxBodySize = "64MiB",
     warmup: opt.BenchWarmup = "0s",
     insecure: opt.BenchInsecure = False,
+    cacert: opt.TlsCacert = None,
+    cert: opt.TlsCert = None,
+    key: opt.TlsKey = None,
     as_json: opt.BenchAsJson = False,
     out: opt.BenchOut = None,
     no_progress: opt.BenchNoProgress = False,
@@ -173,7 +181,7 @@ def bench(
         max_body_size=max_body_size, connections=connections, duration=duration,
         requests=requests, rate=rate, client=client, processes=processes, engine=engine,
         timeout=timeout, method=method, headers=header or [], body=body, warmup=warmup,
-        verify_tls=not insecure, executor=executor))
+        executor=executor, tls=(cacert, cert, key, insecure)))
 
 
 @app.command()

@@ -93,6 +93,28 @@ BenchWarmup = Annotated[str, typer.Option(metavar="DURATION",
 BenchInsecure = Annotated[bool, typer.Option("--insecure", "-k",
                                            help="Do not verify TLS certificates.")]
 
+TlsCacert = Annotated[Path | None, typer.Option(
+        "--cacert", metavar="FILE", help="Trust the CA(s) in this PEM file instead of the "
+        "system's (a private CA or a self-signed server).")]
+
+TlsCert = Annotated[Path | None, typer.Option(
+        "--cert", metavar="FILE", help="Client certificate (PEM) for servers that require "
+        "one (mTLS); may hold the key too.")]
+
+TlsKey = Annotated[Path | None, typer.Option(
+        "--key", metavar="FILE", help="Unencrypted private key (PEM) of --cert.")]
+
+
+def tls_overrides(cacert: Path | None, cert: Path | None, key: Path | None,
+                  insecure: bool) -> list[str]:
+    """`run`'s TLS options as `--set tls.*` overrides (imported only when given)."""
+    if not (cacert or cert or key or insecure):
+        return []
+    from loadbench.tls import tls_overrides
+
+    return tls_overrides(cacert, cert, key, insecure)
+
+
 BenchAsJson = Annotated[bool, typer.Option("--json", help="Print one RunResult as JSON only.")
                        ]
 

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from httptools import HttpParserError, HttpResponseParser
 
 from loadbench.checks import Response
-from loadbench.engines import connect_failure
+from loadbench.engines import connect_failure, tls_refusal
 from loadbench.flow_runner import RequestFailed
 
 _TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
@@ -27,7 +27,8 @@ _TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection; parser callbacks fill the response being awaited."""
 
-    def __init__(self) -> None:
+    def __init__(self, where: str = "") -> None:
+        self.where = where  # "host:port: " for a one-line reason
         self.transport: asyncio.Transport | None = None
         self.parser = HttpResponseParser(self)
         self.waiter: asyncio.Future | None = None
@@ -70,6 +71,9 @@ class _Connection(asyncio.Protocol):
         if exc is None and self.got_headers and not self.framed and not self.head_only \
                 and status >= 200 and status not in (204, 304):
             self._complete()  # the body ended with the connection
+        elif not self.got_bytes and tls_refusal(exc) is not None:
+            self._fail(RequestFailed("connect", self.where + connect_failure(exc),
+                                     connected=False))  # e.g. a client certificate required
         elif not self.got_bytes:
             waiter.set_result(None)  # closed before answering: the caller retries once
         else:
@@ -104,8 +108,10 @@ class _Connection(asyncio.Protocol):
     def _complete(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(Response(self.parser.get_status_code(), self.headers,
-                                       b"".join(self.body), nbytes=self.nbytes))
+            parser = self.parser
+            waiter.set_result(Response(parser.get_status_code(), self.headers,
+                                       b"".join(self.body), nbytes=self.nbytes,
+                                       http_version="HTTP/" + parser.get_http_version()))
             if not self.parser.should_keep_alive() and self.transport is not None:
                 self.transport.close()
 
@@ -166,8 +172,9 @@ class FastFlowClient:
             raise RequestFailed("connect", engine.unresolved or "cannot resolve host",
                                 connected=False)
         failure: OSError | None = None
+        where = f"{origin.host}:{origin.port}: "
         for address in engine.addresses:
-            conn = _Connection()
+            conn = _Connection(where)
             try:
                 await engine.loop.create_connection(
                     lambda conn=conn: conn, address, origin.port, ssl=engine.ssl,
@@ -175,7 +182,6 @@ class FastFlowClient:
                 return conn
             except OSError as exc:
                 failure = exc
-        where = f"{origin.host}:{origin.port}: "
         raise RequestFailed("connect", where + connect_failure(failure), connected=False)
 
     def _encode(self, method: str, target: str, headers: list[tuple[str, str]],

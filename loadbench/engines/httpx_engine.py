@@ -17,29 +17,36 @@ import asyncio
 import contextlib
 import math
 import socket
-import ssl
 import threading
 import time
 from urllib.parse import urlsplit
 
 import httpx
 
-from loadbench.engines import connect_failure, wait_until, wait_until_blocking
+from loadbench.engines import connect_failure, tls_refusal, wait_until, wait_until_blocking
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
+from loadbench.tls import client_context
 
 
 def classify(exc: BaseException) -> str:
     """Map an httpx exception to an error class."""
     if isinstance(exc, httpx.TimeoutException | asyncio.TimeoutError):
         return "timeout"
-    if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
+    if isinstance(exc, httpx.ConnectError | ConnectionRefusedError) or tls_refusal(exc):
         return "connect"
     return "read"
 
 
+def unconnected(exc: BaseException) -> bool:
+    """No HTTP exchange happened: no connection, or the TLS layer refused it (a client
+    certificate required: TLS 1.3 servers say so at the first read, not the handshake)."""
+    return (isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+            or tls_refusal(exc) is not None)
+
+
 def record_failure(recorder, intended: float, exc: BaseException, kind: str, url: str) -> None:
     """Count a failed request; one that never got a connection is noted as such."""
-    if not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+    if not unconnected(exc):
         recorder.error(intended, kind)
         return
     reason = ""
@@ -52,19 +59,11 @@ def record_failure(recorder, intended: float, exc: BaseException, kind: str, url
     recorder.no_connection(intended, kind, reason)
 
 
-def _ssl_context(verify: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class HttpxEngine:
     def __init__(self, plan: LoadPlan, state: LoadState) -> None:
         self.plan = plan
         self.state = state
-        self._ssl = _ssl_context(plan.verify_tls)
+        self._ssl = client_context(plan.verify_tls, plan.tls)
         self._timeout = httpx.Timeout(plan.timeout_s)
 
     def _client_kwargs(self) -> dict:
@@ -104,11 +103,13 @@ class HttpxEngine:
                 sent = perf()
                 try:
                     async with asyncio.timeout(timeout):
-                        status, nbytes = await _fetch(client, self._request_args(template))
+                        status, nbytes, version = await _fetch(
+                            client, self._request_args(template))
                 except Exception as exc:  # every failure is classified and counted
                     record_failure(recorder, intended, exc, classify(exc), template.url)
                     continue
                 recorder.record(intended, sent, perf(), status, nbytes)
+                recorder.count_version(intended, version)
 
     def run_blocking(self) -> bool:
         """The article's baseline: a plain synchronous `httpx.Client` loop."""
@@ -125,7 +126,7 @@ class HttpxEngine:
                 sent = perf()
                 watchdog.arm(sent + timeout)
                 try:
-                    status, nbytes = _fetch_blocking(
+                    status, nbytes, version = _fetch_blocking(
                         client, {**self._request_args(template), "extensions": extensions})
                 except Exception as exc:
                     record_failure(recorder, intended, exc,
@@ -134,6 +135,7 @@ class HttpxEngine:
                 else:
                     watchdog.disarm()
                     recorder.record(intended, sent, perf(), status, nbytes)
+                    recorder.count_version(intended, version)
                 if ticker is not None:
                     ticker()
         return True
@@ -167,38 +169,41 @@ class HttpxFlowClient:
                             chunks.append(chunk)
         except Exception as exc:  # every failure is classified and counted
             kind = classify(exc)
-            unconnected = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+            refused = unconnected(exc)
             reason = ""
-            if unconnected:
+            if refused:
                 parts = urlsplit(url)
-                reason = f"{parts.hostname}:{parts.port or 80}: " + (
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+                reason = f"{parts.hostname}:{port}: " + (
                     "connect timed out" if isinstance(exc, httpx.ConnectTimeout)
                     else connect_failure(exc))
-            raise RequestFailed(kind, reason or str(exc)[:200] or kind,
-                                connected=not unconnected) from None
+            raise RequestFailed(kind,
+                                reason or str(exc)[:200] or kind,
+                                connected=not refused) from None
         return Response(response.status_code, response.headers.multi_items(),
-                        b"".join(chunks), nbytes=nbytes)
+                        b"".join(chunks), nbytes=nbytes, http_version=response.http_version)
 
     async def close(self) -> None:
         if self.client is not None:
             await self.client.aclose()
 
 
-async def _fetch(client: httpx.AsyncClient, args: dict) -> tuple[int, int]:
-    """Send one request and read its whole body, counting (not keeping) the bytes."""
+async def _fetch(client: httpx.AsyncClient, args: dict) -> tuple[int, int, str]:
+    """Send one request and read its whole body, counting (not keeping) the bytes; the
+    status, the body size and the protocol version the response came over."""
     nbytes = 0
     async with client.stream(**args) as response:
         async for chunk in response.aiter_bytes():
             nbytes += len(chunk)
-    return response.status_code, nbytes
+    return response.status_code, nbytes, response.http_version
 
 
-def _fetch_blocking(client: httpx.Client, args: dict) -> tuple[int, int]:
+def _fetch_blocking(client: httpx.Client, args: dict) -> tuple[int, int, str]:
     nbytes = 0
     with client.stream(**args) as response:
         for chunk in response.iter_bytes():
             nbytes += len(chunk)
-    return response.status_code, nbytes
+    return response.status_code, nbytes, response.http_version
 
 
 class _Watchdog:
