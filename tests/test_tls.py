@@ -88,6 +88,25 @@ def test_server_requiring_a_client_certificate(engine, pki):
     assert ok["status_codes"] == {"200": 20} and sum(ok["errors"].values()) == 0
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_asyncio_server_requiring_a_client_certificate(engine, pki):
+    """hypercorn (like uvicorn) drops a connection without a certificate with no TLS alert:
+    a fresh TLS connection closed unanswered twice is no connection, and the line says
+    what to check. With the certificate: 200s over HTTP/2 (httpx) or HTTP/1.1 (fast)."""
+    with H2Server(pki, require_client_cert=True) as server:
+        refused, _ = bench_json(server.url(), "-n", 4, "-c", 2, "--engine", engine,
+                                "--cacert", pki.cacert, "--timeout", "2s")
+        accepted, ok = bench_json(server.url(), "-n", 10, "-c", 2, "--engine", engine,
+                                  "--cacert", pki.cacert, "--cert", pki.client_cert,
+                                  "--key", pki.client_key)
+        assert server.requests == {"1.1": 10}
+    assert refused.exit_code == 3, refused.output
+    assert ("TLS connection closed by the server before any response (does it require a "
+            "client certificate? --cert/--key)") in one_line_error(refused)
+    assert accepted.exit_code == 0, accepted.output
+    assert ok["status_codes"] == {"200": 10}
+
+
 def mtls_scenario(folder, url, engine, with_cert=True, **extra) -> str:
     """A scenario with the `tls:` keys, paths relative to the scenario file; two request
     names, so the run goes through the flow runner (the other connection code)."""

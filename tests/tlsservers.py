@@ -130,8 +130,9 @@ class H2Server:
     """hypercorn over TLS offering h2 and http/1.1 by ALPN; `requests` counts requests by
     the HTTP version hypercorn saw ("2", "1.1")."""
 
-    def __init__(self, pki: Pki) -> None:
+    def __init__(self, pki: Pki, require_client_cert: bool = False) -> None:
         self.pki = pki
+        self.require_client_cert = require_client_cert
         self.requests: Counter[str] = Counter()
         self.port = _free_port()
         self._loop = asyncio.new_event_loop()
@@ -164,6 +165,9 @@ class H2Server:
         config.certfile = str(self.pki.server_cert)
         config.keyfile = str(self.pki.server_cert)
         config.alpn_protocols = ["h2", "http/1.1"]
+        if self.require_client_cert:  # refused with no alert the client could read
+            config.ca_certs = str(self.pki.cacert)
+            config.verify_mode = ssl.CERT_REQUIRED
         config.accesslog = config.errorlog = None
         config.graceful_timeout = 0.5
         asyncio.set_event_loop(self._loop)

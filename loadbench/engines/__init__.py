@@ -85,6 +85,15 @@ def tls_refusal(exc: BaseException | None) -> BaseException | None:
     return None
 
 
+def tls_closed(has_cert: bool) -> str:
+    """Why a TLS server closed a fresh connection without a byte of response, twice: how
+    asyncio servers (uvicorn, hypercorn) refuse a missing client certificate under TLS 1.3,
+    with no alert to name it. Such a connection never carried an HTTP exchange."""
+    return "TLS connection closed by the server before any response (" + (
+        "does it accept this client certificate?)" if has_cert
+        else "does it require a client certificate? --cert/--key)")
+
+
 def connect_failure(exc: BaseException | None) -> str:
     """A few words on why a connection could not be made, for the one-line error of a run in
     which no request connected; both engines use it (httpx wraps the OS error it got)."""

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpResponseParser
 
-from loadbench.engines import connect_failure, tls_refusal
+from loadbench.engines import connect_failure, tls_closed, tls_refusal
 from loadbench.http_syntax import header_problem, is_token
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
 from loadbench.tls import client_context
@@ -444,6 +444,9 @@ class _User:
                 elif not self.retried:  # the server closed it before it saw the request
                     self.retried = True
                     self.connect()
+                elif self.engine.ssl is not None:  # a fresh TLS connection, refused again
+                    self.no_connection("connect", tls_closed(self.engine.plan.tls is not None
+                                                             and bool(self.engine.plan.tls.cert)))
                 else:
                     self.error("read")
                 return

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from httptools import HttpParserError, HttpResponseParser
 
 from loadbench.checks import Response
-from loadbench.engines import connect_failure, tls_refusal
+from loadbench.engines import connect_failure, tls_closed, tls_refusal
 from loadbench.flow_runner import RequestFailed
 
 _TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
@@ -152,6 +152,10 @@ class FastFlowClient:
                     if response is not None:
                         return response
                     self.conn = None  # closed before answering: once more, fresh
+                if engine.ssl is not None:  # a fresh TLS connection closed unanswered too
+                    tls = engine.plan.tls
+                    raise RequestFailed("connect", conn.where + tls_closed(
+                        tls is not None and tls.cert is not None), connected=False)
                 raise RequestFailed("read", "connection closed before a response")
         except TimeoutError:
             self._drop()

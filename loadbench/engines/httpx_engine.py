@@ -23,7 +23,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from loadbench.engines import connect_failure, tls_refusal, wait_until, wait_until_blocking
+from loadbench.engines import (
+    connect_failure,
+    tls_closed,
+    tls_refusal,
+    wait_until,
+    wait_until_blocking,
+)
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
 from loadbench.tls import client_context
 
@@ -37,26 +43,33 @@ def classify(exc: BaseException) -> str:
     return "read"
 
 
-def unconnected(exc: BaseException) -> bool:
-    """No HTTP exchange happened: no connection, or the TLS layer refused it (a client
-    certificate required: TLS 1.3 servers say so at the first read, not the handshake)."""
-    return (isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-            or tls_refusal(exc) is not None)
+def no_exchange(exc: BaseException, url: str, has_cert: bool) -> str | None:
+    """Why no HTTP exchange happened ("host:port: reason"), or None if one did: no
+    connection; the TLS layer refused it (a client certificate required: TLS 1.3 servers
+    say so at the first read, not in the handshake); or a TLS server hung up before any
+    response (asyncio servers refuse a missing certificate so, without an alert)."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        reason = "connect timed out"
+    elif isinstance(exc, httpx.ConnectError) or tls_refusal(exc) is not None:
+        reason = connect_failure(exc)
+    elif (isinstance(exc, httpx.RemoteProtocolError) and url.startswith("https:")
+          and "without sending a response" in str(exc)):
+        reason = tls_closed(has_cert)
+    else:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}: " \
+           + reason
 
 
-def record_failure(recorder, intended: float, exc: BaseException, kind: str, url: str) -> None:
+def record_failure(recorder, intended: float, exc: BaseException, kind: str, url: str,
+                   has_cert: bool = False) -> None:
     """Count a failed request; one that never got a connection is noted as such."""
-    if not unconnected(exc):
+    reason = no_exchange(exc, url, has_cert)
+    if reason is None:
         recorder.error(intended, kind)
         return
-    reason = ""
-    if not recorder.unconnected_reason:  # only the first is kept: words cost nothing after
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        reason = f"{parts.hostname}:{port}: " + (
-            "connect timed out" if isinstance(exc, httpx.ConnectTimeout)
-            else connect_failure(exc))
-    recorder.no_connection(intended, kind, reason)
+    recorder.no_connection(intended, "timeout" if kind == "timeout" else "connect", reason)
 
 
 class HttpxEngine:
@@ -64,6 +77,7 @@ class HttpxEngine:
         self.plan = plan
         self.state = state
         self._ssl = client_context(plan.verify_tls, plan.tls)
+        self.has_cert = plan.tls is not None and plan.tls.cert is not None
         self._timeout = httpx.Timeout(plan.timeout_s)
 
     def _client_kwargs(self) -> dict:
@@ -106,7 +120,8 @@ class HttpxEngine:
                         status, nbytes, version = await _fetch(
                             client, self._request_args(template))
                 except Exception as exc:  # every failure is classified and counted
-                    record_failure(recorder, intended, exc, classify(exc), template.url)
+                    record_failure(recorder, intended, exc, classify(exc), template.url,
+                                   self.has_cert)
                     continue
                 recorder.record(intended, sent, perf(), status, nbytes)
                 recorder.count_version(intended, version)
@@ -131,7 +146,7 @@ class HttpxEngine:
                 except Exception as exc:
                     record_failure(recorder, intended, exc,
                                    "timeout" if watchdog.disarm() else classify(exc),
-                                   template.url)
+                                   template.url, self.has_cert)
                 else:
                     watchdog.disarm()
                     recorder.record(intended, sent, perf(), status, nbytes)
@@ -169,17 +184,11 @@ class HttpxFlowClient:
                             chunks.append(chunk)
         except Exception as exc:  # every failure is classified and counted
             kind = classify(exc)
-            refused = unconnected(exc)
-            reason = ""
-            if refused:
-                parts = urlsplit(url)
-                port = parts.port or (443 if parts.scheme == "https" else 80)
-                reason = f"{parts.hostname}:{port}: " + (
-                    "connect timed out" if isinstance(exc, httpx.ConnectTimeout)
-                    else connect_failure(exc))
-            raise RequestFailed(kind,
-                                reason or str(exc)[:200] or kind,
-                                connected=not refused) from None
+            reason = no_exchange(exc, url, self.engine.has_cert)
+            if reason is not None and kind != "timeout":
+                kind = "connect"
+            raise RequestFailed(kind, reason or str(exc)[:200] or kind,
+                                connected=reason is None) from None
         return Response(response.status_code, response.headers.multi_items(),
                         b"".join(chunks), nbytes=nbytes, http_version=response.http_version)
 
