@@ -166,6 +166,13 @@ def test_bad_tls_files_are_one_line_errors_before_anything_runs(pki, tmp_path):
     other = Pki(tmp_path / "other")
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n")
+    from cryptography.hazmat.primitives import serialization
+
+    locked = tmp_path / "locked.key"
+    key = serialization.load_pem_private_key(pki.client.private_key_pem.bytes(), None)
+    locked.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret")))
     url = "https://127.0.0.1:9/"  # never contacted: the files are checked first
     cases = [
         (["--cacert", tmp_path / "missing.pem"], "--cacert", "no such file"),
@@ -176,6 +183,7 @@ def test_bad_tls_files_are_one_line_errors_before_anything_runs(pki, tmp_path):
         (["--cert", pki.client_cert, "--key", other.client_key], "--key",
          "KEY_VALUES_MISMATCH"),
         (["--cert", garbage, "--key", pki.client_key], "--cert", "cannot load"),
+        (["--cert", pki.client_cert, "--key", locked], "--key", "the private key is encrypted"),
     ]
     for args, option, words in cases:
         result = invoke("bench", url, "-n", 1, *args)
