@@ -117,11 +117,16 @@ def run(
     metrics_port: opt.MetricsPort = None,
     metrics_host: opt.MetricsHost = "127.0.0.1",
     otlp: opt.Otlp = None,
+    cacert: opt.TlsCacert = None,
+    cert: opt.TlsCert = None,
+    key: opt.TlsKey = None,
+    insecure: opt.BenchInsecure = False,
 ) -> None:
     """Run a scenario file and save its result under results/."""
     from loadbench import session
 
-    overrides = [*(set_ or []), *([f"executor={executor}"] if executor else [])]
+    overrides = [*(set_ or []), *([f"executor={executor}"] if executor else []),
+                 *opt.tls_overrides(cacert, cert, key, insecure)]
     raise typer.Exit(session.run(scenario, overrides, duration, out, report, quiet, no_progress,
                                  fail_on_threshold, junit, strict, save_baseline, export,
                                  not no_step_summary,
@@ -146,6 +151,9 @@ def bench(
     max_body_size: opt.BenchMaxBodySize = "64MiB",
     warmup: opt.BenchWarmup = "0s",
     insecure: opt.BenchInsecure = False,
+    cacert: opt.TlsCacert = None,
+    cert: opt.TlsCert = None,
+    key: opt.TlsKey = None,
     as_json: opt.BenchAsJson = False,
     out: opt.BenchOut = None,
     no_progress: opt.BenchNoProgress = False,
@@ -163,7 +171,8 @@ def bench(
         max_body_size=max_body_size, connections=connections, duration=duration,
         requests=requests, rate=rate, client=client, processes=processes, engine=engine,
         timeout=timeout, method=method, headers=header or [], body=body, warmup=warmup,
-        verify_tls=not insecure, executor=executor, metrics=(metrics_port, metrics_host, otlp)))
+        executor=executor, tls=(cacert, cert, key, insecure),
+        metrics=(metrics_port, metrics_host, otlp)))
 
 
 @app.command()
@@ -316,25 +325,8 @@ def import_(kind: opt.ImportKind, source: opt.ImportSource, output: opt.ImportOu
     write_import(kind, source, output, force, include_static, origin)
 
 
-OPTIONAL_VALUE_OPTIONS = {"--save-baseline": "default"}
-
-
-def normalise_argv(argv: list[str]) -> list[str]:
-    """Give `--save-baseline` its default NAME when none follows (click has no optional
-    option values)."""
-    out = []
-    for index, arg in enumerate(argv):
-        out.append(arg)
-        if arg in OPTIONAL_VALUE_OPTIONS:
-            following = argv[index + 1] if index + 1 < len(argv) else None
-            if following is None or following.startswith("-") or following.endswith(
-                    (".yaml", ".yml")):
-                out.append(OPTIONAL_VALUE_OPTIONS[arg])
-    return out
-
-
 def main() -> None:
-    app(args=normalise_argv(sys.argv[1:]), prog_name="loadbench")
+    app(args=opt.normalise_argv(sys.argv[1:]), prog_name="loadbench")
 
 
 if __name__ == "__main__":  # pragma: no cover

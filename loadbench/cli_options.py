@@ -116,6 +116,28 @@ BenchWarmup = Annotated[str, typer.Option(metavar="DURATION",
 BenchInsecure = Annotated[bool, typer.Option("--insecure", "-k",
                                            help="Do not verify TLS certificates.")]
 
+TlsCacert = Annotated[Path | None, typer.Option(
+        "--cacert", metavar="FILE", help="Trust the CA(s) in this PEM file instead of the "
+        "system's (a private CA or a self-signed server).")]
+
+TlsCert = Annotated[Path | None, typer.Option(
+        "--cert", metavar="FILE", help="Client certificate (PEM) for servers that require "
+        "one (mTLS); may hold the key too.")]
+
+TlsKey = Annotated[Path | None, typer.Option(
+        "--key", metavar="FILE", help="Unencrypted private key (PEM) of --cert.")]
+
+
+def tls_overrides(cacert: Path | None, cert: Path | None, key: Path | None,
+                  insecure: bool) -> list[str]:
+    """`run`'s TLS options as `--set tls.*` overrides (imported only when given)."""
+    if not (cacert or cert or key or insecure):
+        return []
+    from loadbench.tls import tls_overrides
+
+    return tls_overrides(cacert, cert, key, insecure)
+
+
 BenchAsJson = Annotated[bool, typer.Option("--json", help="Print one RunResult as JSON only.")
                        ]
 
@@ -318,3 +340,20 @@ ImportStatic = Annotated[bool, typer.Option(
 ImportOrigin = Annotated[str | None, typer.Option(
         metavar="ORIGIN", help="har: the origin to load, e.g. https://shop.example.com "
         "(default: the most frequent one; the others are left out).")]
+
+
+OPTIONAL_VALUE_OPTIONS = {"--save-baseline": "default"}
+
+
+def normalise_argv(argv: list[str]) -> list[str]:
+    """Give `--save-baseline` its default NAME when none follows (click has no optional
+    option values)."""
+    out = []
+    for index, arg in enumerate(argv):
+        out.append(arg)
+        if arg in OPTIONAL_VALUE_OPTIONS:
+            following = argv[index + 1] if index + 1 < len(argv) else None
+            if following is None or following.startswith("-") or following.endswith(
+                    (".yaml", ".yml")):
+                out.append(OPTIONAL_VALUE_OPTIONS[arg])
+    return out

@@ -363,6 +363,7 @@ class _User:
             recorder.passed(intended, sent, end, status, nbytes)
         else:
             recorder.record(intended, sent, end, status, nbytes)
+        recorder.count_version(intended, response.http_version)
         record.response(intended, end, status, failed, expected=step.explicit_status)
         if failed:
             kind = "capture" if all(f.startswith("capture ") for f in failed) else "check"

@@ -16,6 +16,7 @@ from typing import Any
 from loadbench.pacing import RateSchedule
 from loadbench.ramp import UsersRamp, share, user_number
 from loadbench.stats import Recorder
+from loadbench.tls import TlsFiles
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class LoadPlan:
     loop: str = "uvloop"
     http2: bool = False
     verify_tls: bool = True
+    tls: TlsFiles | None = None  # CA and client certificate paths; contexts built per shard
     sync: bool = False  # one blocking user (plan.client_layout decides when)
     source: int = 0
     extra: dict = field(default_factory=dict)

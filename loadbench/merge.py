@@ -90,11 +90,14 @@ def build_run_result(
     requests = sum(s.requests for s in all_ok)
     errors: dict[str, int] = {}
     status_codes: dict[str, int] = {}
+    http_versions: dict[str, int] = {}
     for shard in all_ok:
         for key, value in shard.errors.items():
             errors[key] = errors.get(key, 0) + value
         for code, count in shard.status_codes.items():
             status_codes[str(code)] = status_codes.get(str(code), 0) + count
+        for version, count in shard.http_versions.items():
+            http_versions[version] = http_versions.get(version, 0) + count
     duration = sum(r.duration_s for r in repeat_stats)
     user = sum(s.cpu_user_s for s in all_ok)
     system = sum(s.cpu_system_s for s in all_ok)
@@ -135,6 +138,7 @@ def build_run_result(
         requests=requests,
         errors=errors,
         status_codes=dict(sorted(status_codes.items())),
+        http_versions=dict(sorted(http_versions.items())),
         rps=round(statistics.fmean(rps_values), 3) if rps_values else 0.0,
         bytes_received=sum(s.bytes_received for s in all_ok),
         latency_ms=LatencySummary(**latency_summary_ms(merged)),

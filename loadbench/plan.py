@@ -15,6 +15,7 @@ from loadbench.errors import BadInput
 from loadbench.load import LoadPlan, RequestTemplate
 from loadbench.pacing import RateSchedule, Segment
 from loadbench.ramp import UsersRamp, share
+from loadbench.tls import tls_files
 
 if TYPE_CHECKING:  # the scenario model asks client_layout; plan needs only its types
     from loadbench.scenario import RequestSpec, RunSpec, Scenario, TargetSpec
@@ -124,7 +125,8 @@ def build_plan(scenario: Scenario, run: RunSpec, shape: RunShape, base_url: str)
         timeout_s=scenario.timeout,
         schedule=shape.schedule,
         http2=run.http2 if run.http2 is not None else scenario.http2,
-        verify_tls=scenario.verify_tls,
+        verify_tls=scenario.verify_tls and not (scenario.tls and scenario.tls.insecure),
+        tls=tls_files(scenario.tls, scenario._base_dir),
         sync=shape.sync,
         users_ramp=shape.users_ramp,
         concurrency=shape.users_ramp.peak if shape.users_ramp else shape.concurrency,

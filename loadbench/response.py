@@ -26,11 +26,12 @@ class _NotJson:
 class Response:
     """What checks, captures and Python flows see of one HTTP response."""
 
-    __slots__ = ("status", "_headers", "_raw", "body", "_json", "elapsed_ms", "nbytes")
+    __slots__ = ("status", "_headers", "_raw", "body", "_json", "elapsed_ms", "nbytes",
+                 "http_version")
 
     def __init__(self, status: int, headers: list[tuple[str, str]] | None = None,
                  body: bytes = b"", elapsed_ms: float | None = None,
-                 nbytes: int | None = None,
+                 nbytes: int | None = None, http_version: str = "HTTP/1.1",
                  raw_headers: list[tuple[bytes, bytes]] | None = None) -> None:
         self.status = status
         self._headers: list[tuple[str, str]] = [] if headers is None else headers
@@ -41,6 +42,7 @@ class Response:
         self._json: Any = _NOT_PARSED
         self.elapsed_ms = elapsed_ms
         self.nbytes = len(body) if nbytes is None else nbytes  # body bytes as received
+        self.http_version = http_version  # as the response came: HTTP/1.1, HTTP/2
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
@@ -48,7 +50,7 @@ class Response:
     def __reduce__(self) -> tuple[Any, ...]:
         # the parse cache holds a process-local sentinel: a copy parses again
         return (Response, (self.status, self.headers, self.body, self.elapsed_ms,
-                           self.nbytes))
+                           self.nbytes, self.http_version))
 
     @property
     def headers(self) -> list[tuple[str, str]]:

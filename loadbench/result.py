@@ -84,6 +84,9 @@ class RunResult(_Model):
     requests: int
     errors: dict[str, int]
     status_codes: dict[str, int]
+    http_versions: dict[str, int] = Field(default_factory=dict, description=(
+        "measured responses by the protocol they came over (HTTP/1.1, HTTP/2); empty in "
+        "files written before it was recorded"))
     rps: float
     bytes_received: int
     latency_ms: LatencySummary

@@ -27,6 +27,8 @@ from loadbench.errors import ScenarioError
 from loadbench.flow_models import DataSpec, FlowSpec, HeaderValue, header_text
 from loadbench.http_syntax import header_problem, shown, url_problem
 from loadbench.scenario_shape import check_shape
+from loadbench.tls import tls_files, tls_problem
+from loadbench.tls_spec import TlsSpec
 from loadbench.units import (
     DURATION_PATTERN,
     RATE_PATTERN,
@@ -307,6 +309,8 @@ class Scenario(_Model):
     engine: Literal["fast", "httpx"] = "fast"
     http2: bool = False
     verify_tls: bool = True
+    tls: TlsSpec | None = Field(None, description="CA to trust, client certificate (mTLS), "
+                                "insecure; paths relative to the scenario file")
     repeat: int = Field(1, ge=1, le=100)
     thresholds: list[Threshold] = Field(default_factory=list)
     executor: str = Field(
@@ -420,6 +424,14 @@ def validate_scenario(data: dict, source: str = "<scenario>", root: Any = None,
                                                     blame or {})) from None
     folder = str(Path(base_dir).resolve()) if base_dir is not None else str(Path.cwd())
     scenario._base_dir = folder
+    problem = tls_problem(tls_files(scenario.tls, folder))
+    if problem:
+        from loadbench.validation_message import line_of
+
+        loc = ("tls", problem[0])
+        line = line_of(root, loc) if root is not None else None
+        where = (blame or {}).get(loc) or (f"{source}:{line}" if line else source)
+        raise ScenarioError(f"{where}: tls.{problem[0]}: {problem[1]}")
     if scenario.flows:
         from loadbench.flow_check import FlowProblem, check_flows
         from loadbench.validation_message import dotted, line_of

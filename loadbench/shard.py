@@ -51,6 +51,7 @@ class ShardResult:
     sent_in_window: int = 0  # open loop: measured requests sent before the deadline
     unconnected: int = 0  # attempts (warm-up included) that never got a connection
     unconnected_reason: str = ""
+    http_versions: dict = field(default_factory=dict)  # measured responses by HTTP version
     cpu_span_s: float = 0.0  # wall time the CPU figures cover (set-up and warm-up included)
     endpoints: dict = field(default_factory=dict)  # step name -> records.EndpointRecord.export()
     flows: dict = field(default_factory=dict)  # flow name -> records.FlowRecord.export()
@@ -220,6 +221,7 @@ def run_shard(
         sent_in_window=state.sent_in_window,
         unconnected=recorder.unconnected,
         unconnected_reason=recorder.unconnected_reason,
+        http_versions=dict(recorder.http_versions),
     )
 
 

@@ -105,6 +105,7 @@ class Recorder:
         self.warmup_in_window = 0  # started in warm-up, answered in the window: in rps only
         self.unconnected = 0  # attempts (warm-up included) that never got a connection
         self.unconnected_reason = ""  # what happened to the first of them, in a few words
+        self.http_versions: dict[str, int] = {}  # measured responses by protocol version
         self._interval_requests = 0
         self._interval_errors = 0
         self._interval_failures = 0
@@ -208,6 +209,13 @@ class Recorder:
         if not self.unconnected_reason:
             self.unconnected_reason = reason
         self.error(intended, kind)
+
+    def count_version(self, intended: float, version: str, responses: int = 1) -> None:
+        """Responses that came over `version` ("HTTP/1.1", "HTTP/2"); like status codes,
+        only measured ones count."""
+        if intended >= self.measure_start:
+            versions = self.http_versions
+            versions[version] = versions.get(version, 0) + responses
 
     def responses_in_window(self) -> int:
         """Responses (any status) completed inside the measuring window: what rps divides."""

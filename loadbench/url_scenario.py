@@ -12,6 +12,7 @@ from loadbench.errors import BadInput
 from loadbench.http_syntax import header_problem, shown, url_problem
 from loadbench.plan import client_layout
 from loadbench.scenario import Scenario, validate_scenario
+from loadbench.tls import cli_tls
 
 MAX_BODY_SIZE = 64 * 1024**2  # `--body @file` default limit (raise with --max-body-size)
 
@@ -21,7 +22,9 @@ def bench_scenario(
     rate: str | None, client: str, processes: int | None, engine: str, timeout: str, method: str,
     headers: list[str], body: str | None, warmup: str = "0s", verify_tls: bool = True,
     executor: str = "local", max_body_size: int = MAX_BODY_SIZE,
+    tls: tuple[Path | None, Path | None, Path | None, bool] | None = None,
 ) -> Scenario:
+    """`tls`: the --cacert, --cert, --key and --insecure options."""
     problem = url_problem(url)
     if problem:
         raise BadInput(f"URL {shown(url)!r}: {problem}")
@@ -63,6 +66,7 @@ def bench_scenario(
         "timeout": timeout,
         "runs": [run],
         "verify_tls": verify_tls,
+        **({"tls": cli_tls(*tls)} if tls is not None and any(tls) else {}),
         "executor": executor,
     }
     if requests is not None:

@@ -235,7 +235,7 @@ def test_strict_exits_4_for_an_invalid_run(target_url):
 
 
 def test_save_baseline_and_compare_with_fingerprint_guard(tmp_path, repo_root, target_url):
-    from loadbench.cli import normalise_argv
+    from loadbench.cli_options import normalise_argv
 
     assert normalise_argv(["run", "s.yaml", "--save-baseline"])[-1] == "default"
     assert normalise_argv(["run", "--save-baseline", "s.yaml"]) == [

@@ -88,6 +88,25 @@ def test_merged_count_is_the_sum_of_shards_and_ticks_arrive(cluster, client, tar
     assert sum(point.requests for point in result.timeline) == result.requests
 
 
+def test_tls_files_travel_in_the_plan_and_each_worker_builds_its_context(cluster, client,
+                                                                        tmp_path):
+    """An SSLContext cannot be pickled: the plan carries the PEM paths, and a worker that
+    did not load the client certificate would be refused by this server."""
+    from tlsservers import HttpsServer, Pki
+
+    from loadbench.tls import TlsFiles
+
+    pki = Pki(tmp_path / "pki")
+    with HttpsServer(pki.server_context(require_client_cert=True)) as server:
+        plan = plan_for(server.url(""), max_requests=20, duration_s=None, tls=TlsFiles(
+            str(pki.cacert), str(pki.client_cert), str(pki.client_key)))
+        shards, aggregator = run(cluster, plan)
+        assert server.clients == {"certificate": 20}
+    assert len({s.worker for s in shards}) == 2
+    result = build_run_result(shape(plan), [(shards, aggregator)])
+    assert result.status_codes == {"200": 20} and result.http_versions == {"HTTP/1.1": 20}
+
+
 def test_open_loop_rate_is_split_between_shards(cluster, client, target_url):
     rate = 200.0
     plan = plan_for(target_url, concurrency=20, duration_s=1.5,

@@ -86,6 +86,41 @@ def set_nodelay(transport) -> None:
             pass
 
 
+TLS_REASONS = {  # the server's alert, in words a user can act on
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate "
+                                         "(--cert/--key, or tls: {cert, key})",
+    "SSLV3_ALERT_HANDSHAKE_FAILURE": "the server refused the handshake (does it require a "
+                                     "client certificate? --cert/--key)",
+    "TLSV1_ALERT_UNKNOWN_CA": "the server does not trust the client certificate's CA",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the server rejected the client certificate",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the server rejected the client certificate (expired)",
+}
+
+
+def tls_refusal(exc: BaseException | None) -> BaseException | None:
+    """The TLS error in `exc`'s chain, if any: a connection the TLS layer closed before any
+    response (TLS 1.3 servers check a client certificate after the client's handshake
+    ends, so the refusal arrives with the first read) never carried an HTTP exchange."""
+    import ssl
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def tls_closed(has_cert: bool) -> str:
+    """Why a TLS server closed a fresh connection without a byte of response, twice: how
+    asyncio servers (uvicorn, hypercorn) refuse a missing client certificate under TLS 1.3,
+    with no alert to name it. Such a connection never carried an HTTP exchange."""
+    return "TLS connection closed by the server before any response (" + (
+        "does it accept this client certificate?)" if has_cert
+        else "does it require a client certificate? --cert/--key)")
+
+
 def connect_failure(exc: BaseException | None) -> str:
     """A few words on why a connection could not be made, for the one-line error of a run in
     which no request connected; both engines use it (httpx wraps the OS error it got)."""
@@ -104,6 +139,8 @@ def connect_failure(exc: BaseException | None) -> str:
                           "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"):
                 return ("TLS handshake failed: the server does not speak TLS on this port "
                         "(plain HTTP? use http://)")
+            if reason in TLS_REASONS:
+                return f"TLS handshake failed: {TLS_REASONS[reason]} ({reason})"
             return f"TLS handshake failed ({reason})"
         if isinstance(exc, socket.gaierror):
             return f"cannot resolve host ({exc.strerror or exc})"

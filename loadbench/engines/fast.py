@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
-import ssl
 from dataclasses import dataclass
 from time import perf_counter
 from urllib.parse import quote, urlsplit
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpResponseParser
 
-from loadbench.engines import connect_failure, set_nodelay
+from loadbench.engines import connect_failure, set_nodelay, tls_closed, tls_refusal
 from loadbench.http_syntax import header_problem, is_token
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
+from loadbench.tls import client_context
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
@@ -91,15 +91,6 @@ def encode_request(template: RequestTemplate, origin: Origin) -> bytes:
     if "user-agent" not in names:
         lines.append("User-Agent: loadbench")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
-
-
-def _ssl_context(verify: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    context.set_alpn_protocols(["http/1.1"])
-    return context
 
 
 class _HeaderProbe:
@@ -197,7 +188,7 @@ class _User:
         "engine", "state", "recorder", "record", "next_slot", "fast",
         "link", "transport", "parser", "feed", "write", "status", "keep_alive",
         "intended", "sent", "pending", "retried", "rx", "nbytes", "data", "head",
-        "timer", "done", "connections", "index", "gate", "idle",
+        "timer", "done", "connections", "index", "gate", "idle", "version",
     )
 
     def __init__(self, engine: FastEngine, index: int = 0) -> None:
@@ -224,6 +215,7 @@ class _User:
         self.index = index
         self.gate = engine.state.user_gate if engine.plan.ramped else None  # a users ramp
         self.idle = False  # the ramp has retired it for now: its timer is `wake`
+        self.version = "HTTP/1.1"  # of the current connection, from its first response
 
     # -- parser callbacks: the hot path ------------------------------------------------
 
@@ -275,6 +267,22 @@ class _User:
             self.write(self.data)
         else:
             self.dispatch(intended)
+
+    def record_first(self, intended: float, sent: float, end: float, status: int,
+                     nbytes: int) -> None:
+        """A connection's first response: note its HTTP version, then record. Responses on
+        HTTP/1.1 connections go straight to the recorder (counted in bulk at the end); only
+        a connection answering otherwise (HTTP/1.0) pays a count per response."""
+        recorder = self.recorder
+        parser = self.status.__self__  # the parser of this response (HEAD: its own)
+        self.version = "HTTP/" + parser.get_http_version()
+        self.record = recorder.record if self.version == "HTTP/1.1" else self.record_other
+        self.record(intended, sent, end, status, nbytes)
+
+    def record_other(self, intended: float, sent: float, end: float, status: int,
+                     nbytes: int) -> None:
+        self.recorder.record(intended, sent, end, status, nbytes)
+        self.recorder.count_version(intended, self.version)
 
     def not_final(self, status: int) -> None:
         """A response that does not answer the request in flight (off the hot path).
@@ -436,6 +444,7 @@ class _User:
         self.write = transport.write
         self.rx = None
         self.nbytes = 0
+        self.record = self.record_first  # notes the connection's protocol version
         self.connections += 1
         if self.connections > 1:
             self.recorder.reconnects += 1
@@ -451,9 +460,14 @@ class _User:
         try:
             first = self.rx
             if first is None:
-                if not self.retried:  # the server closed it before it saw the request
+                if tls_refusal(exc) is not None:  # e.g. a client certificate required
+                    self.no_connection("connect", connect_failure(exc))
+                elif not self.retried:  # the server closed it before it saw the request
                     self.retried = True
                     self.connect()
+                elif self.engine.ssl is not None:  # a fresh TLS connection, refused again
+                    self.no_connection("connect", tls_closed(self.engine.plan.tls is not None
+                                                             and bool(self.engine.plan.tls.cert)))
                 else:
                     self.error("read")
                 return
@@ -530,7 +544,8 @@ class FastEngine:
         self.state = state
         self.origin = origin_of(plan.templates or (
             RequestTemplate("flows", "GET", plan.flows.base_url),))
-        self.ssl = _ssl_context(plan.verify_tls) if self.origin.scheme == "https" else None
+        self.ssl = (client_context(plan.verify_tls, plan.tls, ["http/1.1"])
+                    if self.origin.scheme == "https" else None)
         self.wires = {
             id(template): (encode_request(template, self.origin),
                            template.method.upper() == "HEAD")
@@ -580,6 +595,11 @@ class FastEngine:
             await self.finished
         finally:
             await self._shutdown()
+            recorder = self.state.recorder  # the HTTP/1.1 responses, counted in bulk
+            others = sum(recorder.http_versions.values())
+            responses = sum(recorder.status_codes.values()) - others
+            if responses > 0:
+                recorder.count_version(recorder.measure_start, "HTTP/1.1", responses)
 
     async def prepare(self) -> None:
         """Look the host up once per shard, before any request: a lookup per connection is a

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from httptools import HttpParserError, HttpResponseParser
 
 from loadbench.checks import Response
-from loadbench.engines import connect_failure, set_nodelay
+from loadbench.engines import connect_failure, set_nodelay, tls_closed, tls_refusal
 from loadbench.flow_runner import RequestFailed
 
 _TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
@@ -29,7 +29,8 @@ _HEADS_KEPT = 8  # encoded request heads a user keeps (its steps, once their cap
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection; parser callbacks fill the response being awaited."""
 
-    def __init__(self) -> None:
+    def __init__(self, where: str = "") -> None:
+        self.where = where  # "host:port: " for a one-line reason
         self.transport: asyncio.Transport | None = None
         self.parser = HttpResponseParser(self)
         self.waiter: asyncio.Future | None = None
@@ -106,6 +107,9 @@ class _Connection(asyncio.Protocol):
         if exc is None and self.got_headers and not self.head_only and not self._framed() \
                 and status >= 200 and status not in (204, 304):
             self._complete()  # the body ended with the connection
+        elif not self.got_bytes and tls_refusal(exc) is not None:
+            self._fail(RequestFailed("connect", self.where + connect_failure(exc),
+                                     connected=False))  # e.g. a client certificate required
         elif not self.got_bytes:
             waiter.set_result(None)  # closed before answering: the caller retries once
         else:
@@ -135,9 +139,11 @@ class _Connection(asyncio.Protocol):
     def _complete(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(Response(self.parser.get_status_code(), None,
+            parser = self.parser
+            waiter.set_result(Response(parser.get_status_code(), None,
                                        b"".join(self.body), nbytes=self.nbytes,
-                                       raw_headers=self.headers))
+                                       raw_headers=self.headers,
+                                       http_version="HTTP/" + parser.get_http_version()))
             if not self.parser.should_keep_alive() and self.transport is not None:
                 self.transport.close()
 
@@ -178,6 +184,10 @@ class FastFlowClient:
                 if response is not None:
                     return response
                 self.conn = None  # closed before answering: once more, fresh
+            if engine.ssl is not None:  # a fresh TLS connection closed unanswered too
+                tls = engine.plan.tls
+                raise RequestFailed("connect", conn.where + tls_closed(
+                    tls is not None and tls.cert is not None), connected=False)
             raise RequestFailed("read", "connection closed before a response")
         except RequestFailed:
             self._drop()
@@ -195,8 +205,9 @@ class FastFlowClient:
             raise RequestFailed("connect", engine.unresolved or "cannot resolve host",
                                 connected=False)
         failure: OSError | None = None
+        where = f"{origin.host}:{origin.port}: "
         for address in engine.addresses:
-            conn = _Connection()
+            conn = _Connection(where)
             scope = asyncio.timeout_at(deadline)  # the request's deadline covers its connect
             try:
                 async with scope:
@@ -208,7 +219,6 @@ class FastFlowClient:
                 if scope.expired():
                     raise RequestFailed("timeout", "no response in time") from None
                 failure = exc
-        where = f"{origin.host}:{origin.port}: "
         raise RequestFailed("connect", where + connect_failure(failure), connected=False)
 
     def _encode(self, method: str, target: str, headers: list[tuple[str, str]],

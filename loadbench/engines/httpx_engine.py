@@ -17,54 +17,68 @@ import asyncio
 import contextlib
 import math
 import socket
-import ssl
 import threading
 import time
 from urllib.parse import urlsplit
 
 import httpx
 
-from loadbench.engines import connect_failure, ramped_slot, wait_until, wait_until_blocking
+from loadbench.engines import (
+    connect_failure,
+    ramped_slot,
+    tls_closed,
+    tls_refusal,
+    wait_until,
+    wait_until_blocking,
+)
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
+from loadbench.tls import client_context
 
 
 def classify(exc: BaseException) -> str:
     """Map an httpx exception to an error class."""
     if isinstance(exc, httpx.TimeoutException | asyncio.TimeoutError):
         return "timeout"
-    if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
+    if isinstance(exc, httpx.ConnectError | ConnectionRefusedError) or tls_refusal(exc):
         return "connect"
     return "read"
 
 
-def record_failure(recorder, intended: float, exc: BaseException, kind: str, url: str) -> None:
+def no_exchange(exc: BaseException, url: str, has_cert: bool) -> str | None:
+    """Why no HTTP exchange happened ("host:port: reason"), or None if one did: no
+    connection; the TLS layer refused it (a client certificate required: TLS 1.3 servers
+    say so at the first read, not in the handshake); or a TLS server hung up before any
+    response (asyncio servers refuse a missing certificate so, without an alert)."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        reason = "connect timed out"
+    elif isinstance(exc, httpx.ConnectError) or tls_refusal(exc) is not None:
+        reason = connect_failure(exc)
+    elif (isinstance(exc, httpx.RemoteProtocolError) and url.startswith("https:")
+          and "without sending a response" in str(exc)):
+        reason = tls_closed(has_cert)
+    else:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}: " \
+           + reason
+
+
+def record_failure(recorder, intended: float, exc: BaseException, kind: str, url: str,
+                   has_cert: bool = False) -> None:
     """Count a failed request; one that never got a connection is noted as such."""
-    if not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+    reason = no_exchange(exc, url, has_cert)
+    if reason is None:
         recorder.error(intended, kind)
         return
-    reason = ""
-    if not recorder.unconnected_reason:  # only the first is kept: words cost nothing after
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        reason = f"{parts.hostname}:{port}: " + (
-            "connect timed out" if isinstance(exc, httpx.ConnectTimeout)
-            else connect_failure(exc))
-    recorder.no_connection(intended, kind, reason)
-
-
-def _ssl_context(verify: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+    recorder.no_connection(intended, "timeout" if kind == "timeout" else "connect", reason)
 
 
 class HttpxEngine:
     def __init__(self, plan: LoadPlan, state: LoadState) -> None:
         self.plan = plan
         self.state = state
-        self._ssl = _ssl_context(plan.verify_tls)
+        self._ssl = client_context(plan.verify_tls, plan.tls)
+        self.has_cert = plan.tls is not None and plan.tls.cert is not None
         self._timeout = httpx.Timeout(plan.timeout_s)
 
     def _client_kwargs(self) -> dict:
@@ -106,11 +120,14 @@ class HttpxEngine:
                 sent = perf()
                 try:
                     async with asyncio.timeout(timeout):
-                        status, nbytes = await _fetch(client, self._request_args(template))
+                        status, nbytes, version = await _fetch(
+                            client, self._request_args(template))
                 except Exception as exc:  # every failure is classified and counted
-                    record_failure(recorder, intended, exc, classify(exc), template.url)
+                    record_failure(recorder, intended, exc, classify(exc), template.url,
+                                   self.has_cert)
                     continue
                 recorder.record(intended, sent, perf(), status, nbytes)
+                recorder.count_version(intended, version)
 
     def run_blocking(self) -> bool:
         """The article's baseline: a plain synchronous `httpx.Client` loop."""
@@ -127,15 +144,16 @@ class HttpxEngine:
                 sent = perf()
                 watchdog.arm(sent + timeout)
                 try:
-                    status, nbytes = _fetch_blocking(
+                    status, nbytes, version = _fetch_blocking(
                         client, {**self._request_args(template), "extensions": extensions})
                 except Exception as exc:
                     record_failure(recorder, intended, exc,
                                    "timeout" if watchdog.disarm() else classify(exc),
-                                   template.url)
+                                   template.url, self.has_cert)
                 else:
                     watchdog.disarm()
                     recorder.record(intended, sent, perf(), status, nbytes)
+                    recorder.count_version(intended, version)
                 if ticker is not None:
                     ticker()
         return True
@@ -169,38 +187,35 @@ class HttpxFlowClient:
                             chunks.append(chunk)
         except Exception as exc:  # every failure is classified and counted
             kind = classify(exc)
-            unconnected = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-            reason = ""
-            if unconnected:
-                parts = urlsplit(url)
-                reason = f"{parts.hostname}:{parts.port or 80}: " + (
-                    "connect timed out" if isinstance(exc, httpx.ConnectTimeout)
-                    else connect_failure(exc))
+            reason = no_exchange(exc, url, self.engine.has_cert)
+            if reason is not None and kind != "timeout":
+                kind = "connect"
             raise RequestFailed(kind, reason or str(exc)[:200] or kind,
-                                connected=not unconnected) from None
+                                connected=reason is None) from None
         return Response(response.status_code, response.headers.multi_items(),
-                        b"".join(chunks), nbytes=nbytes)
+                        b"".join(chunks), nbytes=nbytes, http_version=response.http_version)
 
     async def close(self) -> None:
         if self.client is not None:
             await self.client.aclose()
 
 
-async def _fetch(client: httpx.AsyncClient, args: dict) -> tuple[int, int]:
-    """Send one request and read its whole body, counting (not keeping) the bytes."""
+async def _fetch(client: httpx.AsyncClient, args: dict) -> tuple[int, int, str]:
+    """Send one request and read its whole body, counting (not keeping) the bytes; the
+    status, the body size and the protocol version the response came over."""
     nbytes = 0
     async with client.stream(**args) as response:
         async for chunk in response.aiter_bytes():
             nbytes += len(chunk)
-    return response.status_code, nbytes
+    return response.status_code, nbytes, response.http_version
 
 
-def _fetch_blocking(client: httpx.Client, args: dict) -> tuple[int, int]:
+def _fetch_blocking(client: httpx.Client, args: dict) -> tuple[int, int, str]:
     nbytes = 0
     with client.stream(**args) as response:
         for chunk in response.iter_bytes():
             nbytes += len(chunk)
-    return response.status_code, nbytes
+    return response.status_code, nbytes, response.http_version
 
 
 class _Watchdog:

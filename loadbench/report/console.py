@@ -23,6 +23,7 @@ from loadbench.report.format import (
     errors_cell,
     ms,
     pct,
+    protocols,
     rate,
     run_percentile,
     speedup,
@@ -204,6 +205,9 @@ def print_summary(console: Console, result: Result) -> None:
              for run in result.runs if error_breakdown(run)]
     if any_approximate(result.runs):
         notes.append(Text(APPROXIMATE_NOTE, style="dim"))
+    used = protocols(result.runs)
+    if used:
+        notes.append(Text.assemble(("protocol ", "cyan"), used))
     parts += notes + _records_parts(result, console.width)
     if any(run.pacing for run in result.runs):
         parts.append(_pacing_table(result))

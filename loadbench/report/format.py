@@ -115,6 +115,25 @@ def error_breakdown(run) -> str | None:
     return text
 
 
+def protocols(runs) -> str | None:
+    """The HTTP versions the responses came over, from `run.http_versions`: "HTTP/1.1" when
+    every run used one and the same, else per run ("gather HTTP/2; mixed HTTP/1.1 ×12,
+    HTTP/2 ×8"); None when no run recorded it (results from before it was recorded)."""
+    recorded = [run for run in runs if getattr(run, "http_versions", None)]
+    if not recorded:
+        return None
+
+    def versions(run) -> str:
+        if len(run.http_versions) == 1:
+            return next(iter(run.http_versions))
+        return ", ".join(f"{version} ×{count(n)}" for version, n in run.http_versions.items())
+
+    shown = {versions(run) for run in recorded}
+    if len(shown) == 1 and len(recorded[0].http_versions) == 1:
+        return shown.pop()
+    return "; ".join(f"{run.name} {versions(run)}" for run in recorded)
+
+
 def speedup(value: float, reference: float) -> str:
     return f"{value / reference:.1f}x" if reference > 0 else MISSING
 

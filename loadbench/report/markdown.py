@@ -14,6 +14,7 @@ from loadbench.report.format import (
     errors_cell,
     ms,
     percentile_ms,
+    protocols,
     rate,
     run_percentile,
     speedup,
@@ -75,6 +76,9 @@ def _runs_table(runs: list[RunResult]) -> list[str]:
     out.append("")
     if any_approximate(runs):
         out += [APPROXIMATE_NOTE, ""]
+    used = protocols(runs)
+    if used:
+        out += [f"Protocol (of the responses): {cell(used)}", ""]
     failed = [(run.name, error_breakdown(run)) for run in runs if error_breakdown(run)]
     if failed:
         out += ["Errors:", ""] + [f"- **{cell(name)}**: {text}" for name, text in failed] + [""]

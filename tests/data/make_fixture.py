@@ -93,6 +93,7 @@ def build_run(name: str, client: str, concurrency: int, processes: int, per_seco
         requests=requests,
         errors=error_counts,
         status_codes=status_codes,
+        http_versions={"HTTP/1.1": sum(status_codes.values())},
         rps=round(requests / SECONDS, 3),
         bytes_received=BYTES_PER_RESPONSE * (len(latencies) + error_counts["status_4xx"]
                                              + error_counts["status_5xx"]),
