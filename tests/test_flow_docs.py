@@ -3,7 +3,8 @@
 Each ```yaml block is a complete scenario and must pass `loadbench validate`. A block
 after `<!-- file: NAME -->` is written beside the scenarios as NAME (a data file, a Python
 flow module) instead. A block after `<!-- invalid: LINE: TEXT -->` must be refused with
-exit 2 and one line naming the block's LINE and containing TEXT. Validation only: the
+exit 2 and one line naming the block's LINE and containing TEXT. A block after
+`<!-- fragment: WHY -->` is part of a scenario and is not checked. Validation only: the
 examples run against the sample target in tests/test_flows.py-style end-to-end tests.
 """
 
@@ -22,7 +23,7 @@ from loadbench.cli import app
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ("docs/flows.md", "README.md")
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
-_MARK = re.compile(r"<!--\s*(file|invalid):\s*(.*?)\s*-->\s*\n$")
+_MARK = re.compile(r"<!--\s*(file|invalid|fragment):\s*(.*?)\s*-->\s*\n$")
 _ENDPOINT_THRESHOLD = re.compile(r"^\s*-\s*\"?[\w*-]+\[")
 
 
@@ -40,7 +41,7 @@ def examples() -> list:
     params = []
     for doc in DOCS:
         for index, (language, _text, kind, _) in enumerate(blocks(doc)):
-            if language == "yaml" and kind != "file":
+            if language == "yaml" and kind not in ("file", "fragment"):
                 params.append(pytest.param(doc, index, id=f"{doc}#{index}"))
     return params
 
