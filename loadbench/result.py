@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from loadbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from loadbench.result_records import EndpointResult, FlowResult, LatencySummary
+from loadbench.result_records import EndpointResult, FlowResult, LatencySeconds, LatencySummary
 from loadbench.result_records import SavedModel as _Model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from loadbench.metrics import Record
 
 SCHEMA_VERSION = 1
 SWEEP_SCHEMA_VERSION = 1
@@ -72,7 +75,7 @@ class RepeatStat(_Model):
     histogram: str = ""
 
 
-class RunResult(_Model):
+class RunResult(_Model, LatencySeconds):
     name: str
     client: str
     executor: str = "local"  # local, dask-local or dask://HOST:PORT
@@ -116,6 +119,19 @@ class RunResult(_Model):
         if not self.latency_ms.measured:
             return 0
         return max(self.requests - sum(self.errors.values()) - self.histogram_dropped, 0)
+
+    def endpoint(self, name: str) -> Record:
+        """One step name's record read like a run (`.p99` in seconds, `.rps`,
+        `.error_rate`); BadInput naming the endpoints when there is none by that name."""
+        from loadbench.metrics import named_record
+
+        return named_record(self, name, "endpoint")
+
+    def flow(self, name: str) -> Record:
+        """One flow's record: iterations as requests, iteration durations as latencies."""
+        from loadbench.metrics import named_record
+
+        return named_record(self, name, "flow")
 
     @model_validator(mode="after")
     def _legacy_zero_latency(self) -> RunResult:
@@ -168,7 +184,7 @@ class Environment(_Model):
     hostname: str = ""
 
 
-class Result(_Model):
+class Result(_Model, LatencySeconds):
     schema_version: int = SCHEMA_VERSION
     loadbench_version: str
     scenario: ScenarioInfo
@@ -180,6 +196,40 @@ class Result(_Model):
 
     def run(self, name: str) -> RunResult | None:
         return next((r for r in self.runs if r.name == name), None)
+
+    # The Python API (docs/api.md): a one-run result reads like its run.
+
+    def only_run(self) -> RunResult:
+        """The run of a one-run result; BadInput naming the runs when there are several."""
+        if len(self.runs) == 1:
+            return self.runs[0]
+        from loadbench.errors import BadInput
+
+        names = ", ".join(repr(run.name) for run in self.runs) or "none"
+        raise BadInput(f"result of scenario {self.scenario.name!r} has {len(self.runs)} runs "
+                       f"({names}): pick one with result.run(NAME)")
+
+    @property
+    def latency_ms(self) -> LatencySummary:
+        return self.only_run().latency_ms
+
+    @property
+    def rps(self) -> float:
+        return self.only_run().rps
+
+    @property
+    def error_rate(self) -> float:
+        return self.only_run().error_rate
+
+    @property
+    def requests(self) -> int:
+        return self.only_run().requests
+
+    def endpoint(self, name: str) -> Record:
+        return self.only_run().endpoint(name)
+
+    def flow(self, name: str) -> Record:
+        return self.only_run().flow(name)
 
 
 def result_schema() -> dict:

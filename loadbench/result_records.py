@@ -29,6 +29,31 @@ class LatencySummary(SavedModel):
         return any(value is not None for value in self.__dict__.values())
 
 
+def _seconds(field: str) -> property:
+    def read(self) -> float | None:
+        value = getattr(self.latency_ms, field)
+        return None if value is None else value / 1000.0
+
+    return property(read, doc=f"{field} latency in seconds; None when nothing was measured")
+
+
+class LatencySeconds:
+    """The Python API's named latency accessors (docs/api.md) for anything with a
+    `latency_ms` summary: SECONDS, like `time.perf_counter`, so `result.p99 < 0.2` reads
+    "p99 under 200 ms". None when nothing was measured, never 0. Saved fields stay in ms."""
+
+    __slots__ = ()
+
+    min = _seconds("min")
+    mean = _seconds("mean")
+    p50 = _seconds("p50")
+    p90 = _seconds("p90")
+    p95 = _seconds("p95")
+    p99 = _seconds("p99")
+    p99_9 = _seconds("p99_9")
+    max = _seconds("max")
+
+
 class EndpointResult(SavedModel):
     """One step name's record in a run (DESIGN section 8): steps with the same name in
     different flows share it; the run's totals are exact merges of these."""

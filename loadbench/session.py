@@ -70,15 +70,22 @@ class Loaded:
 def load(path: Path, overrides: list[str] | None = None, duration: str | None = None
          ) -> Loaded:
     """Everything a run would refuse, found before any load is sent (exit 2)."""
-    from loadbench.runner import check_scenario
     from loadbench.scenario_load import load_scenario
-    from loadbench.thresholds import parse_all
 
     scenario, sha = load_scenario(path, overrides=overrides, duration=duration)
-    check_scenario(scenario, source=str(path))
+    return checked(scenario, sha, str(path))
+
+
+def checked(scenario: Scenario, sha256: str, source: str) -> Loaded:
+    """A validated scenario checked (`check_scenario`) and its thresholds parsed: the
+    part of `load` that the Python API shares for a Scenario built in code."""
+    from loadbench.runner import check_scenario
+    from loadbench.thresholds import parse_all
+
+    check_scenario(scenario, source=source)
     thresholds = parse_all(scenario.thresholds, [run.name for run in scenario.runs],
-                           source=str(path))
-    return Loaded(scenario, sha, thresholds)
+                           source=source)
+    return Loaded(scenario, sha256, thresholds)
 
 
 def judge(loaded: Loaded, result: Result) -> Result:
