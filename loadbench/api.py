@@ -44,14 +44,14 @@ def bench(url: str, *, users: int = 10, rate: str | float | None = None,
 
     `duration` defaults to 10 s, or to no time limit when `requests` is given. Raises
     BadInput for bad options and TargetError when no request got a connection."""
-    return bench_result(**_bench_options(locals()), stop_event=None).runs[0]
+    return bench_result(**bench_options(locals()), stop_event=None).runs[0]
 
 
 async def abench(url: str, **options: Any) -> RunResult:
     """`bench` from inside a running event loop: the load runs on its own thread and loop,
     never on the caller's; cancelling the task stops the run early."""
     result = await _in_thread(lambda stop: bench_result(
-        **_bench_options({"url": url, **options}), stop_event=stop))
+        **bench_options({"url": url, **options}), stop_event=stop))
     return result.runs[0]
 
 
@@ -64,7 +64,7 @@ def bench_result(url: str, *, stop_event: threading.Event | None, **options: Any
     return _measured(scenario, "", stop_event)
 
 
-def _bench_options(given: dict[str, Any]) -> dict[str, Any]:
+def bench_options(given: dict[str, Any]) -> dict[str, Any]:
     """`bench` keywords -> `bench_scenario` keywords: CLI spellings, API types."""
     defaults = {"users": 10, "rate": None, "duration": None, "requests": None,
                 "engine": "fast", "headers": None, "body": None, "method": "GET",
@@ -216,7 +216,7 @@ def compare(baseline: Result | str | Path, current: Result | str | Path, *,
     test, or `stats=True`: the bootstrap over one-second windows). Results or paths;
     `comparison.has_regression` is the verdict. Environment differences are warnings."""
     from loadbench.baseline import differences
-    from loadbench.compare import compare_results, parse_tolerance
+    from loadbench.compare import compare_results
     from loadbench.comparison import parse_metrics
     from loadbench.result_io import load_result
 
@@ -225,16 +225,29 @@ def compare(baseline: Result | str | Path, current: Result | str | Path, *,
     base, cur = (load_result(item) if isinstance(item, str | Path) else item
                  for item in (baseline, current))
     comparison = compare_results(
-        base, cur, parse_metrics(metrics),
-        parse_tolerance(max_regression, "max_regression"),
+        base, cur, parse_metrics(metrics), _fraction(max_regression, "max_regression"),
         mode="stats" if stats else "tolerance",
-        min_effect=parse_tolerance(min_effect, "min_effect"),
+        min_effect=_fraction(min_effect, "min_effect"),
         baseline_label=labels[0], current_label=labels[1])
     found = differences(base, cur)
     if found:
         comparison = comparison.model_copy(update={"warnings": [
             *comparison.warnings, *(f"environment differs: {item}" for item in found)]})
     return comparison
+
+
+def _fraction(value: float | str, option: str) -> float:
+    """A tolerance: a number is a fraction (0.1, or 10.0 for 1000 %), a text `"10%"`."""
+    import math
+
+    from loadbench.compare import parse_tolerance
+
+    if isinstance(value, str):
+        return parse_tolerance(value, option)
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value < 0:
+        raise BadInput(f"{option}={value!r}: give a fraction >= 0 (0.1) or a text such as '10%'")
+    return float(value)
 
 
 async def acompare(baseline: Result | str | Path, current: Result | str | Path,

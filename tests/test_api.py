@@ -175,8 +175,11 @@ def test_compare_paths_and_bad_tolerance(repo_root):
     assert not comparison.has_regression
     assert all(row.verdict == "within noise" or row.verdict.startswith("not measured")
                for row in comparison.rows)
-    with pytest.raises(BadInput, match="max_regression"):
-        loadbench.compare(repo_root / FIXED, repo_root / FIXED, max_regression="lots")
+    assert loadbench.compare(repo_root / FIXED, repo_root / FIXED,
+                             max_regression=10.0).max_regression == 10.0  # a fraction: 1000 %
+    for bad in ("lots", -0.1, float("nan"), True):
+        with pytest.raises(BadInput, match="max_regression"):
+            loadbench.compare(repo_root / FIXED, repo_root / FIXED, max_regression=bad)
 
 
 def test_sync_call_inside_a_running_loop_says_use_the_async_variant():
