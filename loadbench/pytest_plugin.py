@@ -314,7 +314,7 @@ def _table_text(comparison: Comparison) -> str:
     out = io.StringIO()
     Console(file=out, width=150, color_system=None, highlight=False).print(
         render_console(comparison))
-    return out.getvalue().rstrip()
+    return "\n".join(line.rstrip() for line in out.getvalue().rstrip().splitlines())
 
 
 # ---------------------------------------------------------------- session outputs
