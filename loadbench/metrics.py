@@ -8,11 +8,14 @@ and never list metrics of their own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from loadbench.errors import BadInput
 from loadbench.record_names import record_address
-from loadbench.result import LatencySummary, RunResult
-from loadbench.result_records import LatencySeconds
+from loadbench.result_records import LatencySeconds, LatencySummary
+
+if TYPE_CHECKING:  # pragma: no cover  (result imports this module for run.endpoint())
+    from loadbench.result import RunResult
 
 __all__ = [
     "HIGHER_IS_BETTER",

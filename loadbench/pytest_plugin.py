@@ -154,8 +154,9 @@ def loadbench_target(request: pytest.FixtureRequest) -> Iterator[Callable[..., s
     def start(app: str | None = None, *, command: Sequence[str] | None = None,
               ready_path: str | None = None, env: dict[str, str] | None = None,
               workers: int = 1, loop: str = "uvloop", ready_timeout: float = 15.0) -> str:
+        from loadbench.command_target import CommandTarget
         from loadbench.errors import LoadbenchError
-        from loadbench.target import DEFAULT_APP, CommandTarget, TargetProcess, app_problem
+        from loadbench.target import DEFAULT_APP, TargetProcess, app_problem
 
         merged = {"PYTHONPATH": os.pathsep.join(dict.fromkeys(p for p in (
             str(request.config.rootpath), os.getcwd(), os.environ.get("PYTHONPATH", ""))

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from loadbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from loadbench.result_records import EndpointResult, FlowResult, LatencySeconds, LatencySummary
+from loadbench.result_records import (
+    EndpointResult,
+    FlowResult,
+    LatencySeconds,
+    LatencySummary,
+    OneRunAccessors,
+)
 from loadbench.result_records import SavedModel as _Model
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -184,7 +190,7 @@ class Environment(_Model):
     hostname: str = ""
 
 
-class Result(_Model, LatencySeconds):
+class Result(_Model, OneRunAccessors):
     schema_version: int = SCHEMA_VERSION
     loadbench_version: str
     scenario: ScenarioInfo
@@ -196,40 +202,6 @@ class Result(_Model, LatencySeconds):
 
     def run(self, name: str) -> RunResult | None:
         return next((r for r in self.runs if r.name == name), None)
-
-    # The Python API (docs/api.md): a one-run result reads like its run.
-
-    def only_run(self) -> RunResult:
-        """The run of a one-run result; BadInput naming the runs when there are several."""
-        if len(self.runs) == 1:
-            return self.runs[0]
-        from loadbench.errors import BadInput
-
-        names = ", ".join(repr(run.name) for run in self.runs) or "none"
-        raise BadInput(f"result of scenario {self.scenario.name!r} has {len(self.runs)} runs "
-                       f"({names}): pick one with result.run(NAME)")
-
-    @property
-    def latency_ms(self) -> LatencySummary:
-        return self.only_run().latency_ms
-
-    @property
-    def rps(self) -> float:
-        return self.only_run().rps
-
-    @property
-    def error_rate(self) -> float:
-        return self.only_run().error_rate
-
-    @property
-    def requests(self) -> int:
-        return self.only_run().requests
-
-    def endpoint(self, name: str) -> Record:
-        return self.only_run().endpoint(name)
-
-    def flow(self, name: str) -> Record:
-        return self.only_run().flow(name)
 
 
 def result_schema() -> dict:

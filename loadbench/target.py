@@ -21,11 +21,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO
 
 import psutil
 
-from loadbench.errors import BadInput, TargetError
+from loadbench.errors import TargetError
 
 DEFAULT_APP = "target_app.main:app"
 STOP_TIMEOUT_S = 5.0
@@ -385,27 +385,6 @@ class TargetProcess:
             self._stderr_saved = _read_tail(self._stderr_file)
             self._stderr_file.close()
             self._stderr_file = None
-
-
-class CommandTarget(TargetProcess):
-    """Any server command as a target (the pytest plugin's `loadbench_target(command=...)`):
-    `{port}` in an argument (and $PORT) is the free port picked; ready when `ready_path`
-    answers 200. Started, watched and stopped exactly like the uvicorn target."""
-
-    def __init__(self, command: list[str], ready_path: str = "/", **options: Any) -> None:
-        if not command:
-            raise BadInput("command: give the server's command line, e.g. "
-                           "['python', '-m', 'http.server', '{port}']")
-        super().__init__(app=" ".join(command), **options)
-        self.argv = list(command)
-        self.ready_path = ready_path
-
-    def command(self, port: int) -> list[str]:
-        return [part.replace("{port}", str(port)) for part in self.argv]
-
-    def _spawn(self, port: int) -> None:
-        self.env["PORT"] = str(port)
-        super()._spawn(port)
 
 
 def _read_tail(file: IO[bytes]) -> bytes:
