@@ -13,7 +13,17 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-PLUGIN = ("-p", "loadbench.pytest_plugin")
+
+def _plugin_args() -> tuple[str, ...]:
+    """`-p loadbench.pytest_plugin` unless the installed entry point already loads it
+    (pytest refuses a plugin registered twice under two names)."""
+    from importlib.metadata import entry_points
+
+    installed = any(e.value == "loadbench.pytest_plugin" for e in entry_points(group="pytest11"))
+    return () if installed else ("-p", "loadbench.pytest_plugin")
+
+
+PLUGIN = _plugin_args()
 
 # The scenario and test file of README.md / docs/pytest.md (the docs test reads them back).
 LOGIN_YAML = """\
