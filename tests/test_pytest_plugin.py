@@ -159,6 +159,7 @@ def test_a_command_target_and_a_failing_test_still_stop_it(pytester):
     (("--loadbench-save", "../x"), "*--loadbench-save: baseline name '../x'*"),
     (("--loadbench-export", "nope=x.json"), "*--export 'nope=x.json': unknown format 'nope'*"),
     (("--loadbench-max-regression", "lots"), "*--loadbench-max-regression 'lots'*"),
+    (("--loadbench-json", "/proc/no/such/load.json"), "*--loadbench-json*"),
 ])
 def test_bad_options_are_usage_errors(pytester, args, message):
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
@@ -210,3 +211,17 @@ def test_the_docs_show_the_tested_example(repo_root):
     assert LOGIN_YAML.strip() in (repo_root / "docs/pytest.md").read_text()
     assert len(EXAMPLE_TEST.strip().splitlines()) <= 10
 
+
+
+def test_a_new_test_passes_as_new_and_a_repeated_name_fails(pytester):
+    pytester.makepyfile(test_n="""
+        def test_new(loadbench_target, loadbench):
+            url = loadbench_target()
+            loadbench.bench(url + "/health", users=1, requests=5, name="a")
+            loadbench.bench(url + "/health", users=1, requests=5, name="a")
+    """)
+    (pytester.path / ".loadbench/baselines/main").mkdir(parents=True)
+    result = pytester.runpytest(*PLUGIN, "--loadbench-compare", "main")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*two load results named 'test_n.py::test_new::a'*",
+                                 "test_n.py::test_new::a*gather*new"])
