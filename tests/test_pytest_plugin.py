@@ -100,6 +100,8 @@ def test_the_readme_example_passes_saves_and_gates_against_its_baseline(example)
 
 
 def test_a_regression_fails_the_test_with_the_compare_table(example):
+    # the gate alone: no latency assertion of its own that a busy machine could fail
+    example.makepyfile(test_load=EXAMPLE_TEST.split("    assert")[0])
     example.runpytest(*PLUGIN, "--loadbench-save", "main").assert_outcomes(passed=1)
     (path,) = (example.path / ".loadbench/baselines/main").glob("*.json")
     data = json.loads(path.read_text())
