@@ -180,10 +180,12 @@ def _yaml_value(value: Any) -> str:
 def _loaded(scenario: Any, overrides: list[str], duration: str | None) -> Loaded:
     """`session.Loaded` for a path (as `loadbench run` loads it), a Scenario or a dict."""
     from loadbench.scenario import Scenario
-    from loadbench.session import load
+    from loadbench.session import checked, load
 
     if isinstance(scenario, str | Path):
         return load(Path(scenario), overrides, duration)
+    if isinstance(scenario, Scenario) and not overrides and duration is None:
+        return checked(scenario, "", "scenario")  # validated already: run it as it is
     if isinstance(scenario, Scenario):
         data = scenario.model_dump(mode="json", exclude_unset=True, by_alias=True)
         base_dir = scenario._base_dir or None
@@ -196,7 +198,6 @@ def _loaded(scenario: Any, overrides: list[str], duration: str | None) -> Loaded
                        "Scenario or a dict")
     from loadbench.scenario import validate_scenario
     from loadbench.scenario_load import apply_override
-    from loadbench.session import checked
 
     blame = {apply_override(data, item): f"override {item}" for item in overrides}
     if duration is not None:

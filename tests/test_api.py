@@ -154,7 +154,8 @@ def test_run_a_scenario_object_and_a_path(tmp_path):
 
         path.write_text(yaml.safe_dump(SCENARIO))
         second = loadbench.run(path, target=base, overrides=["iterations=20"])
-    assert first.requests == 40 and second.requests == 20
+        third = loadbench.run(validate_scenario({**SCENARIO, "target": {"url": base}}))
+    assert first.requests == 40 and second.requests == 20 and third.requests == 40
     comparison = loadbench.compare(first, second, max_regression="50%")
     assert {row.metric for row in comparison.rows} == {"rps", "p99"}
 
