@@ -8,9 +8,14 @@ and never list metrics of their own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from loadbench.errors import BadInput
 from loadbench.record_names import record_address
-from loadbench.result import LatencySummary, RunResult
+from loadbench.result_records import LatencySeconds, LatencySummary
+
+if TYPE_CHECKING:  # pragma: no cover  (result imports this module for run.endpoint())
+    from loadbench.result import RunResult
 
 __all__ = [
     "HIGHER_IS_BETTER",
@@ -22,6 +27,7 @@ __all__ = [
     "Record",
     "find_record",
     "metric_value",
+    "named_record",
     "records",
     "shows_records",
 ]
@@ -88,7 +94,7 @@ def metric_value(run: RunResult | Record, metric: str) -> float | None:
 
 
 @dataclass(frozen=True)
-class Record:
+class Record(LatencySeconds):
     """An endpoint or a flow of a run read like a run (DESIGN section 8), so the metric
     table, the percentile cells and the threshold evaluator apply unchanged: a flow's
     iterations stand for requests, its failed iterations for errors, its iteration
@@ -144,6 +150,16 @@ def records(run: RunResult) -> list[Record]:
 
 def find_record(run: RunResult, name: str) -> Record | None:
     return next((record for record in records(run) if record.name == name), None)
+
+
+def named_record(run: RunResult, name: str, kind: str) -> Record:
+    """`run.endpoint(name)` / `run.flow(name)`: BadInput listing the names there are."""
+    found = [record for record in records(run) if record.kind == kind]
+    for record in found:
+        if record.name == name:
+            return record
+    known = ", ".join(repr(record.name) for record in found) or "none"
+    raise BadInput(f"run {run.name!r} has no {kind} {name!r}; its {kind}s: {known}")
 
 
 def shows_records(run: RunResult) -> bool:

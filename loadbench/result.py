@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from loadbench.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from loadbench.result_records import EndpointResult, FlowResult, LatencySummary
+from loadbench.result_records import (
+    EndpointResult,
+    FlowResult,
+    LatencySeconds,
+    LatencySummary,
+    OneRunAccessors,
+)
 from loadbench.result_records import SavedModel as _Model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from loadbench.metrics import Record
 
 SCHEMA_VERSION = 1
 SWEEP_SCHEMA_VERSION = 1
@@ -72,7 +81,7 @@ class RepeatStat(_Model):
     histogram: str = ""
 
 
-class RunResult(_Model):
+class RunResult(_Model, LatencySeconds):
     name: str
     client: str
     executor: str = "local"  # local, dask-local or dask://HOST:PORT
@@ -119,6 +128,19 @@ class RunResult(_Model):
         if not self.latency_ms.measured:
             return 0
         return max(self.requests - sum(self.errors.values()) - self.histogram_dropped, 0)
+
+    def endpoint(self, name: str) -> Record:
+        """One step name's record read like a run (`.p99` in seconds, `.rps`,
+        `.error_rate`); BadInput naming the endpoints when there is none by that name."""
+        from loadbench.metrics import named_record
+
+        return named_record(self, name, "endpoint")
+
+    def flow(self, name: str) -> Record:
+        """One flow's record: iterations as requests, iteration durations as latencies."""
+        from loadbench.metrics import named_record
+
+        return named_record(self, name, "flow")
 
     @model_validator(mode="after")
     def _legacy_zero_latency(self) -> RunResult:
@@ -182,7 +204,7 @@ class Aborted(_Model):
     window: dict[str, int | float | None]  # its figures: requests, rps, error_rate, p50/p90/p99 ms
 
 
-class Result(_Model):
+class Result(_Model, OneRunAccessors):
     schema_version: int = SCHEMA_VERSION
     loadbench_version: str
     scenario: ScenarioInfo

@@ -30,12 +30,12 @@ from loadbench.errors import (
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
+    from loadbench.live import LiveOptions
     from loadbench.result import Result
     from loadbench.scenario import Scenario
     from loadbench.thresholds import Threshold
 
 Saved = TypeVar("Saved")
-LiveOptions = tuple[int | None, str, str | None]  # --metrics-port, --metrics-host, --otlp
 SAMPLE_STAMP = "2000-01-01T00:00:00Z"  # any start time: checks the shape of result names
 
 
@@ -71,15 +71,22 @@ class Loaded:
 def load(path: Path, overrides: list[str] | None = None, duration: str | None = None
          ) -> Loaded:
     """Everything a run would refuse, found before any load is sent (exit 2)."""
-    from loadbench.runner import check_scenario
     from loadbench.scenario_load import load_scenario
-    from loadbench.thresholds import parse_all
 
     scenario, sha = load_scenario(path, overrides=overrides, duration=duration)
-    check_scenario(scenario, source=str(path))
+    return checked(scenario, sha, str(path))
+
+
+def checked(scenario: Scenario, sha256: str, source: str) -> Loaded:
+    """A validated scenario checked (`check_scenario`) and its thresholds parsed: the
+    part of `load` that the Python API shares for a Scenario built in code."""
+    from loadbench.runner import check_scenario
+    from loadbench.thresholds import parse_all
+
+    check_scenario(scenario, source=source)
     thresholds = parse_all(scenario.thresholds, [run.name for run in scenario.runs],
-                           source=str(path))
-    return Loaded(scenario, sha, thresholds)
+                           source=source)
+    return Loaded(scenario, sha256, thresholds)
 
 
 def judge(loaded: Loaded, result: Result) -> Result:
@@ -217,24 +224,6 @@ def check_strict(result: Result, strict: bool) -> None:
 # ---------------------------------------------------------------- commands
 
 
-@contextlib.contextmanager
-def live_observers(metrics: LiveOptions) -> Iterator[list]:
-    """The live window observers `--metrics-port` and `--otlp` ask for (none without
-    them), ready before any load is sent (a port in use: exit 2)."""
-    port, host, otlp = metrics
-    with contextlib.ExitStack() as stack:
-        observers: list = []
-        if port is not None:
-            from loadbench.live_metrics import serving
-
-            observers += stack.enter_context(serving(port, host))
-        if otlp is not None:
-            from loadbench.live_otlp import pushing
-
-            observers += stack.enter_context(pushing(otlp, note))
-        yield observers
-
-
 def run(path: Path, overrides: list[str], duration: str | None, out: Path, report: str,
         quiet: bool, no_progress: bool, fail_on_threshold: bool, junit: Path | None,
         strict: bool, baseline: str | None, export_specs: list[str] | None = None,
@@ -252,7 +241,9 @@ def run(path: Path, overrides: list[str], duration: str | None, out: Path, repor
     exports = parse_exports(export_specs or [])
     screen = console(quiet)
     sigterm_as_interrupt()
-    with live_observers(metrics) as observers, \
+    from loadbench.live import live_observers
+
+    with live_observers(metrics, note) as observers, \
             LiveProgress(screen, enabled=not no_progress and not quiet) as progress:
         result = judge(loaded, run_scenario(loaded.scenario, loaded.sha256, progress,
                                             observers=observers))
@@ -324,7 +315,9 @@ def bench(url: str, out: Path | None, as_json: bool, no_progress: bool, strict: 
     scenario = bench_scenario(url, max_body_size=body_limit, **options)
     screen = console(quiet=as_json)
     sigterm_as_interrupt()
-    with live_observers(metrics) as observers:
+    from loadbench.live import live_observers
+
+    with live_observers(metrics, note) as observers:
         if as_json:
             from loadbench.runner import NullProgress
 

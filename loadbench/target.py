@@ -123,6 +123,8 @@ def _die_with_parent_preexec() -> Callable[[], None] | None:
 class TargetProcess:
     """Context manager: start uvicorn in a subprocess, wait for /health, stop it and children."""
 
+    ready_path = "/health"  # answers 200 once the target serves
+
     def __init__(
         self,
         app: str = DEFAULT_APP,
@@ -356,7 +358,7 @@ class TargetProcess:
             _connect_host(self.host), self.port, timeout=HEALTH_TIMEOUT_S
         )
         try:
-            connection.request("GET", "/health")
+            connection.request("GET", self.ready_path)
             return connection.getresponse().status == 200
         except (OSError, http.client.HTTPException):
             return False
