@@ -9,9 +9,8 @@ on the one-request hot path the run's totals are its one endpoint's.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -210,24 +209,3 @@ def endpoint_of(plan) -> str | None:
 
 __all__ = ["AbortWatch", "EndpointWindow", "LinkedStop", "LiveRun",
            "LiveWindow", "WindowObserver", "abort_message", "endpoint_of", "start_run"]
-
-
-LiveOptions = tuple[int | None, str, str | None]  # --metrics-port, --metrics-host, --otlp
-
-
-@contextlib.contextmanager
-def live_observers(metrics: LiveOptions, note: Callable[[str], None]) -> Iterator[list]:
-    """The live window observers `--metrics-port` and `--otlp` ask for (none without
-    them), ready before any load is sent (a port in use: exit 2)."""
-    port, host, otlp = metrics
-    with contextlib.ExitStack() as stack:
-        observers: list = []
-        if port is not None:
-            from loadbench.live_metrics import serving
-
-            observers += stack.enter_context(serving(port, host))
-        if otlp is not None:
-            from loadbench.live_otlp import pushing
-
-            observers += stack.enter_context(pushing(otlp, note))
-        yield observers

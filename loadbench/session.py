@@ -30,7 +30,7 @@ from loadbench.errors import (
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
-    from loadbench.live import LiveOptions
+    from loadbench.live_outputs import LiveOptions
     from loadbench.result import Result
     from loadbench.scenario import Scenario
     from loadbench.thresholds import Threshold
@@ -241,7 +241,7 @@ def run(path: Path, overrides: list[str], duration: str | None, out: Path, repor
     exports = parse_exports(export_specs or [])
     screen = console(quiet)
     sigterm_as_interrupt()
-    from loadbench.live import live_observers
+    from loadbench.live_outputs import live_observers
 
     with live_observers(metrics, note) as observers, \
             LiveProgress(screen, enabled=not no_progress and not quiet) as progress:
@@ -315,7 +315,7 @@ def bench(url: str, out: Path | None, as_json: bool, no_progress: bool, strict: 
     scenario = bench_scenario(url, max_body_size=body_limit, **options)
     screen = console(quiet=as_json)
     sigterm_as_interrupt()
-    from loadbench.live import live_observers
+    from loadbench.live_outputs import live_observers
 
     with live_observers(metrics, note) as observers:
         if as_json:
