@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check loadbench target_app tests bench
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2  # two workers: most tests wait on loopback windows
 
 lint: $(STAMP)
 	$(BIN)/ruff check loadbench target_app tests bench
