@@ -35,6 +35,18 @@ def header_text(item: str | HeaderValue) -> str:
     return item.value if isinstance(item, HeaderValue) else item
 
 
+def checked_headers(value: dict[str, str | HeaderValue],
+                    templates: bool = False) -> dict[str, str | HeaderValue]:
+    """Headers a request or a step may send; with `templates`, each `${...}` stands for a
+    value checked when it is rendered (flow_check checks the names)."""
+    for name, item in value.items():
+        text = header_text(item)
+        problem = header_problem(name, _PLACEHOLDER.sub("x", text) if templates else text)
+        if problem:
+            raise ValueError(problem)
+    return value
+
+
 class CheckSpec(_Model):
     """What a response must satisfy; a failed check is an error of class `check`."""
 
@@ -113,12 +125,7 @@ class StepSpec(_Model):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str | HeaderValue]) -> dict[str, str | HeaderValue]:
-        for name, item in value.items():
-            # placeholders are checked by flow_check; the rest must be a valid header
-            problem = header_problem(name, _PLACEHOLDER.sub("x", header_text(item)))
-            if problem:
-                raise ValueError(problem)
-        return value
+        return checked_headers(value, templates=True)
 
     @field_validator("capture")
     @classmethod

@@ -24,8 +24,8 @@ from pydantic import (
 )
 
 from loadbench.errors import ScenarioError
-from loadbench.flow_models import DataSpec, FlowSpec, HeaderValue, header_text
-from loadbench.http_syntax import header_problem, shown, url_problem
+from loadbench.flow_models import DataSpec, FlowSpec, HeaderValue, checked_headers, header_text
+from loadbench.http_syntax import shown, url_problem
 from loadbench.scenario_shape import check_shape
 from loadbench.tls import tls_files, tls_problem
 from loadbench.tls_spec import TlsSpec
@@ -162,11 +162,7 @@ class RequestSpec(_Model):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str | HeaderValue]) -> dict[str, str | HeaderValue]:
-        for name, item in value.items():
-            problem = header_problem(name, item.value if isinstance(item, HeaderValue) else item)
-            if problem:
-                raise ValueError(problem)
-        return value
+        return checked_headers(value)
 
     @field_serializer("body", when_used="json")
     def _body_record(self, body: Any) -> Any:
