@@ -29,7 +29,7 @@ from loadbench.metrics import HIGHER_IS_BETTER, METRICS, Record, metric_value
 from loadbench.report.format import change_text
 from loadbench.result import Comparison, MetricComparison, Mode, Result, RunResult
 
-__all__ = ["compare_files", "compare_results", "parse_tolerance"]
+__all__ = ["compare_files", "compare_results", "parse_tolerance", "repeat_samples"]
 
 # two-sided 95 % critical values of Student's t by whole degrees of freedom
 _T_CRITICAL = {
@@ -113,7 +113,8 @@ def _compare_metric(base_run: RunResult | Record, cur_run: RunResult | Record, m
     material = change is None or abs(change) > tolerance
     shown = change_text(change)
     limit = f"{tolerance * 100:g}%"
-    base_samples, cur_samples = _samples(base_run, metric), _samples(cur_run, metric)
+    base_samples = repeat_samples(base_run, metric)
+    cur_samples = repeat_samples(cur_run, metric)
     if base_samples is not None and cur_samples is not None:
         t, df, critical = _welch(base_samples, cur_samples)
         agrees = (t > 0) == (cur > base) and t != 0
@@ -143,7 +144,7 @@ def _compare_metric(base_run: RunResult | Record, cur_run: RunResult | Record, m
                             change=change, verdict=verdict, method="tolerance", reason=reason)
 
 
-def _samples(run: RunResult | Record, metric: str) -> list[float] | None:
+def repeat_samples(run: RunResult | Record, metric: str) -> list[float] | None:
     """Per-repeat values of a metric, or None when there are fewer than two repeats."""
     if isinstance(run, Record):
         return None
