@@ -196,17 +196,37 @@ def run_scenario(
 
     with ExitStack() as stack:
         stack.push(interrupted_while_stopping)
+        # repeats interleave: run a, b, a, b ... (not a, a, b, b), so a machine that
+        # drifts (warms up, gets a busy neighbour) hits every run alike
+        prepared: dict[int, tuple] = {}
+        measured: dict[int, list] = {index: [] for index in range(len(scenario.runs))}
+        finished: set[int] = set()
+
+        def finish(index: int) -> None:
+            _run, target_spec, base_url, shape, _plan, _target = prepared[index]
+            result = build_run_result(shape, measured[index],
+                                      _target_info(target_spec, base_url),
+                                      str(executor or "local"))
+            runs.append(result)
+            finished.add(index)
+            progress.run_finished(result)
+
         try:
-            for index, run in enumerate(scenario.runs):
-                target_spec = effective_target(scenario, run)
-                base_url = _target_url(target_spec, targets, stack, progress)
-                shape = resolve_shape(scenario, run)
-                plan = build_plan(scenario, run, shape, base_url)
-                if executor is not None and executor.kind == "dask" and dask is None:
-                    dask = stack.enter_context(_dask_executor(scenario, executor, progress))
-                repeats = []
-                target = targets.get(target_spec.model_dump_json())  # None for a url target
-                for _repeat in range(scenario.repeat):
+            for repeat in range(scenario.repeat):
+                for index, run in enumerate(scenario.runs):
+                    if index not in prepared:
+                        target_spec = effective_target(scenario, run)
+                        base_url = _target_url(target_spec, targets, stack, progress)
+                        shape = resolve_shape(scenario, run)
+                        plan = build_plan(scenario, run, shape, base_url)
+                        if (executor is not None and executor.kind == "dask"
+                                and dask is None):
+                            dask = stack.enter_context(
+                                _dask_executor(scenario, executor, progress))
+                        # None for a url target
+                        target = targets.get(target_spec.model_dump_json())
+                        prepared[index] = (run, target_spec, base_url, shape, plan, target)
+                    _run, target_spec, base_url, shape, plan, target = prepared[index]
                     progress.run_started(run.name, index, len(scenario.runs), shape.duration_s,
                                          scenario.iterations)
                     # a target that dies mid-run stops the run at once and fails the scenario
@@ -215,18 +235,22 @@ def run_scenario(
                         shards, aggregator = execute(plan, shape, progress, run_stop, dask)
                     if target is not None:
                         target.check_running(f"during run '{run.name}'")
-                    repeats.append((shards, aggregator))
+                    measured[index].append((shards, aggregator))
                     if _was_interrupted(shards):
                         interrupted = True
                         break
-                result = build_run_result(shape, repeats, _target_info(target_spec, base_url),
-                                          str(executor or "local"))
-                runs.append(result)
-                progress.run_finished(result)
+                    if repeat == scenario.repeat - 1:
+                        finish(index)
                 if interrupted:
                     break
         except KeyboardInterrupt:
             interrupted = True
+        if interrupted:  # keep what was measured, in scenario order
+            for index in sorted(set(prepared) - finished):
+                if measured[index]:
+                    finish(index)
+            order = [run.name for run in scenario.runs]
+            runs.sort(key=lambda result: order.index(result.name))
     return Result(
         loadbench_version=__version__,
         scenario=ScenarioInfo(
