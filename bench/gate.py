@@ -28,6 +28,7 @@ import argparse
 import math
 import multiprocessing
 import shlex
+import signal
 import statistics
 import sys
 import time
@@ -171,6 +172,7 @@ def main() -> None:
     if args.repeats > args.max_rounds:
         raise SystemExit("--repeats must be <= --max-rounds")
 
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
     began = time.perf_counter()
     neighbour = Neighbour()
     table: dict[str, dict] = {}
@@ -184,6 +186,8 @@ def main() -> None:
                     result, before, after = one_comparison(target.url, case, args, neighbour)
                 finally:
                     neighbour.off()
+                if result.interrupted:
+                    raise KeyboardInterrupt
                 verdicts = {row.metric: row.verdict for row in result.rows}
                 tally["rounds"].append(result.rounds)
                 tally["ab"]["flagged"] += result.has_regression

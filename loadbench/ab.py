@@ -55,11 +55,12 @@ def sequential_rule(max_rounds: int, confidence: float) -> str:
     alpha = 1 - confidence
     looks = look_rounds(max_rounds)
     final = look_alpha(max_rounds, max_rounds, alpha)
+    split = "; each look's alpha is split evenly over the rows (Bonferroni)"
     if len(looks) == 1:
-        return f"one look after round {max_rounds} at alpha {alpha:g}"
+        return f"one look after round {max_rounds} at alpha {alpha:g}{split}"
     return (f"looks after rounds {', '.join(map(str, looks))}; interim looks at alpha "
             f"{min(INTERIM_ALPHA, alpha / len(looks)):g}, the last at alpha {final:.4g} "
-            f"(Haybittle-Peto; Bonferroni keeps the total <= {alpha:g} per metric)")
+            f"(Haybittle-Peto){split}: the chance of any wrong verdict stays <= {alpha:g}")
 
 
 @dataclass
@@ -135,20 +136,18 @@ def _warnings(done: AbRun) -> list[str]:
 def judge_rounds(a_runs: Sequence[RunResult], b_runs: Sequence[RunResult],
                  metrics: Sequence[str], min_effect: float, alpha: float) -> list[AbRow]:
     """Rows for the run and, when flows or several endpoints are used, for each endpoint
-    and flow present on both sides in every round."""
-    rows = [_judge(a_runs[0].name, metric, list(a_runs), list(b_runs), min_effect, alpha)
-            for metric in metrics]
+    and flow. `alpha` is split evenly over the rows (Bonferroni): one comparison's exit
+    code reads every row, so the chance of any wrong verdict in it stays <= alpha."""
+    subjects: list[tuple[str, list, list]] = [(a_runs[0].name, list(a_runs), list(b_runs))]
     if any(shows_records(run) for run in (*a_runs, *b_runs)):
         names: list[tuple[str, str]] = []
         for run in (*a_runs, *b_runs):
             names += [(r.kind, r.name) for r in records(run) if (r.kind, r.name) not in names]
-        for kind, name in names:
-            a_side = [_record(run, kind, name) for run in a_runs]
-            b_side = [_record(run, kind, name) for run in b_runs]
-            subject = f"{a_runs[0].name}[{name}]"
-            rows += [_judge(subject, metric, a_side, b_side, min_effect, alpha)
-                     for metric in metrics]
-    return rows
+        subjects += [(f"{a_runs[0].name}[{name}]", [_record(run, kind, name) for run in a_runs],
+                      [_record(run, kind, name) for run in b_runs]) for kind, name in names]
+    row_alpha = alpha / (len(subjects) * len(metrics))
+    return [_judge(subject, metric, a_side, b_side, min_effect, row_alpha)
+            for subject, a_side, b_side in subjects for metric in metrics]
 
 
 def _record(run: RunResult, kind: str, name: str) -> Record | None:

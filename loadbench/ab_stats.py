@@ -11,7 +11,9 @@ Sequential rule (Haybittle-Peto, bounded by Bonferroni): the data are looked at 
 every ABBA block (every second round) from MIN_ROUNDS on, and at the last round. Every
 interim look uses alpha INTERIM_ALPHA; the final look gets what is left of alpha,
 alpha - INTERIM_ALPHA * (looks - 1). By the Bonferroni inequality the chance of any wrong
-decision over all looks stays <= alpha per metric, whatever the correlation between looks.
+decision over all looks stays <= alpha, whatever the correlation between looks; each
+look's alpha is then split evenly over the rows judged (`ab.judge_rounds`: metrics, and
+endpoints when flows are used), so that bound holds for the whole comparison.
 Pure Python (no scipy at run time); tests check the t quantiles against scipy.
 """
 

@@ -283,3 +283,14 @@ def test_a_real_ab_against_the_sample_target(target_url, tmp_path):
     rps = next(row for row in data["rows"] if row["metric"] == "rps")
     assert all(value > 0 for value in rps["a_rounds"] + rps["b_rounds"])
     assert "<svg" in out.read_text()
+
+
+def test_alpha_is_split_over_the_rows():
+    """Bonferroni over rows: one comparison's exit code reads every row."""
+    runs_a = [fake_run(rps) for rps in A_ROUNDS]
+    runs_b = [fake_run(rps) for rps in B_ROUNDS]
+    alone = judge_rounds(runs_a, runs_b, ["rps"], 0.05, 0.05)[0]
+    shared = judge_rounds(runs_a, runs_b, ["rps", "p99"], 0.05, 0.05)[0]
+    assert alone.ci_low == pytest.approx(paired_interval(A_ROUNDS, B_ROUNDS, 0.05).low)
+    assert shared.ci_low == pytest.approx(paired_interval(A_ROUNDS, B_ROUNDS, 0.025).low)
+    assert shared.ci_low < alone.ci_low
