@@ -28,7 +28,8 @@ from loadbench.ab_stats import (
 )
 from loadbench.errors import BadInput
 from loadbench.metrics import Record, metric_value, records, shows_records
-from loadbench.result import AbResult, AbRow, RunResult
+from loadbench.result import RunResult
+from loadbench.result_ab import AbResult, AbRow
 from loadbench.stats import PERCENTILES, is_approximate, tail_samples
 
 __all__ = ["AB_METRICS", "AbRun", "judge_rounds", "parse_ab_metrics", "run_ab", "sequential_rule"]

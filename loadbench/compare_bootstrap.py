@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from itertools import chain
 
 from loadbench.ab_stats import interval_verdict, welch_log_interval
-from loadbench.comparison import DEFAULT_METRICS, compare_runs, comparison_warnings, parse_metrics
+from loadbench.comparison import (
+    DEFAULT_METRICS,
+    compare_runs,
+    comparison_warnings,
+    parse_metrics,
+    repeat_samples,
+)
 from loadbench.errors import BadInput
 from loadbench.metrics import HIGHER_IS_BETTER, WINDOW_STATISTICS, Record, metric_value
 from loadbench.report.format import signed_percent
@@ -260,8 +266,6 @@ def _unjudged_record(base: Record, cur: Record, metric: str) -> MetricComparison
 
 def _judge(base_run: RunResult, cur_run: RunResult, metric: str, min_effect: float,
            confidence: float, resamples: int, rng: random.Random) -> MetricComparison:
-    from loadbench.compare import repeat_samples
-
     base_repeats, cur_repeats = repeat_samples(base_run, metric), repeat_samples(cur_run, metric)
     if base_repeats and cur_repeats and min(len(base_repeats), len(cur_repeats)) >= MIN_REPEATS:
         thin = _thin_repeats(base_run, metric) + _thin_repeats(cur_run, metric)

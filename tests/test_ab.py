@@ -25,7 +25,8 @@ from loadbench.ab_stats import (
 from loadbench.cli import app
 from loadbench.errors import BadInput
 from loadbench.report.ab import render_html, render_json, render_markdown
-from loadbench.result import AbResult, ClientCpu, EndpointResult, LatencySummary, RunResult
+from loadbench.result import ClientCpu, EndpointResult, LatencySummary, RunResult
+from loadbench.result_ab import AbResult
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

@@ -7,7 +7,7 @@ import math
 from html import escape
 
 from loadbench.report.svg import PALETTE, STYLE, html_table, line_chart, nice_step, tick_label
-from loadbench.result import AbResult, AbRow
+from loadbench.result_ab import AbResult, AbRow
 
 __all__ = ["headline", "render_html", "render_json", "render_markdown"]
 
