@@ -295,3 +295,31 @@ def test_alpha_is_split_over_the_rows():
     assert alone.ci_low == pytest.approx(paired_interval(A_ROUNDS, B_ROUNDS, 0.05).low)
     assert shared.ci_low == pytest.approx(paired_interval(A_ROUNDS, B_ROUNDS, 0.025).low)
     assert shared.ci_low < alone.ci_low
+
+
+def test_an_unreachable_side_exits_3():
+    result = runner.invoke(app, ["ab", "http://127.0.0.1:9/", "http://127.0.0.1:9/", "-d",
+                                 "200ms", "--warmup", "0s", "--no-step-summary"])
+    assert result.exit_code == 3
+    assert "cannot reach the target" in result.output and "(side A)" in result.output
+
+
+def test_an_interrupted_round_keeps_the_rounds_before_and_exits_130(monkeypatch):
+    def measure_factory(scenarios):
+        inner = fake_measure({"rps": 1000}, {"rps": 1000})
+        calls = [0]
+
+        def measure(side):
+            calls[0] += 1
+            run = inner(side)
+            return run.model_copy(update={"interrupted": True}) if calls[0] == 5 else run
+
+        return measure
+
+    monkeypatch.setattr(ab_session, "_measure", measure_factory)
+    result = runner.invoke(app, ["ab", "http://127.0.0.1:9/a", "http://127.0.0.1:9/b",
+                                 "--no-step-summary", "--json", "--metric", "rps"])
+    assert result.exit_code == 130
+    data = json.loads(result.output[result.output.index("{"):])
+    assert data["interrupted"] and data["rounds"] == 2
+    assert data["stopped"] == "interrupted during round 3"
