@@ -325,6 +325,22 @@ def import_(kind: opt.ImportKind, source: opt.ImportSource, output: opt.ImportOu
     write_import(kind, source, output, force, include_static, origin)
 
 
+@app.command(help=opt.AB_HELP)
+@_errors_to_exit
+def ab(a: opt.AbA = None, b: opt.AbB = None, app_a: opt.AbAppA = None, app_b: opt.AbAppB = None,
+       connections: opt.AbConnections = None, duration: opt.AbDuration = None,
+       rate: opt.BenchRate = None, client: opt.BenchClient = "gather",
+       engine: opt.BenchEngine = "fast", timeout: opt.BenchTimeout = "5s",
+       warmup: opt.AbWarmup = "500ms", max_rounds: opt.AbMaxRounds = 10,
+       metric: opt.AbMetric = "rps,p50,p99,error_rate", min_effect: opt.AbMinEffect = None,
+       output: opt.AbOutput = None, as_json: opt.CompareAsJson = False,
+       no_step_summary: opt.NoStepSummary = False) -> None:
+    from loadbench.ab_session import AbOptions, ab
+    raise typer.Exit(ab(a, b, app_a, app_b, AbOptions(connections, duration, rate, client, engine,
+                        timeout, warmup), max_rounds, metric, min_effect, output, as_json,
+                        not no_step_summary))
+
+
 def main() -> None:
     app(args=opt.normalise_argv(sys.argv[1:]), prog_name="loadbench")
 

@@ -341,6 +341,42 @@ ImportOrigin = Annotated[str | None, typer.Option(
         metavar="ORIGIN", help="har: the origin to load, e.g. https://shop.example.com "
         "(default: the most frequent one; the others are left out).")]
 
+AB_HELP = ("Compare A and B in interleaved rounds (ABBA) and judge each metric on the "
+           "paired rounds: the ratio B/A with its interval; exit 1 on a regression. A and B "
+           "are URLs or scenario files (FILE or FILE:RUN); with --app-a/--app-b, one PATH.")
+
+AbA = Annotated[str | None, typer.Argument(metavar="A", help=(
+        "URL, scenario FILE[:RUN], or (with --app-a/--app-b) the PATH loaded on both."))]
+
+AbB = Annotated[str | None, typer.Argument(metavar="B", help="URL or scenario FILE[:RUN].")]
+
+AbAppA = Annotated[str | None, typer.Option("--app-a", metavar="MODULE:APP",
+                                          help="Start this app as A (uvicorn, loopback).")]
+
+AbAppB = Annotated[str | None, typer.Option("--app-b", metavar="MODULE:APP",
+                                          help="Start this app as B.")]
+
+AbConnections = Annotated[int | None, typer.Option(
+        "-c", "--connections", min=1, metavar="N", help="Virtual users for URL sides (50).")]
+
+AbDuration = Annotated[str | None, typer.Option(
+        "-d", "--duration", metavar="DURATION",
+        help="Measuring window of each side in each round (default 5s; a scenario's own).")]
+
+AbWarmup = Annotated[str, typer.Option(metavar="DURATION",
+                                     help="Warm-up before each side's window (URL sides).")]
+
+AbMaxRounds = Annotated[int, typer.Option("--max-rounds", metavar="N",
+                                        help="Stop after N rounds (each: A and B) at most.")]
+
+AbMetric = Annotated[str, typer.Option(metavar="METRICS", help="Metrics to judge.")]
+
+AbMinEffect = Annotated[str | None, typer.Option(
+        metavar="PERCENT", help="Smallest change that counts, e.g. 5% (default).")]
+
+AbOutput = Annotated[Path | None, typer.Option(
+        "-o", "--output", metavar="FILE",
+        help="Write markdown (JSON for *.json, HTML with a per-round chart for *.html).")]
 
 OPTIONAL_VALUE_OPTIONS = {"--save-baseline": "default"}
 

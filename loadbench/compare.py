@@ -22,10 +22,11 @@ from loadbench.comparison import (
     comparison_warnings,
     load_pair,
     parse_metrics,
+    repeat_samples,
     row_label,
 )
 from loadbench.errors import BadInput
-from loadbench.metrics import HIGHER_IS_BETTER, METRICS, Record, metric_value
+from loadbench.metrics import HIGHER_IS_BETTER, Record, metric_value
 from loadbench.report.format import change_text
 from loadbench.result import Comparison, MetricComparison, Mode, Result, RunResult
 
@@ -113,7 +114,8 @@ def _compare_metric(base_run: RunResult | Record, cur_run: RunResult | Record, m
     material = change is None or abs(change) > tolerance
     shown = change_text(change)
     limit = f"{tolerance * 100:g}%"
-    base_samples, cur_samples = _samples(base_run, metric), _samples(cur_run, metric)
+    base_samples = repeat_samples(base_run, metric)
+    cur_samples = repeat_samples(cur_run, metric)
     if base_samples is not None and cur_samples is not None:
         t, df, critical = _welch(base_samples, cur_samples)
         agrees = (t > 0) == (cur > base) and t != 0
@@ -141,28 +143,6 @@ def _compare_metric(base_run: RunResult | Record, cur_run: RunResult | Record, m
         reason += " (tolerance only: fewer than 2 repeats in a result)"
     return MetricComparison(run=row_label(base_run), metric=metric, baseline=base, current=cur,
                             change=change, verdict=verdict, method="tolerance", reason=reason)
-
-
-def _samples(run: RunResult | Record, metric: str) -> list[float] | None:
-    """Per-repeat values of a metric, or None when there are fewer than two repeats."""
-    if isinstance(run, Record):
-        return None
-    repeats = run.repeats
-    if len(repeats) < 2:
-        return None
-    if metric == "rps":
-        return [r.rps for r in repeats]
-    if metric == "p99":
-        values = [r.p99 for r in repeats]
-        return None if any(v is None for v in values) else values
-    if metric == "requests":
-        return [float(r.requests) for r in repeats]
-    if METRICS.get(metric) == "time" and all(r.histogram for r in repeats):
-        from loadbench.stats import decode_histogram, latency_summary_ms
-
-        values = [latency_summary_ms(decode_histogram(r.histogram))[metric] for r in repeats]
-        return None if any(v is None for v in values) else values
-    return None
 
 
 def _welch(baseline: list[float], current: list[float]) -> tuple[float, float, float]:

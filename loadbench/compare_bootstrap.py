@@ -1,10 +1,14 @@
 """Statistical compare (`loadbench compare --stats`): a gate that knows about noise.
 
-Every full one-second window of a run's timeline is a sample. For each run and metric a
-circular block bootstrap of both sides gives a confidence interval for the relative change
-(current / baseline - 1) of a window statistic; the verdict depends on where the whole
-interval lies relative to the minimum effect (docs/thresholds.md, "Statistical mode").
-Pure Python and seeded, so the same two files always give the same verdicts.
+When both runs hold >= MIN_REPEATS repeats, each repeat is a sample: Welch's t-interval on
+the log of the per-repeat values (`ab_stats.welch_log_interval`) sees the variation
+between runs, drift included. Otherwise every full one-second window of a run's timeline
+is a sample and a circular block bootstrap of both sides gives the interval; that sees
+noise within a run only, and the comparison says so. Either way the interval is for the
+relative change (current / baseline - 1) and the verdict depends on where the whole of
+it lies relative to the minimum effect (`ab_stats.interval_verdict`; docs/thresholds.md,
+"Statistical mode"). Pure Python and seeded, so the same two files always give the same
+verdicts.
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
-from loadbench.comparison import DEFAULT_METRICS, compare_runs, comparison_warnings, parse_metrics
+from loadbench.ab_stats import interval_verdict, welch_log_interval
+from loadbench.comparison import (
+    DEFAULT_METRICS,
+    compare_runs,
+    comparison_warnings,
+    parse_metrics,
+    repeat_samples,
+)
 from loadbench.errors import BadInput
 from loadbench.metrics import HIGHER_IS_BETTER, WINDOW_STATISTICS, Record, metric_value
 from loadbench.report.format import signed_percent
@@ -26,6 +37,7 @@ __all__ = [
     "DEFAULT_CONFIDENCE",
     "DEFAULT_MIN_EFFECT",
     "DEFAULT_RESAMPLES",
+    "MIN_REPEATS",
     "MIN_WINDOWS",
     "STATS_METRICS",
     "bootstrap_ci",
@@ -38,6 +50,11 @@ DEFAULT_MIN_EFFECT = 0.05
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 2000
 MIN_WINDOWS = 5
+MIN_REPEATS = 3  # per side, for the between-repeat interval
+DRIFT_WARNING = ("fewer than {n} repeats on a side: the verdicts come from one-second "
+                 "windows within each run and cannot see drift between runs (a machine "
+                 "busier during one run than the other); use repeat: {n} or more on both "
+                 "sides, or loadbench ab")
 
 
 @dataclass(frozen=True)
@@ -224,9 +241,12 @@ def statistical_compare(baseline: Result, current: Result,
         return _judge(base_run, cur_run, metric, min_effect, confidence, resamples, rng)
 
     rows = compare_runs(baseline, current, metrics, baseline_label, current_label, judge)
+    warnings = comparison_warnings(baseline, current)
+    if any(row.method == "bootstrap" for row in rows):
+        warnings.append(DRIFT_WARNING.format(n=MIN_REPEATS))
     return Comparison(scenario=current.scenario.name, baseline_label=baseline_label,
                       current_label=current_label, metrics=metrics, max_regression=min_effect,
-                      rows=rows, warnings=comparison_warnings(baseline, current), mode="stats",
+                      rows=rows, warnings=warnings, mode="stats",
                       min_effect=min_effect, confidence=confidence)
 
 
@@ -246,6 +266,11 @@ def _unjudged_record(base: Record, cur: Record, metric: str) -> MetricComparison
 
 def _judge(base_run: RunResult, cur_run: RunResult, metric: str, min_effect: float,
            confidence: float, resamples: int, rng: random.Random) -> MetricComparison:
+    base_repeats, cur_repeats = repeat_samples(base_run, metric), repeat_samples(cur_run, metric)
+    if base_repeats and cur_repeats and min(len(base_repeats), len(cur_repeats)) >= MIN_REPEATS:
+        thin = _thin_repeats(base_run, metric) + _thin_repeats(cur_run, metric)
+        return _judge_repeats(base_run.name, metric, base_repeats, cur_repeats, min_effect,
+                              confidence, thin)
     spec = STATS_METRICS[metric]
     base_samples, cur_samples = window_samples(base_run, metric), window_samples(cur_run, metric)
     counts = (len(base_samples), len(cur_samples))
@@ -269,21 +294,63 @@ def _judge(base_run: RunResult, cur_run: RunResult, metric: str, min_effect: flo
     low, high = bootstrap_ci(base_samples, cur_samples, spec.statistic, confidence,
                              resamples, rng)
     level = f"{confidence * 100:g}%"
-    limit = f"{min_effect * 100:g}%"
     interval = f"{level} CI {signed_percent(low)} to {signed_percent(high)}"
-    worse_sign, better_sign = ("-", "+") if metric in HIGHER_IS_BETTER else ("+", "-")
-    if metric in HIGHER_IS_BETTER:
-        worse, better = high < -min_effect, low > min_effect
-    else:
-        worse, better = low > min_effect, high < -min_effect
-    if worse or better:
-        verdict = "regression" if worse else "improvement"
-        sign = worse_sign if worse else better_sign
-        reason = f"{interval} lies beyond {sign}{limit} ({basis})"
-    elif -min_effect < low and high < min_effect:
-        verdict, reason = "no change", f"{interval} lies within ±{limit} ({basis})"
-    else:
-        verdict = "inconclusive"
-        reason = (f"{interval} reaches past ±{limit} but not wholly beyond it ({basis}); "
-                  "longer runs or more repeats narrow it")
+    verdict, reason = _verdict_reason(metric, low, high, min_effect, interval, basis)
     return row(verdict, reason, (low, high))
+
+
+def _verdict_reason(metric: str, low: float, high: float, min_effect: float, interval: str,
+                    basis: str) -> tuple[str, str]:
+    limit = f"{min_effect * 100:g}%"
+    worse_sign, better_sign = ("-", "+") if metric in HIGHER_IS_BETTER else ("+", "-")
+    verdict = interval_verdict(metric, low, high, min_effect)
+    if verdict in ("regression", "improvement"):
+        sign = worse_sign if verdict == "regression" else better_sign
+        return verdict, f"{interval} lies beyond {sign}{limit} ({basis})"
+    if verdict == "no change":
+        return verdict, f"{interval} lies within ±{limit} ({basis})"
+    return verdict, (f"{interval} reaches past ±{limit} but not wholly beyond it ({basis}); "
+                     "longer runs or more repeats narrow it")
+
+
+def _thin_repeats(run: RunResult, metric: str) -> list[int]:
+    """Sample counts of the repeats whose tail beyond `metric` (a percentile) is too thin
+    to measure it (Milestone 8's rule, `stats.is_approximate`)."""
+    from loadbench.stats import PERCENTILES, decode_histogram, is_approximate
+
+    percentile = dict(PERCENTILES).get(metric)
+    if percentile is None:
+        return []
+    counts = [decode_histogram(r.histogram).get_total_count() if r.histogram else r.requests
+              for r in run.repeats]
+    return [count for count in counts if is_approximate(count, percentile)]
+
+
+def _judge_repeats(name: str, metric: str, base: list[float], cur: list[float],
+                   min_effect: float, confidence: float, thin: list[int]) -> MetricComparison:
+    """Between-repeat interval: Welch on the logs of the per-repeat values (each repeat
+    of a percentile from its own histogram)."""
+    counts = (len(base), len(cur))
+    base_mean, cur_mean = statistics.fmean(base), statistics.fmean(cur)
+    change = cur_mean / base_mean - 1 if base_mean else None
+
+    def row(verdict: str, reason: str, ci: tuple[float, float] | None = None
+            ) -> MetricComparison:
+        return MetricComparison(
+            run=name, metric=metric, baseline=base_mean, current=cur_mean, change=change,
+            verdict=verdict, method="welch", reason=reason,
+            ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None, samples=counts)
+
+    basis = f"geometric mean over {counts[0]} vs {counts[1]} repeats"
+    if thin:
+        return row("inconclusive", f"too few samples beyond {metric} in a repeat ({min(thin)} "
+                   "latencies; needs 10 beyond it in each): run longer repeats")
+    if min(*base, *cur) <= 0:
+        return row("inconclusive", f"a repeat has {metric} 0: no ratio between repeats "
+                   f"({basis})")
+    found = welch_log_interval(base, cur, 1 - confidence)
+    interval = (f"{confidence * 100:g}% CI {signed_percent(found.low)} to "
+                f"{signed_percent(found.high)}")
+    verdict, reason = _verdict_reason(metric, found.low, found.high, min_effect, interval,
+                                      basis)
+    return row(verdict, reason, (found.low, found.high))

@@ -25,6 +25,7 @@ __all__ = [
     "comparison_warnings",
     "load_pair",
     "parse_metrics",
+    "repeat_samples",
     "row_label",
 ]
 
@@ -116,6 +117,28 @@ def _record_rows(base_run: RunResult, cur_run: RunResult, metrics: Sequence[str]
             reason=f"{cur.kind} '{cur.name}' of run '{cur.run}' has no baseline")
             for metric in metrics]
     return rows
+
+
+def repeat_samples(run: RunResult | Record, metric: str) -> list[float] | None:
+    """Per-repeat values of a metric, or None when there are fewer than two repeats."""
+    if isinstance(run, Record):
+        return None
+    repeats = run.repeats
+    if len(repeats) < 2:
+        return None
+    if metric == "rps":
+        return [r.rps for r in repeats]
+    if metric == "p99":
+        values = [r.p99 for r in repeats]
+        return None if any(v is None for v in values) else values
+    if metric == "requests":
+        return [float(r.requests) for r in repeats]
+    if METRICS.get(metric) == "time" and all(r.histogram for r in repeats):
+        from loadbench.stats import decode_histogram, latency_summary_ms
+
+        values = [latency_summary_ms(decode_histogram(r.histogram))[metric] for r in repeats]
+        return None if any(v is None for v in values) else values
+    return None
 
 
 def row_label(side: RunResult | Record) -> str:

@@ -444,3 +444,4 @@ class Comparison(_Frozen):
     def inconclusive(self) -> int:
         """Stats-mode rows whose interval straddles the minimum effect (never a failure)."""
         return sum(1 for row in self.rows if row.verdict == "inconclusive")
+

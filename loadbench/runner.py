@@ -10,16 +10,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import os
-import platform
-import subprocess
 import threading
 from collections.abc import Sequence
 from contextlib import ExitStack, nullcontext
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from loadbench import __version__
+from loadbench.environment import environment
 from loadbench.errors import BadInput
 from loadbench.executors import DASK_HINT, ShardFailure, parse_executor
 from loadbench.load import LoadPlan
@@ -34,7 +31,7 @@ from loadbench.plan import (
     resolve_shape,
 )
 from loadbench.preflight import ensure_open_files, resolve_hosts
-from loadbench.result import Environment, Result, RunResult, ScenarioInfo
+from loadbench.result import Result, RunResult, ScenarioInfo
 from loadbench.scenario import Scenario, TargetSpec, redacted_config
 from loadbench.shard import ShardResult
 from loadbench.stats import Aggregator, Tick
@@ -111,40 +108,6 @@ def record_names(scenario: Scenario) -> list[str] | None:
     return names
 
 
-def environment(target_loop: str, engine: str) -> Environment:
-    return Environment(
-        python=platform.python_version(),
-        platform=platform.platform(),
-        cpu_count=os.cpu_count() or 1,
-        cpu_model=_cpu_model(),
-        target_loop=target_loop,
-        engine=engine,
-        git_commit=_git_commit(),
-        started_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        hostname=platform.node(),
-    )
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=2, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
 def execute(plan: LoadPlan, shape: RunShape, progress: ProgressSink,
             stop_event: threading.Event | None = None,
             dask=None, live=None) -> tuple[list[ShardResult | ShardFailure], Aggregator]:
@@ -204,17 +167,37 @@ def run_scenario(
 
     with ExitStack() as stack:
         stack.push(interrupted_while_stopping)
+        # repeats interleave: run a, b, a, b ... (not a, a, b, b), so a machine that
+        # drifts (warms up, gets a busy neighbour) hits every run alike
+        prepared: dict[int, tuple] = {}
+        measured: dict[int, list] = {index: [] for index in range(len(scenario.runs))}
+        finished: set[int] = set()
+
+        def finish(index: int) -> None:
+            _run, target_spec, base_url, shape, _plan, _target = prepared[index]
+            result = build_run_result(shape, measured[index],
+                                      _target_info(target_spec, base_url),
+                                      str(executor or "local"))
+            runs.append(result)
+            finished.add(index)
+            progress.run_finished(result)
+
         try:
-            for index, run in enumerate(scenario.runs):
-                target_spec = effective_target(scenario, run)
-                base_url = _target_url(target_spec, targets, stack, progress)
-                shape = resolve_shape(scenario, run)
-                plan = build_plan(scenario, run, shape, base_url)
-                if executor is not None and executor.kind == "dask" and dask is None:
-                    dask = stack.enter_context(_dask_executor(scenario, executor, progress))
-                repeats = []
-                target = targets.get(target_spec.model_dump_json())  # None for a url target
-                for _repeat in range(scenario.repeat):
+            for repeat in range(scenario.repeat):
+                for index, run in enumerate(scenario.runs):
+                    if index not in prepared:
+                        target_spec = effective_target(scenario, run)
+                        base_url = _target_url(target_spec, targets, stack, progress)
+                        shape = resolve_shape(scenario, run)
+                        plan = build_plan(scenario, run, shape, base_url)
+                        if (executor is not None and executor.kind == "dask"
+                                and dask is None):
+                            dask = stack.enter_context(
+                                _dask_executor(scenario, executor, progress))
+                        # None for a url target
+                        target = targets.get(target_spec.model_dump_json())
+                        prepared[index] = (run, target_spec, base_url, shape, plan, target)
+                    _run, target_spec, base_url, shape, plan, target = prepared[index]
                     progress.run_started(run.name, index, len(scenario.runs), shape.duration_s,
                                          scenario.iterations)
                     # a target that dies mid-run stops the run at once and fails the scenario
@@ -230,20 +213,24 @@ def run_scenario(
                                                      live)
                     if target is not None:
                         target.check_running(f"during run '{run.name}'")
-                    repeats.append((shards, aggregator))
+                    measured[index].append((shards, aggregator))
                     aborted = abort.aborted if abort is not None else None
                     if _was_interrupted(shards):
                         interrupted = True
                     if interrupted or aborted:
                         break
-                result = build_run_result(shape, repeats, _target_info(target_spec, base_url),
-                                          str(executor or "local"))
-                runs.append(result)
-                progress.run_finished(result)
+                    if repeat == scenario.repeat - 1:
+                        finish(index)
                 if interrupted or aborted:
                     break
         except KeyboardInterrupt:
             interrupted = True
+        if interrupted or aborted:  # keep what was measured, in scenario order
+            for index in sorted(set(prepared) - finished):
+                if measured[index]:
+                    finish(index)
+            order = [run.name for run in scenario.runs]
+            runs.sort(key=lambda result: order.index(result.name))
     return Result(
         loadbench_version=__version__,
         scenario=ScenarioInfo(
@@ -343,4 +330,4 @@ def _target_url(spec: TargetSpec, targets: dict, stack: ExitStack, progress: Pro
     return targets[key].url
 
 
-__all__ = ["check_scenario", "environment", "execute", "run_scenario"]
+__all__ = ["check_scenario", "execute", "run_scenario"]

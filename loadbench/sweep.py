@@ -127,8 +127,8 @@ def run_sweep(base: Scenario, plan: SweepPlan, on_step: StepSink | None = None,
     """
     from contextlib import ExitStack
 
+    from loadbench.environment import environment
     from loadbench.plan import resolve_shape
-    from loadbench.runner import environment
     from loadbench.target import TargetProcess
 
     env = environment(base.target.loop, base.engine)

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from loadbench.compare import compare_files, compare_results, parse_tolerance
 from loadbench.compare_bootstrap import (
+    DRIFT_WARNING,
     block_length,
     bootstrap_ci,
     full_windows,
@@ -278,6 +279,10 @@ def test_markdown_exact():
 | short | mean requests per second | 101 | 101 | -0.2% | - | inconclusive |
 | short | median per-second p99 | 9.92 ms | 9.95 ms | +0.4% | - | inconclusive |
 
+- warning: fewer than 3 repeats on a side: the verdicts come from one-second windows within \
+each run and cannot see drift between runs (a machine busier during one run than the other); \
+use repeat: 3 or more on both sides, or loadbench ab
+
 Stats mode: every full one-second window is a sample. A change is a regression or an \
 improvement when its whole 95% confidence interval (block bootstrap) lies beyond the 5% \
 minimum effect, no change when it lies within ±5%, and otherwise inconclusive (not a \
@@ -526,7 +531,8 @@ def test_statistical_compare_keeps_labels_and_warnings():
     baseline = result_of(constant(1000, 10)).model_copy(update={"interrupted": True})
     comparison = statistical_compare(baseline, result_of(constant(1000, 10)))
     assert comparison.warnings == [
-        "the baseline result was interrupted: its figures are partial"]
+        "the baseline result was interrupted: its figures are partial",
+        DRIFT_WARNING.format(n=3)]
     other = result_of(constant(1000, 10)).model_copy(
         update={"scenario": ScenarioInfo(name="other")})
     with pytest.raises(ResultFileError) as mismatch:
@@ -587,3 +593,64 @@ def test_count_split_stops_exactly_at_the_repeat_s_requests():
     too_many = [RepeatStat(repeat=0, requests=10_000, duration_s=9.0, rps=1, p99=1),
                 RepeatStat(repeat=1, requests=10_000, duration_s=9.0, rps=1, p99=1)]
     assert len(window_samples(run_of(timeline, repeats=too_many), "rps")) == 4  # one segment
+
+
+# ---------------------------------------------------------------- between repeats (M13)
+
+
+def with_repeats(run: RunResult, rps: list[float], p99: list[float]) -> RunResult:
+    repeats = [RepeatStat(repeat=i, requests=round(r * 5), duration_s=5.0, rps=r, p99=p)
+               for i, (r, p) in enumerate(zip(rps, p99, strict=True))]
+    return run.model_copy(update={"repeats": repeats})
+
+
+def test_three_repeats_judge_between_runs_not_within():
+    """Tight windows inside each run say -8 %, but the runs themselves vary by +-12 %: the
+    between-repeat interval sees that drift and stays inconclusive (windows: a regression)."""
+    base = constant(1000, 10)
+    cur = constant(920, 10)
+    windows = statistical_compare(result_of(base), result_of(cur), metrics=["rps"])
+    assert windows.rows[0].verdict == "regression"
+    assert windows.rows[0].method == "bootstrap"
+    assert DRIFT_WARNING.format(n=3) in windows.warnings
+    base_r = with_repeats(base, [1000, 880, 1120], [10, 11, 9])
+    cur_r = with_repeats(cur, [920, 1040, 800], [10, 10, 11])
+    repeats = statistical_compare(result_of(base_r), result_of(cur_r), metrics=["rps", "p99"])
+    rps, p99 = repeats.rows
+    assert (rps.method, rps.verdict, rps.samples) == ("welch", "inconclusive", (3, 3))
+    scipy_stats = pytest.importorskip("scipy.stats")
+    reference = scipy_stats.ttest_ind([math.log(x) for x in (920, 1040, 800)],
+                                      [math.log(x) for x in (1000, 880, 1120)],
+                                      equal_var=False).confidence_interval(0.95)
+    assert rps.ci_low == pytest.approx(math.expm1(reference.low))
+    assert rps.ci_high == pytest.approx(math.expm1(reference.high))
+    assert "3 vs 3 repeats" in rps.reason
+    assert p99.method == "welch"
+    assert not any("fewer than 3 repeats" in w for w in repeats.warnings)
+    assert "each repeat is a sample" in render_markdown(repeats)
+    assert "rps (mean of repeats)" in render_markdown(repeats)
+
+
+def test_two_repeats_fall_back_to_windows_and_say_so():
+    base = with_repeats(constant(1000, 10), [1000, 880], [10, 11])
+    cur = with_repeats(constant(920, 10), [920, 1040], [10, 10])
+    comparison = statistical_compare(result_of(base), result_of(cur), metrics=["rps"])
+    assert comparison.rows[0].method == "bootstrap"
+    assert DRIFT_WARNING.format(n=3) in comparison.warnings
+
+
+def test_a_clear_change_between_repeats_is_decided():
+    base = with_repeats(constant(1000, 10), [1000, 1010, 990, 1005], [10, 10, 10, 10])
+    cur = with_repeats(constant(700, 10), [700, 705, 695, 702], [14, 14.2, 13.9, 14.1])
+    comparison = statistical_compare(result_of(base), result_of(cur), metrics=["rps", "p99"])
+    assert [row.verdict for row in comparison.rows] == ["regression", "regression"]
+
+
+def test_a_thin_tail_in_any_repeat_makes_the_percentile_inconclusive():
+    base = with_repeats(constant(1000, 10), [1000, 1010, 990], [10, 10, 10])
+    cur = with_repeats(constant(1000, 10), [1000, 1005, 995], [5, 5, 5])  # "faster" p99
+    cur = cur.model_copy(update={"repeats": [r.model_copy(update={"requests": 500})
+                                             for r in cur.repeats]})
+    row = statistical_compare(result_of(base), result_of(cur), metrics=["p99"]).rows[0]
+    assert (row.verdict, row.method) == ("inconclusive", "welch")
+    assert "too few samples beyond p99" in row.reason

@@ -33,6 +33,40 @@ def test_repeats_are_kept_and_merged_exactly(target_url):
     assert run.p99_spread == round(statistics.stdev(r.p99 for r in run.repeats), 3)
 
 
+class _Order:
+    """A progress sink that notes the order runs start and finish in."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def run_started(self, name, *args) -> None:
+        self.events.append(f"start {name}")
+
+    def update(self, *args) -> None:
+        pass
+
+    def run_finished(self, run) -> None:
+        self.events.append(f"done {run.name}")
+
+    def message(self, text) -> None:
+        pass
+
+
+def test_repeats_interleave_abab(target_url):
+    """Milestone 13: repeats of several runs alternate (a b a b), so drift hits both."""
+    scenario = validate_scenario({
+        "name": "rep", "target": {"url": target_url}, "requests": [{"path": "/io?ms=1"}],
+        "duration": "150ms", "repeat": 2,
+        "runs": [{"name": "a", "client": "gather", "concurrency": 2},
+                 {"name": "b", "client": "gather", "concurrency": 2}],
+    })
+    order = _Order()
+    result = run_scenario(scenario, progress=order)
+    assert order.events == ["start a", "start b", "start a", "done a", "start b", "done b"]
+    assert [run.name for run in result.runs] == ["a", "b"]
+    assert all(len(run.repeats) == 2 for run in result.runs)
+
+
 def test_rps_counts_completions_inside_the_window(target_url):
     # 4 users on a 300 ms endpoint for 1.5 s: ~4 / 0.3 = 13.3 req/s. Counting the requests
     # still in flight at the deadline over a longer divisor would report less.

@@ -261,8 +261,8 @@ def test_sweep_base_from_url_and_scenario(tmp_path):
 
 
 def _result(steps, sweep_plan):
+    from loadbench.environment import environment
     from loadbench.result import SweepConfig, SweepResult
-    from loadbench.runner import environment
 
     knee, limit, notes = summarise(steps, sweep_plan)
     return SweepResult(

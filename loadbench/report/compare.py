@@ -28,9 +28,15 @@ def rule_text(comparison: Comparison) -> str:
     if comparison.mode == "stats":
         limit = f"{(comparison.min_effect or 0.0) * 100:g}%"
         level = f"{(comparison.confidence or 0.95) * 100:g}%"
-        return (f"Stats mode: every full one-second window is a sample. A change is a "
+        repeats = any(row.method == "welch" for row in comparison.rows)
+        sample = ("each repeat is a sample (Welch interval on the logs: it sees drift "
+                  "between runs)" if repeats else "every full one-second window is a sample")
+        method = "Welch or block bootstrap" if repeats and any(
+            row.method == "bootstrap" for row in comparison.rows) else \
+            "Welch" if repeats else "block bootstrap"
+        return (f"Stats mode: {sample}. A change is a "
                 f"regression or an improvement when its whole {level} confidence interval "
-                f"(block bootstrap) lies beyond the {limit} minimum effect, no change when it "
+                f"({method}) lies beyond the {limit} minimum effect, no change when it "
                 f"lies within ±{limit}, and otherwise inconclusive (not a failure)."
                 + (" Endpoint and flow rows (run[name]) show whole-run figures: they keep no "
                    "per-second windows, so they stay inconclusive."
@@ -130,6 +136,8 @@ def _metric_label(comparison: Comparison, row: MetricComparison) -> str:
     (an endpoint or flow row shows its whole-run figure: the plain metric)."""
     if comparison.mode != "stats" or _is_record(row):
         return row.metric
+    if row.method == "welch":  # between repeats: the mean of the per-repeat figures
+        return f"{row.metric} (mean of repeats)"
     return WINDOW_STATISTICS.get(row.metric, row.metric)
 
 
