@@ -289,7 +289,9 @@ async def health_latencies_during(url: str, path: str) -> list[float]:
 def test_blocking_stalls_other_requests_and_io_does_not(server: TargetProcess) -> None:
     assert max(asyncio.run(health_latencies_during(server.url, "/blocking?ms=600"))) >= 0.3
     during_io = asyncio.run(health_latencies_during(server.url, "/io?ms=600"))
-    assert len(during_io) >= 5 and max(during_io) < 0.2
+    # a blocked loop would hold one /health for ~600 ms; a busy CI box (two test workers on
+    # two cores) can delay one by ~200 ms, which is not a stall of the server's loop
+    assert len(during_io) >= 5 and max(during_io) < 0.45
 
 
 # -- stall schedule -----------------------------------------------------------------------
