@@ -69,11 +69,9 @@ def compare_runs(baseline: Result, current: Result, metrics: Sequence[str],
         cur_run = current.run(base_run.name)
         for metric in metrics:
             if cur_run is None:
-                rows.append(MetricComparison(
-                    run=base_run.name, metric=metric, baseline=metric_value(base_run, metric),
-                    current=None, change=None, verdict="missing in current", method="none",
-                    reason=f"run '{base_run.name}' is in the baseline but not in the current "
-                    "result"))
+                rows.append(_one_side(base_run.name, metric, metric_value(base_run, metric), None,
+                                      f"run '{base_run.name}' is in the baseline but not in "
+                                      "the current result", missing=True))
             else:
                 rows.append(_not_measured(base_run, cur_run, metric)
                             or judge(base_run, cur_run, metric))
@@ -84,10 +82,8 @@ def compare_runs(baseline: Result, current: Result, metrics: Sequence[str],
         if cur_run.name in baseline_names:
             continue
         for metric in metrics:
-            rows.append(MetricComparison(
-                run=cur_run.name, metric=metric, baseline=None,
-                current=metric_value(cur_run, metric), change=None, verdict="new in current",
-                method="none", reason=f"run '{cur_run.name}' has no baseline"))
+            rows.append(_one_side(cur_run.name, metric, None, metric_value(cur_run, metric),
+                                  f"run '{cur_run.name}' has no baseline", missing=False))
     return rows
 
 
@@ -103,20 +99,26 @@ def _record_rows(base_run: RunResult, cur_run: RunResult, metrics: Sequence[str]
         cur = current.pop((base.kind, base.name), None)
         for metric in metrics:
             if cur is None:
-                rows.append(MetricComparison(
-                    run=base.address, metric=metric, baseline=metric_value(base, metric),
-                    current=None, change=None, verdict="missing in current", method="none",
-                    reason=f"{base.kind} '{base.name}' of run '{base.run}' is in the "
-                    "baseline but not in the current result"))
+                rows.append(_one_side(base.address, metric, metric_value(base, metric), None,
+                                      f"{base.kind} '{base.name}' of run '{base.run}' is in "
+                                      "the baseline but not in the current result"))
             else:
                 rows.append(_not_measured(base, cur, metric) or judge(base, cur, metric))
     for cur in current.values():
-        rows += [MetricComparison(
-            run=cur.address, metric=metric, baseline=None, current=metric_value(cur, metric),
-            change=None, verdict="new in current", method="none",
-            reason=f"{cur.kind} '{cur.name}' of run '{cur.run}' has no baseline")
-            for metric in metrics]
+        rows += [_one_side(cur.address, metric, None, metric_value(cur, metric),
+                           f"{cur.kind} '{cur.name}' of run '{cur.run}' has no baseline",
+                           missing=False)
+                 for metric in metrics]
     return rows
+
+
+def _one_side(address: str, metric: str, baseline: float | None, current: float | None,
+              reason: str, missing: bool) -> MetricComparison:
+    """A row for a run or record present on one side only: never judged, never dropped."""
+    return MetricComparison(
+        run=address, metric=metric, baseline=baseline, current=current, change=None,
+        verdict="missing in current" if missing else "new in current", method="none",
+        reason=reason)
 
 
 def repeat_samples(run: RunResult | Record, metric: str) -> list[float] | None:
