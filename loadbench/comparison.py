@@ -101,7 +101,7 @@ def _record_rows(base_run: RunResult, cur_run: RunResult, metrics: Sequence[str]
             if cur is None:
                 rows.append(_one_side(base.address, metric, metric_value(base, metric), None,
                                       f"{base.kind} '{base.name}' of run '{base.run}' is in "
-                                      "the baseline but not in the current result"))
+                                      "the baseline but not in the current result", missing=True))
             else:
                 rows.append(_not_measured(base, cur, metric) or judge(base, cur, metric))
     for cur in current.values():
