@@ -9,6 +9,7 @@ import math
 import random
 
 import pytest
+import scipy.stats as scipy_stats  # noqa: E402 - a dev dependency: never a silent skip
 from typer.testing import CliRunner
 
 from loadbench import ab_session
@@ -27,8 +28,6 @@ from loadbench.errors import BadInput
 from loadbench.report.ab import render_html, render_json, render_markdown
 from loadbench.result import ClientCpu, EndpointResult, LatencySummary, RunResult
 from loadbench.result_ab import AbResult
-
-scipy_stats = pytest.importorskip("scipy.stats")
 
 
 def fake_run(rps: float, p50: float = 5.0, p99: float = 20.0, requests: int = 10_000,

@@ -217,7 +217,6 @@ def test_a_transient_failure_shorter_than_for_never_aborts(tmp_path):
 @pytest.mark.timeout(120)
 def test_the_abort_reaches_dask_workers(tmp_path):
     """Two shards on a loopback Dask cluster: both stop at the abort and report."""
-    pytest.importorskip("distributed")
     out = tmp_path / "out"
     with TurningServer(bad_from=1.0) as server:
         path = scenario_file(tmp_path, server.url,

@@ -10,13 +10,11 @@ import threading
 import time
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2  # noqa: E402
 from turningserver import TurningServer
 from typer.testing import CliRunner
 
 from loadbench.cli import app
-
-pytest.importorskip("opentelemetry.sdk")
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2  # noqa: E402
 
 runner = CliRunner()
 
