@@ -73,15 +73,21 @@ class AbRun:
     order: list[str]
 
 
-def run_ab(measure: Measure, *, a_label: str, b_label: str, metrics: Sequence[str],
-           min_effect: float, max_rounds: int, confidence: float = DEFAULT_CONFIDENCE,
-           on_round: Callable[[int, AbRun], None] | None = None) -> AbResult:
-    """Measure rounds (ABBA) until every verdict is decided at a look or `max_rounds`."""
+def check_ab_options(max_rounds: int, min_effect: float) -> None:
+    """Refuse options no A/B run can use, before anything starts."""
     if max_rounds < MIN_ROUNDS:
         raise BadInput(f"--max-rounds {max_rounds}: use at least {MIN_ROUNDS} (two ABBA "
                        "blocks: fewer rounds cannot give a paired interval worth a verdict)")
     if not math.isfinite(min_effect) or not 0 <= min_effect < 1:
         raise BadInput(f"--min-effect {min_effect!r}: must be >= 0% and below 100%")
+
+
+def run_ab(measure: Measure, *, a_label: str, b_label: str, metrics: Sequence[str],
+           min_effect: float, max_rounds: int, confidence: float = DEFAULT_CONFIDENCE,
+           on_round: Callable[[int, AbRun], None] | None = None) -> AbResult:
+    """Measure rounds (ABBA) until every verdict is decided at a look or `max_rounds`.
+    A Ctrl-C keeps (and judges) the rounds already measured."""
+    check_ab_options(max_rounds, min_effect)
     done = AbRun([], [], [])
     looks = set(look_rounds(max_rounds))
     rows: list[AbRow] = []
@@ -90,11 +96,14 @@ def run_ab(measure: Measure, *, a_label: str, b_label: str, metrics: Sequence[st
     for index in range(max_rounds):
         order = round_order(index)
         measured: dict[str, RunResult] = {}
-        for side in order:
-            measured[side] = measure(side)
-            if measured[side].interrupted:
-                interrupted = True
-                break
+        try:
+            for side in order:
+                measured[side] = measure(side)
+                if measured[side].interrupted:
+                    interrupted = True
+                    break
+        except KeyboardInterrupt:  # between runs, or before a side's run started
+            interrupted = True
         if interrupted:
             stopped = f"interrupted during round {index + 1}"
             break

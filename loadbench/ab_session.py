@@ -34,7 +34,7 @@ def ab(a: str | None, b: str | None, app_a: str | None, app_b: str | None,
        options: AbOptions, max_rounds: int, metric: str, min_effect: str | None,
        output: Path | None, as_json: bool, step_summary: bool = True) -> int:
     """`loadbench ab`: exit 1 on a regression, 130 when interrupted, else 0."""
-    from loadbench.ab import parse_ab_metrics, run_ab
+    from loadbench.ab import check_ab_options, parse_ab_metrics, run_ab
     from loadbench.compare import parse_tolerance
     from loadbench.report.ab import render_html, render_json, render_markdown
     from loadbench.result_io import check_output, write_atomic
@@ -42,6 +42,7 @@ def ab(a: str | None, b: str | None, app_a: str | None, app_b: str | None,
 
     metrics = parse_ab_metrics(metric)
     effect = parse_tolerance(min_effect or "5%", "--min-effect")
+    check_ab_options(max_rounds, effect)  # before any target starts
     if output is not None:
         check_output(output, "-o/--output")
     sigterm_as_interrupt()

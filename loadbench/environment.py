@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -24,6 +25,7 @@ def environment(target_loop: str, engine: str) -> Environment:
     )
 
 
+@functools.cache  # per process: a run of many rounds (ab, sweep) asks once
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
@@ -35,6 +37,7 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
+@functools.cache  # a `git rev-parse` subprocess once, not per run
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,

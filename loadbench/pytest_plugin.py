@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,7 +166,7 @@ def loadbench_target(request: pytest.FixtureRequest) -> Iterator[Callable[..., s
             if command is not None:
                 if app is not None:
                     raise _usage("loadbench_target: give an app or a command, not both")
-                argv = command.split() if isinstance(command, str) else list(command)
+                argv = shlex.split(command) if isinstance(command, str) else list(command)
                 target = CommandTarget(argv, ready_path or "/", env=merged,
                                        ready_timeout=ready_timeout)
             else:
