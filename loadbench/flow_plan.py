@@ -9,7 +9,7 @@ one-step flow). Nothing here sends or records.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,6 @@ class FlowProgram:
     data: tuple[DataSource, ...] = ()
     vars: tuple[tuple[str, Any], ...] = ()
     base_url: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _text(text: str) -> Any:

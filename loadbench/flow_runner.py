@@ -92,7 +92,6 @@ class FlowShard:
         counter = itertools.count(shard, shards)
         self.counter = counter.__next__
         self.python: dict[str, Callable] = {}
-        self.failure_messages = 0
 
     def run_blocking(self) -> bool:
         return False  # flows always run on a loop (sequential: one user)
@@ -130,11 +129,14 @@ class FlowShard:
                     await user.python_iteration(flow, intended)
                     continue
                 if flow.setup and flow.name not in user.ready:
-                    if time.perf_counter() < retry_setup_at:
-                        await asyncio.sleep(retry_setup_at - time.perf_counter())
+                    start = intended
+                    delay = retry_setup_at - time.perf_counter()
+                    if delay > 0:  # the tool's own pause is no request's latency
+                        await asyncio.sleep(delay)
+                        start = intended + delay
                     if not self._draw(flow.setup_sources, ctx):
                         return
-                    failed = await user.steps(flow, flow.setup, intended)
+                    failed = await user.steps(flow, flow.setup, start)
                     if failed is not None:
                         retry_setup_at = time.perf_counter() + SETUP_RETRY_S
                         self._flow_done(flow, intended, failed)
@@ -235,6 +237,8 @@ class _User:
         return self._rows
 
     async def think(self, seconds: float) -> None:
+        if self._first is not None:  # a pause before the first request is not its latency
+            self._first += seconds
         await asyncio.sleep(seconds)
 
     async def request(self, method: str, path: str, *, name: str | None = None,
@@ -310,16 +314,20 @@ class _User:
         """One request, recorded in the totals and under its step name."""
         shard = self._shard
         ctx = self._ctx
-        target = _render(step.target, ctx)
-        headers = [(k, _render(v, ctx)) for k, v in step.headers]
+        try:
+            target = _render(step.target, ctx)
+            headers = [(k, _render(v, ctx)) for k, v in step.headers]
+            body = step.body
+            if body is not None and not isinstance(body, bytes):
+                rendered = body.render(ctx)
+                body = json_bytes(rendered) if step.json_body else str(rendered).encode()
+        except KeyError as exc:  # a capture whose step failed under on_failure: continue
+            raise StepFailed("template", f"{step.name}: ${{{exc.args[0]}}} is not set (the "
+                             "step that captures it failed); not sent") from None
         for name, value in headers:
             if "\r" in value or "\n" in value:  # a captured value must not split the head
                 raise StepFailed("template", f"{step.name}: header {name} would contain a "
                                  "line break (from a captured or data value); not sent")
-        body = step.body
-        if body is not None and not isinstance(body, bytes):
-            rendered = body.render(ctx)
-            body = json_bytes(rendered) if step.json_body else str(rendered).encode()
         if self.cookies and (self._flow is None or self._flow.cookies):
             headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items())))
         if self._client is None:

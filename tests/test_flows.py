@@ -384,3 +384,33 @@ def test_flow_step_headers_can_be_secret_and_are_redacted_in_results(target_url)
     assert flow["setup"][0]["headers"] == {"X-Api-Key": "<redacted>"}
     assert flow["steps"][1]["headers"] == {"Authorization": "<redacted>",
                                            "Cookie": "<redacted>", "X-Trace": "visible"}
+
+
+def test_a_capture_missing_after_a_failed_step_fails_the_iteration_not_the_shard(target_url):
+    """`on_failure: continue` lets the next step run without the capture it uses: that
+    step fails (class template, nothing sent), the run goes on."""
+    steps = [{"name": "get", "path": "/health", "capture": {"token": {"json": "$.nope"}}},
+             {"name": "use", "path": "/health", "headers": {"X-Token": "${token}"}}]
+    run = run_scenario(validate_scenario(flow_scenario(
+        target_url, [{"name": "f", "steps": steps, "on_failure": "continue"}]))).runs[0]
+    flow = run.flows["f"]
+    assert flow.iterations > 0 and flow.failed == flow.iterations
+    assert flow.failures == {"capture": flow.iterations}  # the first failure is kept
+    assert "use" not in run.endpoints
+    assert run.endpoints["get"].requests == flow.iterations
+
+
+def test_the_pause_before_a_retried_setup_is_not_its_latency(tmp_path, target_url):
+    """A setup that fails is retried after SETUP_RETRY_S (1 s); that pause is the tool's
+    own: the retried login that succeeds must not carry it as latency."""
+    (tmp_path / "acc.csv").write_text("user,password\nnobody,x\nuser1,pw-user1\n")
+    setup = [{"name": "login", "method": "POST", "path": "/api/login",
+              "json": {"user": "${acc.user}", "password": "${acc.password}"},
+              "check": {"status": 200}}]
+    run = run_scenario(validate_scenario(flow_scenario(
+        target_url, [{"name": "f", "setup": setup, "steps": [{"name": "h", "path": "/health"}]}],
+        data={"acc": {"file": str(tmp_path / "acc.csv"), "order": "sequential"}},
+        duration="2s", runs=[{"name": "g", "client": "gather", "concurrency": 1}]))).runs[0]
+    login = run.endpoints["login"]
+    assert login.status_codes == {"401": 1, "200": 1}  # failed once, retried once, in
+    assert login.latency_ms.max is not None and login.latency_ms.max < 500, login.latency_ms
