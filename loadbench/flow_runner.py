@@ -332,7 +332,6 @@ class _User:
             headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items())))
         if self._client is None:
             self._client = shard.open_client()
-        record = shard.records.endpoint(step.name)
         recorder = shard.recorder
         sent = time.perf_counter()
         intended = first if first is not None else sent
@@ -344,10 +343,11 @@ class _User:
                 recorder.error(intended, exc.kind)
             else:
                 recorder.no_connection(intended, exc.kind, exc.reason)
-            record.error(intended, exc.kind)
+            shard.records.endpoint(step.name).error(intended, exc.kind)
             raise StepFailed(exc.kind,
                              f"{step.name}: {exc.kind}: {exc.reason or exc.kind}") from None
         end = time.perf_counter()
+        record = shard.records.endpoint(step.name)  # only a request that went out has one
         if self._flow is None or self._flow.cookies:
             self._keep_cookies(response)
         status = response.status

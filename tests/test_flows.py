@@ -414,3 +414,23 @@ def test_the_pause_before_a_retried_setup_is_not_its_latency(tmp_path, target_ur
     login = run.endpoints["login"]
     assert login.status_codes == {"401": 1, "200": 1}  # failed once, retried once, in
     assert login.latency_ms.max is not None and login.latency_ms.max < 500, login.latency_ms
+
+
+def test_a_header_the_wire_cannot_carry_fails_the_iteration_unsent(tmp_path, target_url):
+    """A Python flow's header is checked by the same encoder as every request: a bad name
+    fails that iteration (nothing sent), never the run."""
+    (tmp_path / "badhdr.py").write_text(textwrap.dedent("""
+        async def f(user):
+            await user.get("/health", name="ok")
+            await user.get("/health", name="bad", headers={"Bad Name": "x"})
+    """))
+    (tmp_path / "s.yaml").write_text(json.dumps(flow_scenario(
+        target_url, [{"name": "f", "python": "badhdr:f"}])))
+    from loadbench.scenario_load import load_scenario
+
+    scenario, _ = load_scenario(tmp_path / "s.yaml")
+    run = run_scenario(scenario).runs[0]
+    flow = run.flows["f"]
+    assert flow.iterations > 0 and flow.failed == flow.iterations
+    assert "bad" not in run.endpoints and run.endpoints["ok"].requests == flow.iterations
+    assert "Bad Name" in flow.messages[0]

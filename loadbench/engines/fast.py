@@ -14,17 +14,16 @@ import math
 import socket
 from dataclasses import dataclass
 from time import perf_counter
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpResponseParser
 
 from loadbench.engines import connect_failure, set_nodelay, tls_closed, tls_refusal
-from loadbench.http_syntax import header_problem, is_token
+from loadbench.engines.wire import request_head
 from loadbench.load import LoadPlan, LoadState, RequestTemplate
 from loadbench.tls import client_context
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
-_TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _HEAD_KEPT = 1024 * 1024  # bytes of a split response head kept to tell how its body ends
 
 
@@ -67,30 +66,13 @@ def origin_of(templates: tuple[RequestTemplate, ...]) -> Origin:
 
 def encode_request(template: RequestTemplate, origin: Origin) -> bytes:
     """The complete wire bytes of one request, built once per template."""
-    method = template.method.upper()
-    if not is_token(method):  # scenarios are validated; this guards direct LoadPlan users
-        raise ValueError(f"fast engine: invalid method {method!r}")
     parts = urlsplit(template.url)
-    target = quote(parts.path or "/", safe=_TARGET_SAFE)
+    target = parts.path or "/"
     if parts.query:
-        target += "?" + quote(parts.query, safe=_TARGET_SAFE)
-    names = {name.lower() for name, _ in template.headers}
-    lines = [f"{method} {target} HTTP/1.1"]
-    if "host" not in names:
-        lines.append(f"Host: {origin.host_header}")
-    for name, value in template.headers:
-        problem = header_problem(name, value)
-        if problem:
-            raise ValueError(f"fast engine: invalid {problem}")
-        lines.append(f"{name}: {value}")
+        target += "?" + parts.query
     body = template.body
-    if body is None and method in ("POST", "PUT", "PATCH"):
-        body = b""
-    if body is not None and not names & {"content-length", "transfer-encoding"}:
-        lines.append(f"Content-Length: {len(body)}")
-    if "user-agent" not in names:
-        lines.append("User-Agent: loadbench")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+    return request_head(template.method, target, template.headers, body,
+                        origin.host_header) + (body or b"")
 
 
 class _HeaderProbe:

@@ -14,15 +14,14 @@ fails the request in flight if its deadline has passed, else moves to that deadl
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import quote
 
 from httptools import HttpParserError, HttpResponseParser
 
 from loadbench.checks import Response
 from loadbench.engines import connect_failure, set_nodelay, tls_closed, tls_refusal
-from loadbench.flow_runner import RequestFailed
+from loadbench.engines.wire import request_head
+from loadbench.flow_runner import RequestFailed, StepFailed
 
-_TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _HEADS_KEPT = 8  # encoded request heads a user keeps (its steps, once their captures settle)
 
 
@@ -236,20 +235,11 @@ class FastFlowClient:
 
     def _head(self, method: str, target: str, headers: list[tuple[str, str]],
               body: bytes | None) -> bytes:
-        lines = [f"{method} {quote(target, safe=_TARGET_SAFE)} HTTP/1.1"]
-        names = set()
-        for name, value in headers:
-            names.add(name.lower())
-            lines.append(f"{name}: {value}")
-        if "host" not in names:
-            lines.append(f"Host: {self.engine.origin.host_header}")
-        if body is None and method in ("POST", "PUT", "PATCH"):
-            body = b""
-        if body is not None and "content-length" not in names:
-            lines.append(f"Content-Length: {len(body)}")
-        if "user-agent" not in names:
-            lines.append("User-Agent: loadbench")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        try:
+            return request_head(method, target, [(k, str(v)) for k, v in headers], body,
+                                self.engine.origin.host_header)  # a Python flow's 1 -> "1"
+        except ValueError as exc:  # a rendered or Python-flow header the wire cannot carry
+            raise StepFailed("template", f"{method} {target}: {exc}; not sent") from None
 
     async def close(self) -> None:
         if self.conn is not None and self.conn.transport is not None:
