@@ -78,10 +78,11 @@ def bench_scenario(
     return validate_scenario(data, source="bench options")
 
 
-def read_body_file(path: Path, limit: int = MAX_BODY_SIZE) -> bytes:
+def read_body_file(path: Path, limit: int = MAX_BODY_SIZE, option: str = "") -> bytes:
     """`--body @file`: the file's bytes as sent (binary is fine). Only a regular file, and
-    at most `limit` bytes: `@/dev/urandom` or a fifo would otherwise be read without end."""
-    option = f"--body @{path}"
+    at most `limit` bytes: `@/dev/urandom` or a fifo would otherwise be read without end.
+    `option` names it in messages (default `--body @PATH`)."""
+    option = option or f"--body @{path}"
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a fifo must not block the open
     except OSError as exc:

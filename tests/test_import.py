@@ -374,3 +374,8 @@ def test_any_curl_line_imports_or_is_bad_input(tmp_path_factory, words, raw):
         except BadInput:
             continue
         validate_scenario(yaml.safe_load(render(imported, "import curl")))
+
+
+def test_a_data_file_that_is_a_device_is_refused_not_read_forever():
+    with pytest.raises(BadInput, match=r"curl --data @/dev/zero: not a regular file"):
+        request_of("curl -d @/dev/zero http://h/")

@@ -298,9 +298,11 @@ def _read(path: str, option: str, base_dir: Path | None) -> str:
     if path == "-":
         raise BadInput(f"curl --{option} @-: standard input is not read; put the data in "
                        "the command or a file")
+    from loadbench.url_scenario import read_body_file  # a regular file, bounded
+
     file = (base_dir or Path.cwd()) / path
+    data = read_body_file(file, option=f"curl --{option} @{path}")
     try:
-        return file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise BadInput(f"curl --{option} @{path}: cannot read {file}: {reason}") from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"curl --{option} @{path}: cannot read {file}: not UTF-8 text") from None
