@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ("docs/flows.md", "README.md")
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 _MARK = re.compile(r"<!--\s*(file|invalid|fragment):\s*(.*?)\s*-->\s*\n$")
-_ENDPOINT_THRESHOLD = re.compile(r"^\s*-\s*\"?[\w*-]+\[")
 
 
 def blocks(doc: str) -> list[tuple[str, str, str, str]]:
@@ -44,18 +43,6 @@ def examples() -> list:
             if language == "yaml" and kind not in ("file", "fragment"):
                 params.append(pytest.param(doc, index, id=f"{doc}#{index}"))
     return params
-
-
-def endpoint_thresholds_supported() -> bool:
-    """`run[name].metric` arrives with the per-endpoint thresholds (Milestone 10); until
-    then an example's endpoint thresholds are left out and the rest is still validated."""
-    from loadbench.thresholds import parse_threshold
-
-    try:
-        parse_threshold("a[b].p99 < 1ms")
-    except Exception:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +67,6 @@ def folder(tmp_path_factory):
 @pytest.mark.parametrize(("doc", "index"), examples())
 def test_a_documented_example_validates(doc, index, folder):
     _, text, kind, value = blocks(doc)[index]
-    if not endpoint_thresholds_supported():
-        text = "\n".join(line for line in text.splitlines()
-                         if not _ENDPOINT_THRESHOLD.match(line))
-        text = re.sub(r"^thresholds:\s*\Z", "", text, flags=re.MULTILINE)  # none left
     scenario = folder / f"example{index}.yaml"
     scenario.write_text(text)
     result = CliRunner().invoke(app, ["validate", str(scenario)], catch_exceptions=False)

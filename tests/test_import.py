@@ -151,7 +151,7 @@ def test_any_header_and_body_survive_shell_quoting(name, value, body):
     command = (f"curl -H {shlex.quote(f'{name}: {value}')} --data-raw {shlex.quote(body)} "
                "http://h/")
     request = request_of(command)
-    sent = request["headers"][name] if value.strip() else None
+    sent = request["headers"].get(name)  # curl drops a header given an empty value
     assert (sent if isinstance(sent, str) or sent is None else sent["value"]) == (
         value.strip() or None)
     assert request["body"] == body  # curl --data-raw '' posts an empty body
