@@ -8,6 +8,9 @@ Cases (each --comparisons times; every comparison is a full `ab`: ABBA rounds, p
 t-interval on ln(B/A), the sequential rule, --max-rounds):
 - aa: A vs A (every regression is false; an improvement is false too);
 - slow: A vs B (should be a regression on rps and on p99, never an improvement);
+- tail: A vs a B whose handler got heavier (/io?ms=FAST&cpu=TAIL_CPU: sha256 rounds after
+  the wait), so its p99 grows (a slower sleep alone lowers the load and with it the
+  queueing tail): the p99 target of issue 18 (a p99 regression, never an improvement);
 - aa-neighbour, slow-neighbour: the same with a CPU burner (one busy process) running
   during every third round.
 For each comparison the same runs also feed `compare --stats`:
@@ -16,8 +19,10 @@ For each comparison the same runs also feed `compare --stats`:
   `repeat:` now runs them): the between-repeat Welch interval.
 
 Usage: python bench/gate.py [--comparisons 40] [--seconds 5] [--warmup 1] [--max-rounds 10]
-       [--concurrency 20] [--fast-ms 10] [--slow-ms 12] [--min-effect 5%] [--repeats 3]
-       [--cases aa,slow,aa-neighbour,slow-neighbour]
+       [--concurrency 20] [--fast-ms 10] [--slow-ms 13] [--tail-cpu 250] [--min-effect 5%]
+       [--repeats 3] [--cases aa,slow,tail,aa-neighbour,slow-neighbour] [--save DIR]
+--save DIR keeps every comparison's `ab` result (its per-round values) and both
+`compare --stats` verdicts as JSON, so the tables can be checked and recomputed.
 The full run (>= 40 comparisons per case) takes hours; a small one: --comparisons 6
 --seconds 1.5 --warmup 0.5 --max-rounds 6 (about 10-15 minutes).
 """
@@ -25,6 +30,7 @@ The full run (>= 40 comparisons per case) takes hours; a small one: --comparison
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import multiprocessing
 import shlex
@@ -48,7 +54,7 @@ from loadbench.target import TargetProcess  # noqa: E402
 
 METRICS = ("rps", "p50", "p99", "error_rate")
 STATS_METRICS = ("rps", "p99")
-CASES = ("aa", "slow", "aa-neighbour", "slow-neighbour")
+CASES = ("aa", "slow", "tail", "aa-neighbour", "slow-neighbour")
 
 
 def _burn(stop) -> None:
@@ -80,10 +86,12 @@ class Neighbour:
             self._process = None
 
 
-def scenario_for(url: str, ms: int, seconds: float, warmup: float, concurrency: int):
+def scenario_for(url: str, ms: int, seconds: float, warmup: float, concurrency: int,
+                 cpu: int = 0):
+    path = f"/io?ms={ms}" + (f"&cpu={cpu}" if cpu else "")
     return validate_scenario({
         "name": "gate", "target": {"url": url},
-        "requests": [{"name": "io", "path": f"/io?ms={ms}"}],
+        "requests": [{"name": "io", "path": path}],
         "warmup": f"{warmup}s", "duration": f"{seconds}s",
         "runs": [{"name": "io", "client": "gather", "concurrency": concurrency}],
     })
@@ -91,9 +99,11 @@ def scenario_for(url: str, ms: int, seconds: float, warmup: float, concurrency: 
 
 def one_comparison(url: str, case: str, args, neighbour: Neighbour):
     b_ms = args.slow_ms if case.startswith("slow") else args.fast_ms
+    b_cpu = args.tail_cpu if case == "tail" else 0
     scenarios = {"A": scenario_for(url, args.fast_ms, args.seconds, args.warmup,
                                    args.concurrency),
-                 "B": scenario_for(url, b_ms, args.seconds, args.warmup, args.concurrency)}
+                 "B": scenario_for(url, b_ms, args.seconds, args.warmup, args.concurrency,
+                                   b_cpu)}
     calls = [0]
     runs: dict[str, list[RunResult]] = {"A": [], "B": []}
 
@@ -159,10 +169,13 @@ def main() -> None:
     parser.add_argument("--max-rounds", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--fast-ms", type=int, default=10)
-    parser.add_argument("--slow-ms", type=int, default=12)
+    parser.add_argument("--slow-ms", type=int, default=13)
+    parser.add_argument("--tail-cpu", type=int, default=250)
     parser.add_argument("--min-effect", default="5%")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--save", type=Path, default=None,
+                        help="folder for each comparison's raw results (JSON)")
     args = parser.parse_args()
     args.min_effect = parse_tolerance(args.min_effect, "--min-effect")
     cases = [case.strip() for case in args.cases.split(",") if case.strip()]
@@ -180,7 +193,7 @@ def main() -> None:
         run_scenario(scenario_for(target.url, args.fast_ms, 1.0, 0.5, args.concurrency))
         for case in cases:
             tally = {"ab": Counter(), "rounds": [], "before": Counter(), "after": Counter(),
-                     "ratios": []}
+                     "ratios": [], "p99_ratios": []}
             for index in range(args.comparisons):
                 try:
                     result, before, after = one_comparison(target.url, case, args, neighbour)
@@ -197,6 +210,11 @@ def main() -> None:
                 rps_row = next(row for row in result.rows if row.metric == "rps")
                 if rps_row.estimate is not None:
                     tally["ratios"].append(1 + rps_row.estimate)
+                p99_row = next(row for row in result.rows if row.metric == "p99")
+                if p99_row.estimate is not None:
+                    tally["p99_ratios"].append(1 + p99_row.estimate)
+                if args.save is not None:
+                    save(args.save / f"{case}-{index + 1:02d}.json", result, before, after)
                 for name, comparison in (("before", before), ("after", after)):
                     tally[name]["flagged"] += comparison.has_regression
                     tally[name]["improvement"] += any(row.verdict == "improvement"
@@ -215,15 +233,19 @@ def main() -> None:
     print(f"{args.comparisons} comparisons per case; rounds of {args.seconds:g} s (+"
           f"{args.warmup:g} s warm-up) per side, --max-rounds {args.max_rounds}, "
           f"c={args.concurrency}, A=/io?ms={args.fast_ms} B=/io?ms={args.slow_ms}, "
-          f"--min-effect {args.min_effect * 100:g}%; {elapsed:.0f} s")
+          f"tail B=/io?ms={args.fast_ms}&cpu={args.tail_cpu}, "
+          f"--min-effect {args.min_effect * 100:g}%; "
+          f"{elapsed:.0f} s")
     n = args.comparisons
     for case, tally in table.items():
         ab = tally["ab"]
         print(f"\n{case}: ab rounds median {statistics.median(tally['rounds']):g} "
               f"(range {min(tally['rounds'])}-{max(tally['rounds'])}); B/A rps median "
-              f"{statistics.median(tally['ratios']) if tally['ratios'] else float('nan'):.3f}")
+              f"{_median(tally['ratios']):.3f}; B/A p99 median (geometric mean over rounds) "
+              f"{_median(tally['p99_ratios']):.3f}")
         print(f"  ab: any regression {rate(ab['flagged'], n)}; any improvement "
-              f"{rate(ab['improvement'], n)}")
+              f"{rate(ab['improvement'], n)}; rps regression {rate(ab['rps regression'], n)}"
+              f"; p99 regression {rate(ab['p99 regression'], n)}")
         for metric in METRICS:
             shown = ", ".join(f"{key.split(' ', 1)[1]} {count}" for key, count in
                               sorted(ab.items()) if key.startswith(metric + " "))
@@ -238,6 +260,18 @@ def main() -> None:
                 shown = ", ".join(f"{key.split(' ', 1)[1]} {count}" for key, count in
                                   sorted(stats.items()) if key.startswith(metric + " "))
                 print(f"    {metric}: {shown}")
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def save(path: Path, result, before, after) -> None:
+    """One comparison's evidence: the `ab` result and both `compare --stats` verdicts."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"ab": result.model_dump(mode="json"),
+                                "before": before.model_dump(mode="json"),
+                                "after": after.model_dump(mode="json")}, indent=1))
 
 
 def _short(comparison) -> str:

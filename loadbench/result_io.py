@@ -207,12 +207,17 @@ def write_rescued(path: str | Path, data: str | bytes) -> tuple[Path, str | None
 
 def load_document(path: str | Path) -> Result | Any:
     """Any JSON file loadbench writes, by its kind: a scenario result (`run`, `bench --out`),
-    one run (`bench --json`, wrapped in a Result), a sweep (a `SweepResult`) or a
-    comparison (`compare --json`, a `Comparison`)."""
+    one run (`bench --json`, wrapped in a Result), a sweep (a `SweepResult`), a
+    comparison (`compare --json`, a `Comparison`) or an A/B result (`ab --json`)."""
     path = Path(path)
     data = _read_json(path)
     if data.get("kind") == "sweep":
         return load_sweep(path)
+    if data.get("kind") == "ab":
+        from loadbench.result_ab import AbResult
+
+        data = {k: v for k, v in data.items() if k != "has_regression"}  # computed
+        return validate_file(AbResult, data, path, "A/B result (ab --json)")
     if "schema_version" not in data and {"baseline_label", "current_label", "rows"} <= data.keys():
         data = {k: v for k, v in data.items() if k not in ("regressions", "has_regression")}
         return validate_file(Comparison, data, path, "comparison (compare --json)")
@@ -226,6 +231,9 @@ def load_result(path: str | Path) -> Result:
     document = load_document(path)
     if isinstance(document, Result):
         return document
+    if getattr(document, "kind", None) == "ab":
+        raise ResultFileError(f"{path}: an A/B result (loadbench ab), not a run result; it is "
+                              "already a comparison: render it with `loadbench report`")
     if not hasattr(document, "as_result"):
         raise ResultFileError(f"{path}: a comparison (compare --json), not a result; compare "
                               "the result files it was made from")

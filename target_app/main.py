@@ -189,8 +189,13 @@ async def version() -> dict:
 
 
 @app.get("/io")
-async def io(ms: int = Query(0, ge=0, le=MAX_SLEEP_MS)) -> dict:
+async def io(ms: int = Query(0, ge=0, le=MAX_SLEEP_MS),
+             cpu: int = Query(0, ge=0, le=MAX_CPU_ROUNDS)) -> dict:
+    """Waits `ms` without blocking; `cpu` sha256 rounds after it model a handler that got
+    heavier (bench/gate.py's slower server whose tail grows with it)."""
     await asyncio.sleep(ms / 1000)
+    if cpu:
+        return {"slept_ms": ms, "digest": cpu_work(cpu)}
     return {"slept_ms": ms}
 
 

@@ -243,6 +243,28 @@ def test_exit_1_on_a_regression(monkeypatch, tmp_path):
     assert saved["kind"] == "ab" and saved["has_regression"] is True
 
 
+def test_report_renders_a_saved_ab_result_and_compare_refuses_it(monkeypatch, tmp_path):
+    """`ab -o x.json` then `loadbench report x.json`: the same documents `ab` renders; an
+    A/B result is not a run result, so `compare` says what it is instead of a field error."""
+    out = tmp_path / "ab.json"
+    assert cli(monkeypatch, {"rps": 1000}, {"rps": 700}, "--metric", "rps", "-o",
+               str(out)).exit_code == 1
+    saved = AbResult.model_validate({k: v for k, v in json.loads(out.read_text()).items()
+                                     if k != "has_regression"})
+    for fmt, render in (("md", render_markdown), ("json", render_json),
+                        ("html", render_html)):
+        target = tmp_path / f"again.{fmt}"
+        result = runner.invoke(app, ["report", str(out), "--format", fmt, "-o", str(target)])
+        assert result.exit_code == 0, result.output
+        assert target.read_text() == render(saved)
+    assert "regression" in target.read_text() and "<svg" in target.read_text()
+    bad = runner.invoke(app, ["report", str(out), "--format", "csv"])
+    assert bad.exit_code == 2 and "an A/B result renders as md, json or html" in bad.output
+    refused = runner.invoke(app, ["compare", str(out), str(out)])
+    assert refused.exit_code == 2
+    assert "an A/B result (loadbench ab), not a run result" in refused.output
+
+
 def test_exit_0_on_an_improvement_or_no_change(monkeypatch):
     assert cli(monkeypatch, {"rps": 700}, {"rps": 1000}, "--metric", "rps").exit_code == 0
     assert cli(monkeypatch, {"rps": 1000}, {"rps": 1000}, "--json").exit_code == 0

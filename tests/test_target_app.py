@@ -110,7 +110,13 @@ def test_io_sleeps_about_ms(send: Send) -> None:
     assert 0.19 <= elapsed < 0.6
 
 
-@pytest.mark.parametrize("path", ["/io?ms=-1", "/io?ms=60001", "/blocking?ms=-1", "/cpu?n=-1"])
+def test_io_with_cpu_does_the_work_after_the_wait(send: Send) -> None:
+    assert send("GET", "/io?ms=1&cpu=300").json() == {"slept_ms": 1,
+                                                      "digest": sha256_chain(300)}
+
+
+@pytest.mark.parametrize("path", ["/io?ms=-1", "/io?ms=60001", "/io?cpu=-1",
+                                  "/blocking?ms=-1", "/cpu?n=-1"])
 def test_out_of_range_parameters_are_rejected(send: Send, path: str) -> None:
     assert send("GET", path).status_code == 422
 

@@ -35,6 +35,13 @@ def render_document(document: Any, format: str, output: Path | None = None,
     A sweep renders with the sweep reports; hgrm writes one distribution per file."""
     from loadbench.result import Result
 
+    if getattr(document, "kind", None) == "ab":  # an AbResult (ab --json)
+        from loadbench.report import ab
+
+        renderers = {"md": ab.render_markdown, "json": ab.render_json, "html": ab.render_html}
+        if format not in renderers:
+            raise BadInput(f"--format {format}: an A/B result renders as md, json or html")
+        return {output: renderers[format](document)}
     if hasattr(document, "rows"):  # a Comparison (compare --json)
         from loadbench.report.compare import render_json, render_markdown
         from loadbench.report.compare_html import render_html
