@@ -12,6 +12,9 @@ each round):
   python  the same flow as `python: module:function` (async def browse(user))
   locust  Locust `FastHttpUser` doing the same 3 steps, headless, wait_time constant(0);
           Locust lives in its own venv (bench/.venv-locust), made here on first use
+  floor   `bench/flow_floor.py`: a hand-written callback client doing only this flow's
+          work (JSON capture, check, rendered head, one histogram record) on the fast
+          engine's stack: the most any flow runner could reach here (no framework)
 
 CPU is the generator's, two ways: "window" = user+system CPU of the generator process
 during its load window (loadbench's own `client_cpu`; Locust's rusage between its
@@ -46,7 +49,7 @@ from bench.peers import api_nginx, children_cpu_seconds, require  # noqa: E402
 
 LOADBENCH = [sys.executable, "-m", "loadbench.cli"]
 LOCUST_VENV = ROOT / "bench" / ".venv-locust"
-KINDS = ("plain", "flow", "python", "locust")
+KINDS = ("plain", "flow", "python", "locust", "floor")
 
 FLOW_YAML = """\
 name: bench-flow
@@ -199,6 +202,16 @@ def run_plain(url: str, users: int, seconds: float) -> dict:
     return loadbench_row(run, tree)
 
 
+def run_floor(url: str, users: int, seconds: float) -> dict:
+    out, tree = timed([sys.executable, str(ROOT / "bench" / "flow_floor.py"), url, str(users),
+                       f"{seconds:g}"], seconds + 60)
+    row = json.loads(out)
+    if row["failures"] or not row["requests"]:
+        raise SystemExit(f"floor: {row['failures']} failures in {row['requests']} requests")
+    return {"requests": row["requests"], "rps": row["requests"] / row["wall_s"],
+            "window_cpu": row["cpu_s"], "tree_cpu": tree}
+
+
 def run_scenario_file(path: Path, what: str, seconds: float) -> dict:
     out_dir = Path(tempfile.mkdtemp(prefix="flows-", dir=path.parent))
     _, tree = timed([*LOADBENCH, "run", str(path), "--out", str(out_dir), "--report", "none",
@@ -281,6 +294,8 @@ def main() -> None:
             for kind in order:
                 if kind == "plain":
                     row = run_plain(url, args.users, args.seconds)
+                elif kind == "floor":
+                    row = run_floor(url, args.users, args.seconds)
                 elif kind == "locust":
                     row = run_locust(binary, workdir, url, args.users, args.seconds)
                 else:
@@ -299,7 +314,8 @@ def print_table(rows: dict[str, list[dict]]) -> None:
     names = {"plain": "loadbench plain (bench URL, fast)",
              "flow": "loadbench 3-step YAML flow (fast)",
              "python": "loadbench 3-step Python flow (fast)",
-             "locust": "Locust FastHttpUser 3-step flow"}
+             "locust": "Locust FastHttpUser 3-step flow",
+             "floor": "hand-written callback 3-step flow (floor)"}
 
     def median(kind: str, key: str) -> float:
         return statistics.median(r[key] for r in rows[kind])
@@ -317,7 +333,8 @@ def print_table(rows: dict[str, list[dict]]) -> None:
               f"| {rate(kind, 'tree_cpu'):,.0f} | {rounds} |")
     print("\nratios of median requests per CPU-second, window (tree):")
     targets = {("flow", "plain"): 0.5, ("flow", "locust"): 5.0, ("python", "plain"): None,
-               ("python", "locust"): None, ("python", "flow"): None}
+               ("python", "locust"): None, ("python", "flow"): None,
+               ("floor", "plain"): None, ("flow", "floor"): None}
     for (a, b), target in targets.items():
         if a in rows and b in rows:
             ratio = rate(a, "window_cpu") / rate(b, "window_cpu")
