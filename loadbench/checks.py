@@ -22,6 +22,7 @@ from loadbench.templates import name_problem, non_json_value, value_text
 
 __all__ = [
     "MISSING",
+    "cached_checks",
     "Capture",
     "CheckError",
     "CheckSet",
@@ -399,6 +400,23 @@ class Capture:
             return MISSING
         value = match.group(1) if match.re.groups else match.group(0)
         return MISSING if value is None else value
+
+
+_CHECK_CACHE: dict[str, Any] = {}
+_CHECK_CACHE_MAX = 1024  # a check built from per-request values must not grow it forever
+
+
+def cached_checks(check: dict | None) -> CheckSet | None:
+    """Compiled checks of a Python-flow request, cached by their text."""
+    if not check:
+        return None
+    key = repr(sorted(check.items()))
+    compiled = _CHECK_CACHE.get(key)
+    if compiled is None:
+        if len(_CHECK_CACHE) >= _CHECK_CACHE_MAX:
+            _CHECK_CACHE.clear()
+        compiled = _CHECK_CACHE[key] = compile_checks(check)
+    return compiled
 
 
 def compile_captures(spec: dict[str, Any] | None) -> tuple[Capture, ...]:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Protocol
 
-from loadbench.checks import MISSING, Response, compile_checks
+from loadbench.checks import MISSING, Response, cached_checks
 from loadbench.data import Cursor, load_table
 from loadbench.engines import ramped_slot, wait_until
 from loadbench.flow_plan import FlowPlan, FlowProgram, StepPlan, json_bytes
@@ -63,6 +63,11 @@ class StepFailed(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+def ends_iteration(step: StepPlan, flow: FlowPlan) -> bool:
+    """Whether a failure of this step ends its iteration (`on_failure`, step over flow)."""
+    return (step.on_failure or flow.on_failure) == "next_iteration"
 
 
 def _render(value: Any, ctx: Context) -> Any:
@@ -252,7 +257,7 @@ class _User:
                 sent_headers.append(("Content-Type", "application/json"))
         elif isinstance(body, str):
             body = body.encode()
-        checks = _checks(check)
+        checks = cached_checks(check)
         step = StepPlan(name=name or f"{method} {path.split('?')[0]}", method=method,
                         target=path, headers=tuple(sent_headers), body=body, checks=checks,
                         explicit_status=bool(check and "status" in check))
@@ -292,11 +297,15 @@ class _User:
                     first: float | None) -> StepFailed | None:
         """Run steps in order; the first failure (per `on_failure`) ends the iteration."""
         self._flow = flow
+        if self._client is None:
+            self._client = self._shard.open_client()
+        run_steps = getattr(self._client, "run_steps", None)
+        if run_steps is not None:  # an engine that runs the steps in its own callbacks
+            return await run_steps(self, flow, steps, first)
         failure: StepFailed | None = None
         for step in steps:
             if step.think is not None:
-                low, high = step.think
-                pause = low if high == low else self._ctx.rng.uniform(low, high)
+                pause = self.pause(step)
                 await asyncio.sleep(pause)
                 if first is not None:  # a pause before the first request is not its latency
                     first += pause
@@ -305,14 +314,34 @@ class _User:
                 await self._send(step, first, want_body=step.needs_body)
             except StepFailed as exc:
                 failure = failure or exc
-                if (step.on_failure or flow.on_failure) == "next_iteration":
+                if ends_iteration(step, flow):
                     return failure
             first = None
         return failure
 
+    def pause(self, step: StepPlan) -> float:
+        """A think step's pause: fixed, or drawn from its range."""
+        low, high = step.think
+        return low if high == low else self._ctx.rng.uniform(low, high)
+
     async def _send(self, step: StepPlan, first: float | None, want_body: bool) -> Response:
         """One request, recorded in the totals and under its step name."""
-        shard = self._shard
+        target, headers, body = self.render(step)
+        if self._client is None:
+            self._client = self._shard.open_client()
+        sent = time.perf_counter()
+        intended = first if first is not None else sent
+        try:
+            response = await self._client.request(step.method, target, headers, body,
+                                                  want_body)
+        except RequestFailed as exc:
+            raise self.lost(step, exc, intended) from None
+        self.judge(step, response, intended, sent, time.perf_counter(), first is not None)
+        return response
+
+    def render(self, step: StepPlan) -> tuple[str, list[tuple[str, str]], bytes | None]:
+        """The request of a step for this user: target, headers (its cookies included) and
+        body; StepFailed `template` when it cannot be sent as written."""
         ctx = self._ctx
         try:
             target = _render(step.target, ctx)
@@ -330,23 +359,25 @@ class _User:
                                  "line break (from a captured or data value); not sent")
         if self.cookies and (self._flow is None or self._flow.cookies):
             headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items())))
-        if self._client is None:
-            self._client = shard.open_client()
+        return target, headers, body
+
+    def lost(self, step: StepPlan, exc: RequestFailed, intended: float) -> StepFailed:
+        """Record a request that got no response; the step's failure, to raise."""
+        shard = self._shard
+        if exc.connected:
+            shard.recorder.error(intended, exc.kind)
+        else:
+            shard.recorder.no_connection(intended, exc.kind, exc.reason)
+        shard.records.endpoint(step.name).error(intended, exc.kind)
+        return StepFailed(exc.kind, f"{step.name}: {exc.kind}: {exc.reason or exc.kind}")
+
+    def judge(self, step: StepPlan, response: Response, intended: float, sent: float,
+              end: float, paced: bool) -> None:
+        """Keep the cookies, run the checks and captures, record the response in the totals
+        and under the step's name; StepFailed when a check, capture or status fails.
+        `paced`: the step took the iteration's schedule slot (its first request)."""
+        shard = self._shard
         recorder = shard.recorder
-        sent = time.perf_counter()
-        intended = first if first is not None else sent
-        try:
-            response = await self._client.request(step.method, target, headers, body,
-                                                  want_body)
-        except RequestFailed as exc:
-            if exc.connected:
-                recorder.error(intended, exc.kind)
-            else:
-                recorder.no_connection(intended, exc.kind, exc.reason)
-            shard.records.endpoint(step.name).error(intended, exc.kind)
-            raise StepFailed(exc.kind,
-                             f"{step.name}: {exc.kind}: {exc.reason or exc.kind}") from None
-        end = time.perf_counter()
         record = shard.records.endpoint(step.name)  # only a request that went out has one
         if self._flow is None or self._flow.cookies:
             self._keep_cookies(response)
@@ -365,7 +396,7 @@ class _User:
                     captured[capture.name] = value
         if failed:
             recorder.check_failed(intended, end, status, nbytes)
-        elif first is None:  # a later step: not a schedule slot
+        elif not paced:  # a later step: not a schedule slot
             recorder.record_unpaced(intended, sent, end, status, nbytes, step.explicit_status)
         elif step.explicit_status:
             recorder.passed(intended, sent, end, status, nbytes)
@@ -379,8 +410,7 @@ class _User:
         if bad_status:
             kind = "status_5xx" if status >= 500 else "status_4xx"
             raise StepFailed(kind, f"{step.name}: HTTP {status}")
-        ctx.variables.update(captured)
-        return response
+        self._ctx.variables.update(captured)
 
     def _keep_cookies(self, response: Response) -> None:
         if not response.has_header(b"set-cookie"):  # most responses: nothing decoded
@@ -404,21 +434,5 @@ class _User:
             await self._client.close()
 
 
-_CHECK_CACHE: dict[str, Any] = {}
-_CHECK_CACHE_MAX = 1024  # a check built from per-request values must not grow it forever
-
-
-def _checks(check: dict | None):
-    """Compiled checks of a Python-flow request, cached by their text."""
-    if not check:
-        return None
-    key = repr(sorted(check.items()))
-    compiled = _CHECK_CACHE.get(key)
-    if compiled is None:
-        if len(_CHECK_CACHE) >= _CHECK_CACHE_MAX:
-            _CHECK_CACHE.clear()
-        compiled = _CHECK_CACHE[key] = compile_checks(check)
-    return compiled
-
-
-__all__ = ["FlowClient", "FlowShard", "RequestFailed", "StepFailed", "load_python"]
+__all__ = ["FlowClient", "FlowShard", "RequestFailed", "StepFailed", "ends_iteration",
+           "load_python"]

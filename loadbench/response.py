@@ -12,6 +12,7 @@ from typing import Any
 __all__ = ["Response"]
 
 _NOT_PARSED = object()
+_decode = json.JSONDecoder().decode
 
 
 class _NotJson:
@@ -27,12 +28,13 @@ class Response:
     """What checks, captures and Python flows see of one HTTP response."""
 
     __slots__ = ("status", "_headers", "_raw", "body", "_json", "elapsed_ms", "nbytes",
-                 "http_version")
+                 "http_version", "_set_cookie")
 
     def __init__(self, status: int, headers: list[tuple[str, str]] | None = None,
                  body: bytes = b"", elapsed_ms: float | None = None,
                  nbytes: int | None = None, http_version: str = "HTTP/1.1",
-                 raw_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+                 raw_headers: list[tuple[bytes, bytes]] | None = None,
+                 set_cookie: bool | None = None) -> None:
         self.status = status
         self._headers: list[tuple[str, str]] = [] if headers is None else headers
         # an engine may hand the headers over as read (bytes): decoded on first use only,
@@ -43,6 +45,9 @@ class Response:
         self.elapsed_ms = elapsed_ms
         self.nbytes = len(body) if nbytes is None else nbytes  # body bytes as received
         self.http_version = http_version  # as the response came: HTTP/1.1, HTTP/2
+        # whether a Set-Cookie came, when the engine noted it while parsing: the runner asks
+        # it of every response (its cookie jar), and a scan of the headers costs ~2 us
+        self._set_cookie = set_cookie
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
@@ -63,6 +68,8 @@ class Response:
 
     def has_header(self, name: bytes) -> bool:
         """Whether a header called `name` (lower-case bytes) came, without decoding any."""
+        if name == b"set-cookie" and self._set_cookie is not None:
+            return self._set_cookie
         raw = self._raw
         if raw is None:
             wanted = name.decode("latin-1")
@@ -87,8 +94,12 @@ class Response:
         """The body parsed as JSON, once per response; ValueError if it is not JSON."""
         parsed = self._json
         if parsed is _NOT_PARSED:
+            body = self.body
             try:
-                parsed = json.loads(self.body)
+                if b"\x00" in body[:4] or body[:3] == b"\xef\xbb\xbf":
+                    parsed = json.loads(body)  # UTF-16/32 or a BOM: json's own detection
+                else:  # UTF-8, decoded as json.loads does, without its detection's cost
+                    parsed = _decode(body.decode("utf-8", "surrogatepass"))
             except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
                 parsed = _NotJson(exc)
             except RecursionError:  # nesting deeper than the interpreter's stack

@@ -73,6 +73,37 @@ def test_json_of_a_non_json_body_raises_value_error_every_time(body):
             resp.json()
 
 
+@pytest.mark.parametrize("body", [
+    '{"name": "caf\u00e9", "n": [1, 2.5, null, true]}'.encode(),
+    '\ufeff{"bom": 1}'.encode(),                       # UTF-8 with a byte order mark
+    '{"wide": "\u00e9"}'.encode("utf-16-le"),          # UTF-16 and 32, as json detects
+    '{"wide": "\u00e9"}'.encode("utf-16"),
+    '{"wide": "\u00e9"}'.encode("utf-32-be"),
+    b'"\xed\xa0\x80"',                              # a lone surrogate, as json allows
+    b"7", b"  [] ",
+])
+def test_json_reads_every_body_json_loads_reads(body):
+    """The UTF-8 fast path parses exactly what `json.loads(bytes)` parses."""
+    assert Response(200, [], body).json() == json.loads(body)
+
+
+@pytest.mark.parametrize("body", [b"\xff{}", '{"a": 1}'.encode("utf-16-le")[:-1]])
+def test_json_refuses_what_json_loads_refuses(body):
+    with pytest.raises(ValueError):
+        json.loads(body)
+    with pytest.raises(ValueError, match="body is not JSON"):
+        Response(200, [], body).json()
+
+
+def test_set_cookie_noted_by_the_engine_is_what_has_header_answers():
+    raw = [(b"Content-Type", b"text/plain"), (b"Set-Cookie", b"a=1")]
+    assert Response(200, raw_headers=raw).has_header(b"set-cookie")
+    assert not Response(200, raw_headers=raw[:1]).has_header(b"set-cookie")
+    assert Response(200, raw_headers=raw, set_cookie=True).has_header(b"set-cookie")
+    assert not Response(200, raw_headers=raw[:1], set_cookie=False).has_header(b"set-cookie")
+    assert Response(200, raw_headers=raw, set_cookie=True).has_header(b"content-type")
+
+
 def test_defaults_and_repr():
     resp = Response(204)
     assert (resp.headers, resp.body, resp.elapsed_ms) == ([], b"", None)

@@ -106,3 +106,73 @@ def test_encoded_heads_are_reused_only_for_the_same_request():
         assert wire(target=f"/items/{index}").startswith(f"GET /items/{index} ".encode())
     assert len(client.heads) <= _HEADS_KEPT
     assert wire() == first
+
+
+# -- a YAML flow's steps run as a chain in the connection's callbacks (_Chain) ------------
+
+CHAIN_STEPS = [  # every way an answer can end, one after another on one user's connection
+    {"name": "ok", "path": "/ok", "check": {"status": 200, "body_contains": "hello"}},
+    {"name": "late-408", "path": "/late-408", "check": {"body_contains": "hello"}},
+    {"name": "after-408", "path": "/ok", "check": {"body_contains": "hello"}},
+    {"name": "eof", "path": "/eof", "check": {"body_contains": "hello"}},
+    {"think": "5ms"},
+    {"name": "http10", "path": "/http10", "check": {"body_contains": "hello"}},
+    {"name": "chunk-ext", "path": "/chunk-ext", "check": {"body_contains": "hello"}},
+    {"name": "last", "path": "/ok", "check": {"body_contains": "hello"}},
+]
+
+
+def test_a_chain_of_steps_survives_every_valid_ending_in_turn(tmp_path):
+    """A response followed in the same read by an unsolicited 408 and a close, a body ended
+    by the close, HTTP/1.0, a think step between: each next step goes out on a connection
+    that can carry it (the 408 answers nothing: the step after it is sent once more on a
+    fresh connection, never handed the 408)."""
+    with FaultServer() as server:
+        run = run_flow(tmp_path, server.url("/"), {"steps": CHAIN_STEPS}, duration="600ms")
+    names = [step["name"] for step in CHAIN_STEPS if "name" in step]
+    iterations = run.flows["f"].iterations
+    assert iterations >= 2 and run.flows["f"].failed == 0, run.flows["f"]
+    for name in names:
+        record = run.endpoints[name]
+        assert record.errors == {} and record.checks_failed == {}, (name, record)
+        assert record.status_codes == {"200": record.requests}, (name, record)
+        assert iterations <= record.requests <= iterations + 1, (name, record)
+    assert run.errors == {} or not any(run.errors.values()), run.errors
+
+
+@pytest.mark.parametrize("on_failure", ["continue", "next_iteration"])
+def test_a_failed_step_in_a_chain_and_the_steps_after_it(tmp_path, on_failure):
+    """A step whose connection breaks (a reset; garbage) fails as `read`; with
+    on_failure: continue the next step runs on a fresh connection and passes; with
+    next_iteration it never runs."""
+    steps = [{"name": "first", "path": "/ok"}, {"name": "reset", "path": "/reset"},
+             {"name": "garbage", "path": "/garbage"}, {"name": "after", "path": "/ok"}]
+    with FaultServer() as server:
+        run = run_flow(tmp_path, server.url("/"), {"steps": steps, "on_failure": on_failure},
+                       duration="400ms", timeout="2s")
+    flow = run.flows["f"]
+    assert flow.iterations >= 2 and flow.failed == flow.iterations, flow
+    assert run.endpoints["first"].errors == {}
+    reset = run.endpoints["reset"]
+    assert reset.requests >= flow.iterations and set(reset.errors) == {"read"}, reset
+    if on_failure == "continue":
+        assert run.endpoints["garbage"].errors == {"read": run.endpoints["garbage"].requests}
+        after = run.endpoints["after"]
+        assert after.requests >= flow.iterations and after.errors == {}, after
+    else:
+        assert "garbage" not in run.endpoints and "after" not in run.endpoints
+
+
+def test_a_bug_in_a_chained_step_ends_the_run_with_it(tmp_path, monkeypatch):
+    """An exception that is not a step's failure (a bug) must not vanish in a callback:
+    it surfaces from the run as it would from an awaited request."""
+    from loadbench import flow_runner
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("judge is broken")
+
+    monkeypatch.setattr(flow_runner._User, "judge", broken)
+    with FaultServer() as server, pytest.raises(Exception, match="judge is broken"):
+        run_flow(tmp_path, server.url("/"), {"steps": [{"name": "a", "path": "/ok"},
+                                                       {"name": "b", "path": "/ok"}]},
+                 duration="300ms")
