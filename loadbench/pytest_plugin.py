@@ -323,23 +323,35 @@ def _table_text(comparison: Comparison) -> str:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """--loadbench-json and --loadbench-export, written once every test has run."""
+    """--loadbench-json and --loadbench-export, written once every test has run. An output
+    that cannot be written fails the session (exit 3 when the tests passed) and the JSON
+    is saved under the temp directory instead: a finished measurement is never lost."""
     load = session.config.stash.get(SESSION, None)
     if load is None or not load.recorded or not (load.json_path or load.exports):
         return
     from loadbench.errors import LoadbenchError
 
-    try:
-        if load.json_path is not None:
-            from loadbench.result_io import write_atomic
+    failed = False
+    if load.json_path is not None:
+        from loadbench.result_io import write_rescued
 
-            write_atomic(load.json_path, session_json(load.recorded))
-            load.written.append(str(load.json_path))
+        try:
+            written, problem = write_rescued(load.json_path, session_json(load.recorded))
+        except LoadbenchError as exc:  # not even the temp directory took it
+            failed = True
+            load.written.append(f"error: {exc}")
+        else:
+            failed = problem is not None
+            load.written.append(f"error: {problem}" if problem else str(written))
+    try:
         combined = session_result(load.recorded)
         for export in load.exports:
             load.written += [str(path) for path in export.write(combined)]
     except LoadbenchError as exc:
+        failed = True
         load.written.append(f"error: {exc}")
+    if failed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
 
 def session_json(recorded: list[Recorded]) -> str:

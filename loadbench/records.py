@@ -19,6 +19,11 @@ from loadbench.stats import (
 )
 
 MAX_MESSAGES = 5  # first failure messages kept per flow
+# distinct request names a shard keeps a record for (two HDR histograms each, ~0.3 MB): a
+# Python flow that leaves `name=` out is named by its path, and ids in paths would make a
+# record per id; the names past the limit share one record, and the result says so
+MAX_NAMES = 100
+OTHER_NAMES = "(other names)"
 
 
 class EndpointRecord:
@@ -145,12 +150,28 @@ class Records:
         self.window = window
         self.endpoints: dict[str, EndpointRecord] = {}
         self.flows: dict[str, FlowRecord] = {}
+        self.folded = False  # a name past MAX_NAMES was recorded under OTHER_NAMES
 
     def endpoint(self, name: str) -> EndpointRecord:
         record = self.endpoints.get(name)
         if record is None:
+            if len(self.endpoints) >= MAX_NAMES:
+                self.folded = True
+                name = OTHER_NAMES
+                record = self.endpoints.get(name)
+                if record is not None:
+                    return record
             record = self.endpoints[name] = EndpointRecord(self.window)
         return record
+
+    @property
+    def warning(self) -> str | None:
+        """What the result must say when names were folded together."""
+        if not self.folded:
+            return None
+        return (f"more than {MAX_NAMES} request names: the rest are recorded together as "
+                f"{OTHER_NAMES!r}; give requests a name (name='item') so that an id in a "
+                "path does not make a record of its own")
 
     def flow(self, name: str) -> FlowRecord:
         record = self.flows.get(name)

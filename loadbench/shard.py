@@ -193,6 +193,9 @@ def run_shard(
     recorder = state.recorder
     endpoints, flows = _records(plan, engine, recorder)
     warnings = [state.finished_because] if state.finished_because else []
+    records = getattr(engine, "records", None)
+    if records is not None and records.warning:
+        warnings.append(records.warning)
     return ShardResult(
         endpoints=endpoints,
         flows=flows,

@@ -146,6 +146,31 @@ def test_unique_rows_are_handed_out_once_across_processes(tmp_path, client, proc
     assert run.duration_s < 4  # stopped when the rows ran out, not at the window's end
 
 
+def test_unnamed_python_requests_fold_past_the_name_limit_and_say_so(tmp_path, target_url):
+    """A Python flow that leaves name= out is named by its path: an id in the path would
+    make a record (two histograms) per id. Past MAX_NAMES the rest share one record; the
+    totals stay exact merges and the result says what happened."""
+    from loadbench.records import MAX_NAMES, OTHER_NAMES
+
+    (tmp_path / "idflows.py").write_text(textwrap.dedent("""
+        async def ids(user):
+            await user.get(f"/upstream/u{user.id}-{user.iteration}")
+    """))
+    (tmp_path / "s.yaml").write_text(json.dumps(flow_scenario(
+        target_url, [{"name": "ids", "python": "idflows:ids"}])))
+    from loadbench.scenario_load import load_scenario
+
+    scenario, _ = load_scenario(tmp_path / "s.yaml")
+    run = run_scenario(scenario).runs[0]
+    assert run.requests > 2 * MAX_NAMES, run.requests
+    assert len(run.endpoints) == MAX_NAMES + 1 and OTHER_NAMES in run.endpoints
+    assert all(name.startswith("GET /upstream/u") for name in run.endpoints
+               if name != OTHER_NAMES)
+    assert sum(record.requests for record in run.endpoints.values()) == run.requests
+    assert run.endpoints[OTHER_NAMES].requests == run.requests - MAX_NAMES
+    assert any(f"more than {MAX_NAMES} request names" in w for w in run.warnings)
+
+
 def test_python_flow_records_per_name_and_survives_exceptions(tmp_path, target_url):
     (tmp_path / "pyflows.py").write_text(textwrap.dedent("""
         async def shop(user):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import psutil
 import pytest
@@ -136,6 +137,32 @@ def test_bench_results_json_and_exports(pytester):
     assert set(bmf) >= {"pytest/test_bench.py::test_health",
                         "pytest/test_bench.py::test_health::one"}
     result.stdout.fnmatch_lines(["loadbench: wrote out/load.json", "loadbench: wrote out/bmf.json"])
+
+
+def test_a_json_that_cannot_be_written_is_rescued_and_fails_the_session(pytester):
+    """The path was fine when pytest started (checked then) and broke while the tests ran:
+    the results are saved under the temp directory, said, and the session exits 3."""
+    pytester.makepyfile(test_gone="""
+        from pathlib import Path
+
+        def test_health(loadbench_target, loadbench):
+            assert loadbench.bench(loadbench_target() + "/health", users=1,
+                                   requests=5).requests == 5
+            Path("out").rmdir()
+            Path("out").write_text("now a file")
+    """)
+    (pytester.path / "out").mkdir()
+    result = pytester.runpytest(*PLUGIN, "--loadbench-json", "out/load.json")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    line = next(line for line in result.stdout.lines if "saved to" in line)
+    assert line.startswith("loadbench: error: cannot write out/load.json"), line
+    rescued = line.split("saved to ", 1)[1].removesuffix(" instead")
+    try:
+        document = json.loads(Path(rescued).read_text())
+        assert document["results"][0]["result"]["runs"][0]["requests"] == 5
+    finally:
+        Path(rescued).unlink()
 
 
 def test_a_command_target_and_a_failing_test_still_stop_it(pytester):
