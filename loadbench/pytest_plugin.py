@@ -403,30 +403,31 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 def summary_lines(recorded: list[Recorded]) -> list[str]:
     """The table: per test and run (then its endpoints and flows when it has several),
-    requests, rps, p50/p99 in ms (`-` when not measured), errors and the baseline verdict."""
+    requests, rps, p50/p99 in ms, errors and the baseline verdict; figures as every report
+    prints them (`–` not measured, `~` a percentile with a thin tail)."""
     from loadbench.metrics import records, shows_records
+    from loadbench.report.format import MISSING, count, percentile_ms, rate
+
+    def figures(row) -> tuple[str, ...]:
+        p50, p99 = (percentile_ms(getattr(row.latency_ms, m), row.latency_samples, pct)
+                    for m, pct in (("p50", 50.0), ("p99", 99.0)))
+        errors = f"{row.error_rate:.2%}" if row.requests else MISSING  # of nothing: unmeasured
+        return count(row.requests), rate(row.rps), p50, p99, errors
 
     rows = [("test", "run", "requests", "rps", "p50 ms", "p99 ms", "errors", "baseline")]
     for item in recorded:
         for run in item.result.runs:
-            rows.append((item.key, run.name, f"{run.requests:,}", f"{run.rps:,.1f}",
-                         _ms(run.latency_ms.p50), _ms(run.latency_ms.p99),
-                         f"{run.error_rate:.2%}", _verdict(item, run.name)))
+            rows.append((item.key, run.name, *figures(run), _verdict(item, run.name)))
             if shows_records(run):
                 for record in records(run):
                     label = f"  {record.name}" + (" (flow)" if record.kind == "flow" else "")
-                    rows.append(("", label, f"{record.requests:,}", f"{record.rps:,.1f}",
-                                 _ms(record.latency_ms.p50), _ms(record.latency_ms.p99),
-                                 f"{record.error_rate:.2%}", _verdict(item, record.address)))
+                    rows.append(("", label, *figures(record),
+                                 _verdict(item, record.address)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     right = {2, 3, 4, 5, 6}
     return ["  ".join(cell.rjust(w) if i in right else cell.ljust(w)
                       for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
             for row in rows]
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
 
 
 def _verdict(item: Recorded, label: str) -> str:

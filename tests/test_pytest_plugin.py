@@ -254,3 +254,29 @@ def test_a_new_test_passes_as_new_and_a_repeated_name_fails(pytester):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*two load results named 'test_n.py::test_new::a'*",
                                  "test_n.py::test_new::a*gather*new"])
+
+
+def test_the_summary_prints_figures_as_every_report_does():
+    """A thin tail gets the "~" mark, nothing measured is "–" (never 0 or 0.00 %): the
+    plugin's table uses the reports' one formatter."""
+    from loadbench.pytest_plugin import Recorded, summary_lines
+    from loadbench.result import ClientCpu, Environment, LatencySummary, Result, RunResult
+    from loadbench.result import ScenarioInfo
+
+    def run(name: str, requests: int, p99: float | None) -> RunResult:
+        return RunResult(
+            name=name, client="gather", engine="fast", concurrency=1, processes=1,
+            duration_s=1.0, requests=requests, errors={}, status_codes={}, rps=requests,
+            bytes_received=0, histogram="", error_rate=0.0,
+            latency_ms=LatencySummary(p50=p99, p99=p99),
+            client_cpu=ClientCpu(user_s=0.0, system_s=0.0, utilisation=0.0))
+
+    result = Result(loadbench_version="0", scenario=ScenarioInfo(name="s"),
+                    environment=Environment(python="3", platform="linux", cpu_count=2,
+                                            loop="uvloop", engine="fast", started_at=""),
+                    runs=[run("thin", 5, 1.78), run("wide", 5_000, 12.345), run("none", 0, None)])
+    lines = summary_lines([Recorded(key="t", result=result)])
+    cells = {line.split()[1]: line.split()[2:] for line in lines[1:]}
+    assert cells["thin"] == ["5", "5.0", "~1.78", "~1.78", "0.00%"]
+    assert cells["wide"] == ["5,000", "5,000", "12.3", "12.3", "0.00%"]
+    assert cells["none"] == ["0", "0.0", "–", "–", "–"]
