@@ -260,8 +260,14 @@ def test_the_summary_prints_figures_as_every_report_does():
     """A thin tail gets the "~" mark, nothing measured is "–" (never 0 or 0.00 %): the
     plugin's table uses the reports' one formatter."""
     from loadbench.pytest_plugin import Recorded, summary_lines
-    from loadbench.result import ClientCpu, Environment, LatencySummary, Result, RunResult
-    from loadbench.result import ScenarioInfo
+    from loadbench.result import (
+        ClientCpu,
+        Environment,
+        LatencySummary,
+        Result,
+        RunResult,
+        ScenarioInfo,
+    )
 
     def run(name: str, requests: int, p99: float | None) -> RunResult:
         return RunResult(
