@@ -2,9 +2,10 @@
 metrics exporters read.
 
 A window is one second of the run merged from every shard's `Tick` (counts added, interval
-histograms added, never averaged); it is complete, and handed to the observers, once every
-shard has reported that second. Ticks carry per-endpoint data only from the flow runner;
-on the one-request hot path the run's totals are its one endpoint's.
+histograms added, never averaged), made when the run's `Aggregator` says every shard has
+reported that second (`LiveRun.complete` is its `on_second`). Ticks carry per-endpoint
+data only from the flow runner; on the one-request hot path the run's totals are its one
+endpoint's.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from loadbench.thresholds import Threshold
 
 LIVE_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
-STALE_S = 10  # an open window this far behind a complete one is dropped (memory stays flat)
 
 
 @dataclass
@@ -64,7 +64,6 @@ class LiveWindow:
     failures: int = 0
     total: EndpointWindow = field(default_factory=EndpointWindow)  # the run, by error class
     endpoints: dict[str, EndpointWindow] = field(default_factory=dict)
-    sources: set[int] = field(default_factory=set)
     latency_ms: LatencySummary = field(default_factory=LatencySummary)
 
     @property
@@ -95,39 +94,32 @@ class WindowObserver(Protocol):
 
 
 class LiveRun:
-    """Merges the ticks of one run's `sources` shards into complete windows for `observers`.
+    """The complete seconds of one run (`complete`, fed by its `Aggregator`) as windows for
+    `observers`.
 
     `endpoint`: the run's one request name on the hot path (ticks without endpoint data);
     None for the flow runner, whose ticks carry theirs.
     """
 
-    def __init__(self, run: str, sources: int, endpoint: str | None,
+    def __init__(self, run: str, endpoint: str | None,
                  observers: Sequence[WindowObserver]) -> None:
         self.run = run
-        self.sources = sources
         self.endpoint = endpoint
         self.observers = list(observers)
-        self._open: dict[int, LiveWindow] = {}
 
-    def add(self, tick: Tick) -> None:
-        if tick.partial:
-            return
-        window = self._open.setdefault(tick.second, LiveWindow(self.run, tick.second))
-        window.width_s = max(window.width_s, tick.width_s)
-        window.requests += tick.requests
-        window.errors += tick.errors
-        window.failures += tick.failures
-        window.sources.add(tick.source)
-        window.total.add(tick.requests, tick.error_classes or {}, tick.histogram)
-        if tick.endpoints is not None:
-            for name, data in tick.endpoints.items():
+    def complete(self, ticks: list[Tick]) -> None:
+        """A second every shard has reported (the `Aggregator` decides): one window."""
+        window = LiveWindow(self.run, ticks[0].second)
+        for tick in ticks:
+            window.width_s = max(window.width_s, tick.width_s)
+            window.requests += tick.requests
+            window.errors += tick.errors
+            window.failures += tick.failures
+            window.total.add(tick.requests, tick.error_classes or {}, tick.histogram)
+            for name, data in (tick.endpoints or {}).items():
                 window.endpoints.setdefault(name, EndpointWindow()).add(
                     data["requests"], data["errors"], data["histogram"])
-        if len(window.sources) >= self.sources:
-            del self._open[tick.second]
-            self._close(window)
-            for stale in [second for second in self._open if second < tick.second - STALE_S]:
-                del self._open[stale]  # a shard that died: that window never completes
+        self._close(window)
 
     def _close(self, window: LiveWindow) -> None:
         window.latency_ms = window.total.latency_ms
@@ -195,7 +187,7 @@ def start_run(shape, plan, thresholds: Sequence[Threshold],
         watchers.append(abort)
     for observer in watchers:
         observer.run_started(shape.name, shape.concurrency * shape.processes)
-    live = LiveRun(shape.name, shape.processes, endpoint_of(plan), watchers)
+    live = LiveRun(shape.name, endpoint_of(plan), watchers)
     return live, abort, abort.stop if abort is not None else outer
 
 

@@ -113,15 +113,14 @@ def execute(plan: LoadPlan, shape: RunShape, progress: ProgressSink,
             dask=None, live=None) -> tuple[list[ShardResult | ShardFailure], Aggregator]:
     """Run one resolved plan on its executor (`dask`, a DaskExecutor, or local), forwarding
     merged progress (and the ticks to `live`, a live.LiveRun, when given)."""
-    aggregator = Aggregator(sources=shape.processes)
+    aggregator = Aggregator(sources=shape.processes,
+                            on_second=live.complete if live is not None else None)
     lock = threading.Lock()
 
     def on_tick(tick: Tick) -> None:
         with lock:
             aggregator.add(tick)
             progress.update(shape.name, aggregator, tick.second + tick.width_s)
-            if live is not None:
-                live.add(tick)
 
     if dask is not None:
         return dask.run(plan, shape.processes, on_tick, stop_event), aggregator

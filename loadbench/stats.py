@@ -8,6 +8,7 @@ are added, never averaged) into the live view and the timeline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
@@ -273,15 +274,23 @@ class _Second:
     users: int | None = None  # a users ramp: summed over the shards
 
 
+STALE_S = 10  # a second this far behind a complete one will not complete (a shard died)
+
+
 class Aggregator:
     """Merges ticks from `sources` shards: cumulative live figures and the timeline.
 
-    A second's histogram is kept only until every shard has reported it; then it shrinks
-    to two numbers, so memory stays bounded however long the run.
+    A second is complete once every shard has reported it (the one place that rule
+    lives): `on_second` then gets its ticks (the live windows: abort thresholds, metrics
+    exporters). A second's histogram is kept only until then; it shrinks to two numbers,
+    so memory stays bounded however long the run.
     """
 
-    def __init__(self, sources: int = 1) -> None:
+    def __init__(self, sources: int = 1,
+                 on_second: Callable[[list[Tick]], None] | None = None) -> None:
         self.sources = sources
+        self.on_second = on_second
+        self._pending: dict[int, list[Tick]] = {}  # a second's ticks until it completes
         self.cumulative = new_histogram()
         self.requests = 0
         self.errors = 0
@@ -316,8 +325,17 @@ class Aggregator:
                 second.histogram = interval
             else:
                 second.histogram.add(interval)
+        pending = None
+        if self.on_second is not None:
+            pending = self._pending.setdefault(tick.second, [])
+            pending.append(tick)
         if len(second.sources) >= self.sources:
             self._close(second)
+            if pending is not None:
+                del self._pending[tick.second]
+                for stale in [s for s in self._pending if s < tick.second - STALE_S]:
+                    del self._pending[stale]  # memory stays flat after a shard died
+                self.on_second(pending)
 
     @staticmethod
     def _close(second: _Second) -> None:

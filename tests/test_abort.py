@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from loadbench.cli import app
 from loadbench.live import AbortWatch, LiveRun
-from loadbench.stats import Tick, new_histogram
+from loadbench.stats import Aggregator, Tick, new_histogram
 from loadbench.thresholds import parse_all
 
 runner = CliRunner()
@@ -119,7 +119,7 @@ def test_aborts_exactly_when_every_window_of_the_span_failed(failing, for_s, sou
         {"expr": "error_rate < 5%", "abort": True, "for": for_s})], ["gather"])
     stop = threading.Event()
     watch = AbortWatch([threshold], "gather", stop)
-    live = LiveRun("gather", sources, "ok", [watch])
+    live = Aggregator(sources, on_second=LiveRun("gather", "ok", [watch]).complete)
     for second, bad in enumerate(failing):
         ticks = window_ticks(second, sources, 50 if bad else 0)
         for tick in ticks[::-1]:  # any order of shards; the window closes at the last one
@@ -145,7 +145,7 @@ def test_a_window_is_complete_only_when_every_shard_reported():
     [threshold] = parse_all([ThresholdSpec.model_validate(
         {"expr": "gather.error_rate < 5%", "abort": True})], ["gather"])
     watch = AbortWatch([threshold], "gather", threading.Event())
-    live = LiveRun("gather", 2, "ok", [watch])
+    live = Aggregator(2, on_second=LiveRun("gather", "ok", [watch]).complete)
     first, second = window_ticks(0, 2, 100)
     live.add(first)
     assert watch.aborted is None  # one shard of two: not a window yet
@@ -159,7 +159,7 @@ def test_thresholds_of_another_run_do_not_watch_this_one():
     [threshold] = parse_all([ThresholdSpec.model_validate(
         {"expr": "other.error_rate < 5%", "abort": True})], ["gather", "other"])
     watch = AbortWatch([threshold], "gather", threading.Event())
-    live = LiveRun("gather", 1, "ok", [watch])
+    live = Aggregator(1, on_second=LiveRun("gather", "ok", [watch]).complete)
     for tick in window_ticks(0, 1, 100):
         live.add(tick)
     assert watch.aborted is None
@@ -235,14 +235,19 @@ def test_the_abort_reaches_dask_workers(tmp_path):
 
 
 def test_windows_of_a_shard_that_died_do_not_pile_up():
-    live = LiveRun("gather", 2, "ok", [])
+    from loadbench.stats import STALE_S
+
+    windows = []
+    live = Aggregator(2, on_second=windows.append)
     for second in range(40):  # shard 1 never reports: no window completes...
         live.add(window_ticks(second, 1, 0)[0])
-    assert len(live._open) == 40
+    assert len(live._pending) == 40 and windows == []
     for second in range(40, 45):  # ...until both report again: stale ones are dropped
         for tick in window_ticks(second, 2, 0):
             live.add(tick)
-    assert len(live._open) <= 11
+    assert [ticks[0].second for ticks in windows] == list(range(40, 45))
+    assert all(len(ticks) == 2 for ticks in windows)
+    assert len(live._pending) <= STALE_S + 1
 
 
 def test_reports_say_the_run_was_aborted():
