@@ -4,8 +4,10 @@ page with a per-round chart of each metric, so drift over the rounds is visible.
 from __future__ import annotations
 
 import math
+import statistics
 from html import escape
 
+from loadbench.report.format import MISSING, ms, pct, rate
 from loadbench.report.svg import PALETTE, STYLE, html_table, line_chart, nice_step, tick_label
 from loadbench.result_ab import AbResult, AbRow
 
@@ -27,19 +29,14 @@ def _unit(metric: str) -> str:
 
 
 def _centre(values: list[float | None], metric: str) -> str:
+    """The median over the rounds, as every report prints the metric."""
     measured = [v for v in values if v is not None]
-    if not measured:
-        return "-"
-    middle = sorted(measured)[len(measured) // 2] if len(measured) % 2 else \
-        sum(sorted(measured)[len(measured) // 2 - 1:len(measured) // 2 + 1]) / 2
-    if metric == "error_rate":
-        return f"{middle * 100:.3g}%"
-    return f"{middle:,.1f}" if metric == "rps" else f"{middle:,.3g} ms"
+    return _value_text(statistics.median(measured) if measured else None, metric, unit=True)
 
 
 def _ratio(row: AbRow) -> str:
     if row.estimate is None:
-        return "-"
+        return MISSING
     if row.scale == "difference":
         return f"{row.estimate * 100:+.3f} pt"
     return f"{1 + row.estimate:.3f}"
@@ -47,7 +44,7 @@ def _ratio(row: AbRow) -> str:
 
 def _ci(row: AbRow) -> str:
     if row.ci_low is None or row.ci_high is None:
-        return "-"
+        return MISSING
     if row.scale == "difference":
         return f"{row.ci_low * 100:+.3f} to {row.ci_high * 100:+.3f} pt"
     return f"{1 + row.ci_low:.3f} - {1 + row.ci_high:.3f}"
@@ -63,10 +60,15 @@ def _table_rows(result: AbResult) -> list[list[str]]:
 HEADER = ["subject", "metric", "A (median)", "B (median)", "B/A", "CI", "verdict"]
 
 
-def _value_text(value: float | None, metric: str) -> str:
+def _value_text(value: float | None, metric: str, unit: bool = False) -> str:
+    """One round's figure (or the median): rps, ms, an error rate; "–" not measured."""
     if value is None:
-        return "-"
-    return f"{value * 100:.3g}%" if metric == "error_rate" else f"{value:,.4g}"
+        return MISSING
+    if metric == "error_rate":
+        return pct(value)
+    if metric == "rps":
+        return rate(value)
+    return ms(value) + (" ms" if unit else "")  # a latency percentile (AB_METRICS)
 
 
 def render_markdown(result: AbResult) -> str:
