@@ -8,7 +8,7 @@ import statistics
 from html import escape
 
 from loadbench.report.format import MISSING, ms, pct, rate
-from loadbench.report.svg import PALETTE, STYLE, html_table, line_chart, nice_step, tick_label
+from loadbench.report.svg import PALETTE, html_table, line_chart, nice_step, page, tick_label
 from loadbench.result_ab import AbResult, AbRow
 
 __all__ = ["headline", "render_html", "render_json", "render_markdown"]
@@ -138,6 +138,4 @@ def render_html(result: AbResult) -> str:
         body += (["<h2>Warnings</h2>", "<ul>"]
                  + [f"<li>{escape(text)}</li>" for text in result.warnings] + ["</ul>"])
     body.append(f"<p class=\"note\">Sequential rule: {escape(result.rule)}</p>")
-    head = ["<!DOCTYPE html>", "<html lang=\"en\">", "<head>", "<meta charset=\"utf-8\">",
-            f"<title>{escape(title)}</title>", f"<style>\n{STYLE}</style>", "</head>", "<body>"]
-    return "\n".join(head + body + ["</body>", "</html>"]) + "\n"
+    return page(title, body, f"loadbench {result.loadbench_version}")

@@ -22,10 +22,10 @@ from loadbench.report.svg import (
     CHAR_WIDTH,
     MARGIN_RIGHT,
     PALETTE,
-    STYLE,
     WIDTH,
     axis_scale,
     html_table,
+    page,
     svg_num,
     tick_label,
 )
@@ -50,11 +50,7 @@ def render_html(comparison: Comparison) -> str:
         body += (["<h2>Warnings</h2>", "<ul>"]
                  + [f"<li>{escape(text)}</li>" for text in comparison.warnings] + ["</ul>"])
     body.append(f"<p class=\"note\">{escape(rule_text(comparison))}</p>")
-    head = ["<!DOCTYPE html>", "<html lang=\"en\">", "<head>", "<meta charset=\"utf-8\">",
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
-            "<meta name=\"generator\" content=\"loadbench\">",
-            f"<title>{escape(title)}</title>", f"<style>\n{STYLE}</style>", "</head>", "<body>"]
-    return "\n".join(head + body + ["</body>", "</html>"]) + "\n"
+    return page(title, body)
 
 
 def _table(comparison: Comparison) -> list[str]:

@@ -29,12 +29,12 @@ from loadbench.report.markdown import SPECTRUM
 from loadbench.report.svg import (
     CHAR_WIDTH,
     MARGIN_RIGHT,
-    STYLE,
     WIDTH,
     axis_scale,
     html_table,
     line_chart,
     nice_step,
+    page,
     series_colour,
     svg_num,
     tick_label,
@@ -67,19 +67,7 @@ def render(result: Result) -> str:
     body += _warnings(result.runs)
     body.append(f"<p class=\"note\">loadbench {escape(result.loadbench_version)}, result schema "
                 f"{result.schema_version}.</p>")
-    head = [
-        "<!DOCTYPE html>",
-        "<html lang=\"en\">",
-        "<head>",
-        "<meta charset=\"utf-8\">",
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
-        f"<meta name=\"generator\" content=\"loadbench {escape(result.loadbench_version)}\">",
-        f"<title>{escape(title)}</title>",
-        f"<style>\n{STYLE}</style>",
-        "</head>",
-        "<body>",
-    ]
-    return "\n".join(head + body + ["</body>", "</html>"]) + "\n"
+    return page(title, body, f"loadbench {result.loadbench_version}")
 
 
 # Tables ---------------------------------------------------------------------------------

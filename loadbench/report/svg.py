@@ -45,6 +45,16 @@ svg .series { fill: none; stroke-width: 2; stroke-linejoin: round; }
 """
 
 
+def page(title: str, body: list[str], generator: str = "loadbench") -> str:
+    """The one HTML page every report is: self-contained (inline style, no scripts, no
+    links out), so it opens from a CI artifact or an e-mail as it was written."""
+    head = ["<!DOCTYPE html>", "<html lang=\"en\">", "<head>", "<meta charset=\"utf-8\">",
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+            f"<meta name=\"generator\" content=\"{escape(generator)}\">",
+            f"<title>{escape(title)}</title>", f"<style>\n{STYLE}</style>", "</head>", "<body>"]
+    return "\n".join(head + body + ["</body>", "</html>"]) + "\n"
+
+
 def html_table(header: list[str], rows: list[list[str]], numeric: set[int]) -> list[str]:
     """Cells are escaped here; columns in `numeric` are right-aligned."""
 

@@ -11,9 +11,9 @@ from loadbench.metrics import METRICS, UNITS
 from loadbench.report.format import cell, count, environment_rows, ms, pct, rate
 from loadbench.report.svg import (
     PALETTE,
-    STYLE,
     axis_scale,
     html_table,
+    page,
     plot_frame,
     svg_num,
     tick_label,
@@ -214,13 +214,7 @@ def render_html(result: SweepResult) -> str:
     body += _html_curve(result) + _html_steps(result) + _html_environment(result)
     body.append(f"<p class=\"note\">loadbench {escape(result.loadbench_version)}, sweep schema "
                 f"{result.schema_version}.</p>")
-    head = [
-        "<!DOCTYPE html>", "<html lang=\"en\">", "<head>", "<meta charset=\"utf-8\">",
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
-        f"<meta name=\"generator\" content=\"loadbench {escape(result.loadbench_version)}\">",
-        f"<title>{escape(title)}</title>", f"<style>\n{STYLE}</style>", "</head>", "<body>",
-    ]
-    return "\n".join(head + body + ["</body>", "</html>"]) + "\n"
+    return page(title, body, f"loadbench {result.loadbench_version}")
 
 
 def _html_steps(result: SweepResult) -> list[str]:
