@@ -205,6 +205,7 @@ def main() -> None:
                 tally["rounds"].append(result.rounds)
                 tally["ab"]["flagged"] += result.has_regression
                 tally["ab"]["improvement"] += "improvement" in verdicts.values()
+                tally["ab"]["drift warned"] += any("machine moved" in w for w in result.warnings)
                 for metric, verdict in verdicts.items():
                     tally["ab"][f"{metric} {verdict}"] += 1
                 rps_row = next(row for row in result.rows if row.metric == "rps")
@@ -245,7 +246,8 @@ def main() -> None:
               f"{_median(tally['p99_ratios']):.3f}")
         print(f"  ab: any regression {rate(ab['flagged'], n)}; any improvement "
               f"{rate(ab['improvement'], n)}; rps regression {rate(ab['rps regression'], n)}"
-              f"; p99 regression {rate(ab['p99 regression'], n)}")
+              f"; p99 regression {rate(ab['p99 regression'], n)}; the machine-moved "
+              f"warning in {ab['drift warned']} of {n}")
         for metric in METRICS:
             shown = ", ".join(f"{key.split(' ', 1)[1]} {count}" for key, count in
                               sorted(ab.items()) if key.startswith(metric + " "))

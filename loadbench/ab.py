@@ -10,6 +10,7 @@ the whole loop with fakes.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -130,6 +131,9 @@ def run_ab(measure: Measure, *, a_label: str, b_label: str, metrics: Sequence[st
         stopped=stopped, rows=rows, warnings=_warnings(done), interrupted=interrupted)
 
 
+DRIFT = 0.10  # a round whose A and B both sit this far from the rounds' median level
+
+
 def _warnings(done: AbRun) -> list[str]:
     out = []
     for side, runs in (("A", done.a), ("B", done.b)):
@@ -137,6 +141,40 @@ def _warnings(done: AbRun) -> list[str]:
         if invalid:
             out.append(f"{side}: some rounds were {', '.join(invalid)}: the comparison may "
                        "measure the generator, not the servers")
+    drifted = drift_rounds([a.rps for a in done.a], [b.rps for b in done.b])
+    if drifted:
+        shown = ", ".join(f"{index + 1} ({change:+.0%})" for index, change in drifted)
+        out.append(f"the machine moved during the rounds: A and B together ran {DRIFT:.0%} "
+                   f"or more off their usual level in round {shown} (rps); each round is "
+                   "judged as a pair, so this widens the intervals rather than biasing the "
+                   "verdicts")
+    return out
+
+
+def drift_rounds(a_values: Sequence[float], b_values: Sequence[float]
+                 ) -> list[tuple[int, float]]:
+    """Rounds where A and B moved together (a busy neighbour, a slow minute): the round's
+    level, the geometric mean of A and B, is at least DRIFT off the median level, and both
+    sides moved the same way. (index, change of the level)."""
+    levels = [math.sqrt(a * b) if a > 0 and b > 0 else None
+              for a, b in zip(a_values, b_values, strict=True)]
+    measured = [level for level in levels if level is not None]
+    if len(measured) < 3:
+        return []
+    typical = statistics.median(measured)
+    a_typical = statistics.median(a_values)
+    b_typical = statistics.median(b_values)
+    if a_typical <= 0 or b_typical <= 0:
+        return []
+    out = []
+    for index, level in enumerate(levels):
+        if level is None:
+            continue
+        change = level / typical - 1
+        a_move = a_values[index] / a_typical - 1
+        b_move = b_values[index] / b_typical - 1
+        if abs(change) >= DRIFT and a_move * b_move > 0:
+            out.append((index, change))
     return out
 
 

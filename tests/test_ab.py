@@ -205,6 +205,33 @@ def test_a_round_without_successes_is_inconclusive():
     assert rows[0].verdict == "inconclusive" and "round(s) 4" in rows[0].reason
 
 
+def test_drift_rounds_are_those_where_a_and_b_moved_together():
+    from loadbench.ab import drift_rounds
+
+    a = [1000, 1010, 800, 990, 1000, 1000]
+    b = [900, 905, 720, 910, 900, 700]  # round 3: both 20 % down; round 6: B alone
+    assert [(i, round(c, 2)) for i, c in drift_rounds(a, b)] == [(2, -0.2)]
+    assert drift_rounds([1000] * 6, [900] * 6) == []
+    assert drift_rounds([1000, 0, 0, 0], [900, 0, 0, 0]) == []  # nothing to compare with
+    assert drift_rounds([1000, 1200], [900, 1100]) == []  # too few rounds to say
+
+
+def test_a_busy_round_is_named_in_the_warnings_and_does_not_turn_the_verdict():
+    """A neighbour slows round 3 of A and B alike: `ab` says which round moved, and the
+    paired verdict stays no change."""
+    calls: list[str] = []
+
+    def measure(side: str):
+        calls.append(side)
+        busy = (len(calls) - 1) // 2 == 2
+        return fake_run(rps=(700 if busy else 1000) * (1.0 if side == "A" else 1.001))
+
+    result = ab_result(measure, max_rounds=6, metrics=("rps",))
+    assert verdicts(result)[("gather", "rps")] == "no change"
+    [warning] = result.warnings
+    assert "round 3 (-30%)" in warning and "widens the intervals" in warning
+
+
 def test_too_few_rounds_is_bad_input():
     with pytest.raises(BadInput, match="--max-rounds 3"):
         ab_result(fake_measure({"rps": 1}, {"rps": 1}), max_rounds=3)
