@@ -290,6 +290,13 @@ class FaultServer:
             await writer.drain()
             return True
         if framing == "late-408":
+            # corked, so the 200, the 408 and the FIN leave in one segment: the client reads
+            # the 408 when the close is already there, as from a server that sends both at
+            # once (uncorked, a client thread may read the bytes before this thread sends
+            # the FIN, and whether it then reuses the connection is a race of threads)
+            with contextlib.suppress(AttributeError, OSError):  # TCP_CORK: Linux only
+                writer.get_extra_info("socket").setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             writer.write(OK_RESPONSE + b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                                        b"Content-Length: 0\r\n\r\n")
             writer.write_eof()  # then read (and ignore) what the client sends, until it closes

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 from faultservers import FaultServer
@@ -142,6 +143,14 @@ def test_run_a_dict_with_target_and_overrides_judges_thresholds(tmp_path):
     assert result.endpoint("ok").p99 == result.p99
 
 
+def scaled(result: loadbench.Result, rps: float, p99: float) -> loadbench.Result:
+    """A copy of a one-run result with its rps and p99 multiplied: a known change."""
+    run = result.runs[0]
+    latency = run.latency_ms.model_copy(update={"p99": run.latency_ms.p99 * p99})
+    return result.model_copy(update={"runs": [run.model_copy(update={
+        "rps": run.rps * rps, "latency_ms": latency})]})
+
+
 def test_run_a_scenario_object_and_a_path(tmp_path):
     from loadbench.scenario import validate_scenario
 
@@ -157,7 +166,18 @@ def test_run_a_scenario_object_and_a_path(tmp_path):
         third = loadbench.run(validate_scenario({**SCENARIO, "target": {"url": base}}))
     assert first.requests == 40 and second.requests == 20 and third.requests == 40
     comparison = loadbench.compare(first, second, max_regression="50%")
-    assert {row.metric for row in comparison.rows} == {"rps", "p99"}
+    # which way two live runs moved is the machine's business; which rows exist is exact
+    assert Counter((row.run, row.metric) for row in comparison.rows) == Counter(
+        [("gather", "rps"), ("gather", "p99")])
+    assert comparison.max_regression == 0.5
+    # "50%" decides: known changes of the first run's figures on either side of it
+    for rps, p99, verdicts in ((1.0, 1.0, ("within noise", "within noise")),
+                               (0.6, 1.4, ("within noise", "within noise")),
+                               (0.4, 1.6, ("regression", "regression")),
+                               (1.6, 0.4, ("improvement", "improvement"))):
+        rows = loadbench.compare(first, scaled(first, rps, p99), max_regression="50%").rows
+        assert Counter((row.run, row.metric, row.verdict) for row in rows) == Counter(
+            [("gather", "rps", verdicts[0]), ("gather", "p99", verdicts[1])]), (rps, p99, rows)
 
 
 def test_run_bad_input():
@@ -174,8 +194,18 @@ def test_run_bad_input():
 def test_compare_paths_and_bad_tolerance(repo_root):
     comparison = loadbench.compare(repo_root / FIXED, str(repo_root / FIXED))
     assert not comparison.has_regression
-    assert all(row.verdict == "within noise" or row.verdict.startswith("not measured")
-               for row in comparison.rows)
+    # every run and endpoint of the fixture, both metrics, once each; only the all-404
+    # run's p99 (no successful response on either side) is not judged
+    measured = ["sequential", "gather", "processes", "processes[login]", "processes[list]",
+                "processes[GET /api/items/${item_id}]",
+                'processes["POST /api/cart?items[]=1"]', "processes[browse]",
+                "processes[checkout]", "notfound"]
+    expected = Counter((run, metric, "within noise") for run in measured
+                       for metric in ("rps", "p99") if (run, metric) != ("notfound", "p99"))
+    expected[("notfound", "p99", "not measured in either")] = 1
+    assert Counter((row.run, row.metric, row.verdict)
+                   for row in comparison.rows) == expected, comparison.rows
+    assert all(row.change == 0.0 for row in comparison.rows if row.verdict == "within noise")
     assert loadbench.compare(repo_root / FIXED, repo_root / FIXED,
                              max_regression=10.0).max_regression == 10.0  # a fraction: 1000 %
     for bad in ("lots", -0.1, float("nan"), True):
