@@ -14,7 +14,9 @@ t-interval on ln(B/A), the sequential rule, --max-rounds):
 - aa-neighbour, slow-neighbour: the same with a CPU burner (one busy process) running
   during every third round.
 For each comparison the same runs also feed `compare --stats`:
-- before: round 1's A run vs its B run (one run per side: per-second windows);
+- before: round 1's A run vs its B run (one run per side: per-second windows); in the
+  neighbour cases the A run of round 3 (the burner on) vs the B run of round 4 (calm):
+  the way a sequential baseline-then-current check meets a neighbour, on one side only;
 - after: the first --repeats A runs vs the first B runs as repeats (interleaved like
   `repeat:` now runs them): the between-repeat Welch interval.
 
@@ -122,8 +124,11 @@ def one_comparison(url: str, case: str, args, neighbour: Neighbour):
 
     result = run_ab(measure, a_label="A", b_label="B", metrics=list(METRICS),
                     min_effect=args.min_effect, max_rounds=args.max_rounds)
-    before = statistical_compare(as_result(runs["A"][:1]), as_result(runs["B"][:1]),
-                                 STATS_METRICS, args.min_effect)
+    # one run per side; with a neighbour, A busy (round 3) and B calm (round 4)
+    a_one, b_one = ((runs["A"][2], runs["B"][3]) if case.endswith("neighbour")
+                    and len(runs["B"]) >= 4 else (runs["A"][0], runs["B"][0]))
+    before = statistical_compare(as_result([a_one]), as_result([b_one]), STATS_METRICS,
+                                 args.min_effect)
     after = statistical_compare(as_result(runs["A"][:args.repeats]),
                                 as_result(runs["B"][:args.repeats]), STATS_METRICS,
                                 args.min_effect)
