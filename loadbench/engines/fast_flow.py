@@ -394,15 +394,16 @@ class _Chain:
         try:
             conn = client.conn = await client._connect(self.deadline)
         except RequestFailed as exc:
+            self.task = None  # before `_lost`: the next step may start a connect of its own
             if not self.future.done():
                 self._guarded(self._lost, exc)
             return
         except Exception as exc:  # a bug: the iteration's await raises it
+            self.task = None
             if not self.future.done():
                 self.future.set_exception(exc)
             return
-        finally:
-            self.task = None
+        self.task = None
         if not self.future.done():
             self._guarded(self._write, conn)
 
