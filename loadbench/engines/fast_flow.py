@@ -203,6 +203,9 @@ class FastFlowClient:
         # requests mostly repeat (same token, same ids), and encoding one is ~4 us
         self.heads: dict[tuple, bytes] = {}
         self.chain: _Chain | None = None
+        # one connection carries one request at a time: a Python flow's concurrent requests
+        # (asyncio.gather) wait their turn instead of taking each other's waiter (a hang)
+        self.turn = asyncio.Lock()
 
     def run_steps(self, user, flow, steps, first: float | None) -> asyncio.Future:
         """Run a YAML flow's steps in callbacks (`_Chain`); the future gets the iteration's
@@ -214,6 +217,11 @@ class FastFlowClient:
 
     async def request(self, method: str, target: str, headers: list[tuple[str, str]],
                       body: bytes | None, want_body: bool) -> Response:
+        async with self.turn:
+            return await self._request(method, target, headers, body, want_body)
+
+    async def _request(self, method: str, target: str, headers: list[tuple[str, str]],
+                       body: bytes | None, want_body: bool) -> Response:
         engine = self.engine
         loop = engine.loop
         wire = self._encode(method, target, headers, body)
@@ -233,6 +241,9 @@ class FastFlowClient:
             raise self.unanswered_twice(conn)
         except RequestFailed:
             self._drop()
+            raise
+        except asyncio.CancelledError:  # (asyncio.wait_for in a Python flow) its response
+            self._drop()  # may still come: it must never answer the user's next request
             raise
 
     def unanswered_twice(self, conn: _Connection) -> RequestFailed:
