@@ -176,3 +176,45 @@ def test_a_bug_in_a_chained_step_ends_the_run_with_it(tmp_path, monkeypatch):
         run_flow(tmp_path, server.url("/"), {"steps": [{"name": "a", "path": "/ok"},
                                                        {"name": "b", "path": "/ok"}]},
                  duration="300ms")
+
+
+def test_stop_cancels_the_connect_of_the_step_after_a_failed_connect():
+    """A failed connect fails its step; the next step's connect (started from inside the
+    failed one) is still the chain's to cancel when the user closes: no task left behind."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from loadbench.engines.fast_flow import FastFlowClient
+    from loadbench.flow_runner import RequestFailed, StepFailed
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        hang = loop.create_future()
+        calls = []
+
+        async def connect(deadline):
+            calls.append(deadline)
+            if len(calls) == 1:
+                raise RequestFailed("connect", "refused", connected=False)
+            await hang  # the second step's connect: never ends
+
+        engine = SimpleNamespace(loop=loop, timeout=5.0,
+                                 origin=SimpleNamespace(host_header="h:1"))
+        client = FastFlowClient(engine)
+        client._connect = connect
+        step = SimpleNamespace(think=None, method="GET", needs_body=False, name="s",
+                               on_failure=None)
+        user = SimpleNamespace(render=lambda s: ("/", [], None),
+                               lost=lambda s, f, i: StepFailed(f.kind, "x"))
+        flow = SimpleNamespace(on_failure="continue")
+        future = client.run_steps(user, flow, (step, step), None)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert len(calls) == 2 and not future.done()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        await client.close()
+        await asyncio.sleep(0)
+        left = [t for t in pending if not t.done()]
+        assert not left, f"close() left the step's connect task running: {left}"
+
+    asyncio.run(main())

@@ -1,4 +1,5 @@
-"""Review: a Python flow's concurrent or cancelled requests on the fast engine."""
+"""A Python flow's concurrent or cancelled requests on the fast engine: each request gets its
+own answer (they take turns on the user's connection), never another's."""
 from __future__ import annotations
 
 import sys
