@@ -28,7 +28,7 @@ from loadbench.ab_stats import (
     rounds_needed,
 )
 from loadbench.errors import BadInput
-from loadbench.metrics import Record, metric_value, records, shows_records
+from loadbench.metrics import Record, judged, metric_value, records, shows_records
 from loadbench.result import RunResult
 from loadbench.result_ab import AbResult, AbRow
 from loadbench.stats import PERCENTILES, is_approximate, tail_samples
@@ -190,7 +190,8 @@ def judge_rounds(a_runs: Sequence[RunResult], b_runs: Sequence[RunResult],
     if any(shows_records(run) for run in (*a_runs, *b_runs)):
         names: list[tuple[str, str]] = []
         for run in (*a_runs, *b_runs):
-            names += [(r.kind, r.name) for r in records(run) if (r.kind, r.name) not in names]
+            names += [(r.kind, r.name) for r in records(run)
+                      if judged(r) and (r.kind, r.name) not in names]
         subjects += [(f"{a_runs[0].name}[{name}]", [_record(run, kind, name) for run in a_runs],
                       [_record(run, kind, name) for run in b_runs]) for kind, name in names]
     row_alpha = alpha / (len(subjects) * len(metrics))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loadbench.errors import BadInput, ResultFileError
-from loadbench.metrics import METRICS, Record, metric_value, records, shows_records
+from loadbench.metrics import METRICS, Record, judged, metric_value, records, shows_records
 from loadbench.result import MetricComparison, Result, RunResult
 from loadbench.result_io import load_result
 
@@ -93,9 +93,9 @@ def _record_rows(base_run: RunResult, cur_run: RunResult, metrics: Sequence[str]
     on one side only is "missing in current" or "new in current", like a run)."""
     if not (shows_records(base_run) or shows_records(cur_run)):
         return []
-    current = {(r.kind, r.name): r for r in records(cur_run)}
+    current = {(r.kind, r.name): r for r in records(cur_run) if judged(r)}
     rows: list[MetricComparison] = []
-    for base in records(base_run):
+    for base in filter(judged, records(base_run)):
         cur = current.pop((base.kind, base.name), None)
         for metric in metrics:
             if cur is None:

@@ -64,6 +64,14 @@ class FlowProgram:
     data: tuple[DataSource, ...] = ()
     vars: tuple[tuple[str, Any], ...] = ()
     base_url: str = ""
+    # request names the scenario fixes (its steps, the names its thresholds read): each
+    # keeps a record of its own however many names a Python flow adds (records.MAX_NAMES)
+    fixed_names: frozenset[str] = frozenset()
+
+    def step_names(self) -> frozenset[str]:
+        return frozenset(step.name for flow in self.flows for step in (*flow.setup,
+                                                                        *flow.steps)
+                         if step.think is None)
 
 
 def _text(text: str) -> Any:

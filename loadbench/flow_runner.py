@@ -83,7 +83,7 @@ class FlowShard:
         self.program = program
         self.state = state
         self.recorder = state.recorder
-        self.records = Records(state)
+        self.records = Records(state, program.fixed_names)
         self.engine = engine
         self.open_client: Callable[[], FlowClient] = engine.flow_client
         self.shard = shard

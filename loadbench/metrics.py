@@ -148,6 +148,14 @@ def records(run: RunResult) -> list[Record]:
     return out
 
 
+def judged(record: Record) -> bool:
+    """Whether compare and ab judge this record: not the names folded past
+    `records.MAX_NAMES`, a mix whose members change from run to run (it is still shown)."""
+    from loadbench.records import OTHER_NAMES
+
+    return not (record.kind == "endpoint" and record.name == OTHER_NAMES)
+
+
 def find_record(run: RunResult, name: str) -> Record | None:
     return next((record for record in records(run) if record.name == name), None)
 

@@ -8,7 +8,7 @@ shards" are written in `client_layout` and nowhere else.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from loadbench.errors import BadInput
@@ -111,6 +111,9 @@ def build_plan(scenario: Scenario, run: RunSpec, shape: RunShape, base_url: str)
 
         flows = compile_flows(scenario.flows, scenario.data, scenario.vars, base_url,
                               scenario._base_dir)
+        from loadbench.thresholds import names_read
+
+        flows = replace(flows, fixed_names=flows.step_names() | names_read(scenario.thresholds))
     elif len({template.name for template in templates}) > 1:
         from loadbench.flow_plan import request_flows
 

@@ -146,8 +146,9 @@ class FlowRecord:
 class Records:
     """The endpoint and flow records of one shard, created on first use per name."""
 
-    def __init__(self, window) -> None:
+    def __init__(self, window, fixed: frozenset[str] = frozenset()) -> None:
         self.window = window
+        self.fixed = fixed  # names the scenario fixes: never folded
         self.endpoints: dict[str, EndpointRecord] = {}
         self.flows: dict[str, FlowRecord] = {}
         self.folded = False  # a name past MAX_NAMES was recorded under OTHER_NAMES
@@ -155,7 +156,7 @@ class Records:
     def endpoint(self, name: str) -> EndpointRecord:
         record = self.endpoints.get(name)
         if record is None:
-            if len(self.endpoints) >= MAX_NAMES:
+            if len(self.endpoints) >= MAX_NAMES and name not in self.fixed:
                 self.folded = True
                 name = OTHER_NAMES
                 record = self.endpoints.get(name)
@@ -184,8 +185,10 @@ class Records:
         return {name: record.second() for name, record in self.endpoints.items()}
 
     def export(self) -> tuple[dict[str, dict], dict[str, dict]]:
-        return ({name: r.export() for name, r in self.endpoints.items()},
-                {name: r.export() for name, r in self.flows.items()})
+        endpoints = {name: r.export() for name, r in self.endpoints.items()}
+        if self.folded:  # what the merge needs to fold the same names in every shard
+            endpoints[OTHER_NAMES]["fixed_names"] = sorted(self.fixed)
+        return endpoints, {name: r.export() for name, r in self.flows.items()}
 
 
 def _encode(histogram) -> str:
@@ -207,8 +210,11 @@ def merge_endpoints(parts: list[dict[str, dict]], window_s: float,
     response over the time the run took."""
     merged: dict[str, dict] = {}
     histograms: dict[str, list[str]] = {}
+    kept = _kept_names(parts)
     for part in parts:
         for name, record in part.items():
+            if kept is not None and name not in kept:
+                name = OTHER_NAMES
             into = merged.setdefault(name, {"requests": 0, "errors": {}, "status_codes": {},
                                             "checks_failed": {}, "histogram_dropped": 0,
                                             "in_window": 0})
@@ -234,12 +240,30 @@ def merge_endpoints(parts: list[dict[str, dict]], window_s: float,
     return merged
 
 
+def _kept_names(parts: list[dict[str, dict]]) -> set[str] | None:
+    """When a shard (or repeat) folded names past MAX_NAMES, the names that keep a record
+    of their own in the merged result: a name it kept may have been folded in another, so
+    only the names every folding part kept, and the fixed ones (never folded), stay apart;
+    the rest join OTHER_NAMES everywhere, so no name's figures are split. None: no fold."""
+    folding = [part for part in parts if OTHER_NAMES in part]
+    if not folding:
+        return None
+    kept = set.intersection(*(set(part) for part in folding))
+    for part in folding:
+        kept.update(part[OTHER_NAMES].get("fixed_names", ()))
+    kept.discard(OTHER_NAMES)
+    return kept
+
+
 def merge_flows(parts: list[dict[str, dict]]) -> dict[str, dict]:
     """Exact merge of exported flow records (shards and repeats) into result fields."""
     merged: dict[str, dict] = {}
     histograms: dict[str, list[str]] = {}
+    kept = _kept_names(parts)
     for part in parts:
         for name, record in part.items():
+            if kept is not None and name not in kept:
+                name = OTHER_NAMES
             into = merged.setdefault(name, {"iterations": 0, "failed": 0, "failures": {},
                                             "messages": []})
             into["iterations"] += record["iterations"]

@@ -327,14 +327,16 @@ class Aggregator:
                 second.histogram.add(interval)
         pending = None
         if self.on_second is not None:
-            pending = self._pending.setdefault(tick.second, [])
+            pending = self._pending.get(tick.second)
+            if pending is None:  # a new second: one a dead shard never completes is dropped
+                pending = self._pending[tick.second] = []
+                for stale in [s for s in self._pending if s < tick.second - STALE_S]:
+                    del self._pending[stale]  # (memory stays flat; the result names it)
             pending.append(tick)
         if len(second.sources) >= self.sources:
             self._close(second)
             if pending is not None:
                 del self._pending[tick.second]
-                for stale in [s for s in self._pending if s < tick.second - STALE_S]:
-                    del self._pending[stale]  # memory stays flat after a shard died
                 self.on_second(pending)
 
     @staticmethod

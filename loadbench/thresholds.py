@@ -18,7 +18,7 @@ import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loadbench.metrics import Record, find_record, metric_value, records
 from loadbench.record_names import record_address
@@ -189,6 +189,13 @@ def _bound_ref(ref: Ref, binding: _Binding) -> str | None:
     if part is None:
         return f"{run}[*].{ref.metric}"
     return f"{record_address(run or '', part)}.{ref.metric}"
+
+
+def names_read(specs: Sequence[Any]) -> set[str]:
+    """The endpoint and flow names that thresholds (strings or ThresholdSpec) read by name,
+    `run[name].metric`: such a name keeps its own record whatever else a run names."""
+    exprs = [spec if isinstance(spec, str) else spec.expr for spec in specs]
+    return {ref.part for expr in exprs for ref in parse_threshold(expr).refs if ref.part}
 
 
 def parse_threshold(expr: str) -> Threshold:

@@ -171,6 +171,37 @@ def test_unnamed_python_requests_fold_past_the_name_limit_and_say_so(tmp_path, t
     assert any(f"more than {MAX_NAMES} request names" in w for w in run.warnings)
 
 
+@pytest.mark.parametrize("threshold", [True, False])
+def test_a_name_is_never_split_across_processes(tmp_path, target_url, threshold):
+    """One process spends its first 100 names on ids before it ever says "ok", the other
+    says "ok" first: "ok" is whole (a name a threshold reads is never folded) or wholly
+    among the folded names, never half in each."""
+    from loadbench.records import MAX_NAMES, OTHER_NAMES
+    from loadbench.scenario_load import load_scenario
+
+    (tmp_path / "splitflows.py").write_text(textwrap.dedent(f"""
+        async def flow(user):
+            if user.id == 1 and user.iteration == 0:
+                for i in range({MAX_NAMES + 5}):
+                    await user.get(f"/upstream/i{{i}}", name=f"id-{{i}}")
+            await user.get("/health", name="ok")
+    """))
+    extra = {"thresholds": ["g[ok].requests >= 1"]} if threshold else {}
+    (tmp_path / "s.yaml").write_text(json.dumps(flow_scenario(
+        target_url, [{"name": "f", "python": "splitflows:flow"}], duration="800ms",
+        runs=[{"name": "g", "client": "multiprocess", "concurrency": 1, "processes": 2}],
+        **extra)))
+    scenario, _ = load_scenario(tmp_path / "s.yaml")
+    run = run_scenario(scenario).runs[0]
+    iterations = run.flows["f"].iterations
+    assert OTHER_NAMES in run.endpoints and iterations > 4
+    if threshold:
+        assert run.endpoints["ok"].requests == iterations
+    else:
+        assert run.endpoints.get("ok") is None or run.endpoints["ok"].requests == iterations
+    assert_totals_are_merges(run)
+
+
 def test_python_flow_records_per_name_and_survives_exceptions(tmp_path, target_url):
     (tmp_path / "pyflows.py").write_text(textwrap.dedent("""
         async def shop(user):

@@ -318,3 +318,63 @@ def test_star_star_expands_to_every_pair_and_each_outcome_reads_back(names_per_r
         [again] = evaluate_all([result.expr], runs)
         assert (again.expr, again.value) == (result.expr, result.value)
         assert not parse_threshold(result.expr).per_part
+
+
+# ---------------------------------------------------------------- names past MAX_NAMES
+
+
+def _shard_records(names: list[str], fixed: frozenset[str] = frozenset(), limit: int = 3):
+    """A shard's exported endpoint records: one measured 2 ms response per name given, in
+    that order, with the name limit set to `limit`."""
+    from types import SimpleNamespace
+
+    from loadbench import records as records_module
+
+    old = records_module.MAX_NAMES
+    records_module.MAX_NAMES = limit
+    try:
+        shard = records_module.Records(SimpleNamespace(measure_start=0.0, deadline=9.0), fixed)
+        for name in names:
+            shard.endpoint(name).response(1.0, 1.002, 200, [])
+        return shard.export()[0]
+    finally:
+        records_module.MAX_NAMES = old
+
+
+def test_a_name_is_never_split_between_its_record_and_the_folded_ones():
+    """Each shard keeps its own first names; the merge keeps apart only the names every
+    folding shard kept (and the fixed ones), so no name's figures are split."""
+    from loadbench.records import OTHER_NAMES, merge_endpoints
+
+    first = _shard_records(["a", "b", "c", "ok", "x"])           # folds ok, x
+    second = _shard_records(["ok", "a", "login", "y", "b"], frozenset({"login"}))
+    calm = _shard_records(["a", "ok"])                          # folds nothing
+    assert set(first) == {"a", "b", "c", OTHER_NAMES}
+    assert set(second) == {"ok", "a", "login", OTHER_NAMES}
+    merged = merge_endpoints([first, second, calm], window_s=1.0, duration_s=1.0)
+    assert set(merged) == {"a", "login", OTHER_NAMES}
+    assert merged["a"]["requests"] == 3 and merged["login"]["requests"] == 1
+    assert merged[OTHER_NAMES]["requests"] == 12 - 4  # b c ok x | ok y b | ok
+    assert sum(record["requests"] for record in merged.values()) == 12
+    assert "fixed_names" not in merged[OTHER_NAMES]
+    untouched = merge_endpoints([calm, _shard_records(["b"])], window_s=1.0, duration_s=1.0)
+    assert set(untouched) == {"a", "ok", "b"}  # no fold anywhere: every name apart
+
+
+def test_compare_and_ab_do_not_judge_the_folded_names():
+    from loadbench.ab import judge_rounds
+    from loadbench.compare import compare_results
+    from loadbench.metrics import judged
+    from loadbench.records import OTHER_NAMES
+    from loadbench.result import Environment, Result, ScenarioInfo
+
+    run = flow_run(endpoints={"login": endpoint(10, 8.0), OTHER_NAMES: endpoint(90, 9.0)})
+    assert {(r.name, judged(r)) for r in records(run) if r.kind == "endpoint"} == {
+        ("login", True), (OTHER_NAMES, False)}
+    result = Result(loadbench_version="0", scenario=ScenarioInfo(name="s"), runs=[run],
+                    environment=Environment(python="3", platform="linux", cpu_count=2,
+                                            loop="uvloop", engine="fast", started_at=""))
+    compared = {row.run for row in compare_results(result, result).rows}
+    assert "closed[login]" in compared and f"closed[{OTHER_NAMES}]" not in compared
+    subjects = {row.subject for row in judge_rounds([run] * 4, [run] * 4, ["rps"], 0.05, 0.05)}
+    assert "closed[login]" in subjects and f"closed[{OTHER_NAMES}]" not in subjects
