@@ -297,9 +297,7 @@ class _User:
                     first: float | None) -> StepFailed | None:
         """Run steps in order; the first failure (per `on_failure`) ends the iteration."""
         self._flow = flow
-        if self._client is None:
-            self._client = self._shard.open_client()
-        run_steps = getattr(self._client, "run_steps", None)
+        run_steps = getattr(self._connection(), "run_steps", None)
         if run_steps is not None:  # an engine that runs the steps in its own callbacks
             return await run_steps(self, flow, steps, first)
         failure: StepFailed | None = None
@@ -319,6 +317,12 @@ class _User:
             first = None
         return failure
 
+    def _connection(self) -> FlowClient:
+        """The user's client (its connection), opened on first use."""
+        if self._client is None:
+            self._client = self._shard.open_client()
+        return self._client
+
     def pause(self, step: StepPlan) -> float:
         """A think step's pause: fixed, or drawn from its range."""
         low, high = step.think
@@ -327,13 +331,11 @@ class _User:
     async def _send(self, step: StepPlan, first: float | None, want_body: bool) -> Response:
         """One request, recorded in the totals and under its step name."""
         target, headers, body = self.render(step)
-        if self._client is None:
-            self._client = self._shard.open_client()
+        client = self._connection()
         sent = time.perf_counter()
         intended = first if first is not None else sent
         try:
-            response = await self._client.request(step.method, target, headers, body,
-                                                  want_body)
+            response = await client.request(step.method, target, headers, body, want_body)
         except RequestFailed as exc:
             raise self.lost(step, exc, intended) from None
         self.judge(step, response, intended, sent, time.perf_counter(), first is not None)

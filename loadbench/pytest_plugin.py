@@ -406,11 +406,10 @@ def summary_lines(recorded: list[Recorded]) -> list[str]:
     requests, rps, p50/p99 in ms, errors and the baseline verdict; figures as every report
     prints them (`–` not measured, `~` a percentile with a thin tail)."""
     from loadbench.metrics import records, shows_records
-    from loadbench.report.format import MISSING, count, pct, percentile_ms, rate
+    from loadbench.report.format import MISSING, count, pct, rate, run_percentile
 
     def figures(row) -> tuple[str, ...]:
-        p50, p99 = (percentile_ms(getattr(row.latency_ms, m), row.latency_samples, pct)
-                    for m, pct in (("p50", 50.0), ("p99", 99.0)))
+        p50, p99 = run_percentile(row, "p50"), run_percentile(row, "p99")
         errors = pct(row.error_rate) if row.requests else MISSING  # of nothing: unmeasured
         return count(row.requests), rate(row.rps), p50, p99, errors
 
