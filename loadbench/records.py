@@ -151,13 +151,11 @@ class Records:
         self.fixed = fixed  # names the scenario fixes: never folded
         self.endpoints: dict[str, EndpointRecord] = {}
         self.flows: dict[str, FlowRecord] = {}
-        self.folded = False  # a name past MAX_NAMES was recorded under OTHER_NAMES
 
     def endpoint(self, name: str) -> EndpointRecord:
         record = self.endpoints.get(name)
         if record is None:
             if len(self.endpoints) >= MAX_NAMES and name not in self.fixed:
-                self.folded = True
                 name = OTHER_NAMES
                 record = self.endpoints.get(name)
                 if record is not None:
@@ -168,7 +166,7 @@ class Records:
     @property
     def warning(self) -> str | None:
         """What the result must say when names were folded together."""
-        if not self.folded:
+        if OTHER_NAMES not in self.endpoints:
             return None
         return (f"more than {MAX_NAMES} request names: the rest are recorded together as "
                 f"{OTHER_NAMES!r}; give requests a name (name='item') so that an id in a "
@@ -186,7 +184,7 @@ class Records:
 
     def export(self) -> tuple[dict[str, dict], dict[str, dict]]:
         endpoints = {name: r.export() for name, r in self.endpoints.items()}
-        if self.folded:  # what the merge needs to fold the same names in every shard
+        if OTHER_NAMES in endpoints:  # what the merge needs to fold the same names in every shard
             endpoints[OTHER_NAMES]["fixed_names"] = sorted(self.fixed)
         return endpoints, {name: r.export() for name, r in self.flows.items()}
 

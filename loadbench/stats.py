@@ -274,7 +274,7 @@ class _Second:
     users: int | None = None  # a users ramp: summed over the shards
 
 
-STALE_S = 10  # a second this far behind a complete one will not complete (a shard died)
+STALE_S = 10  # a second this far behind the newest will not complete (a shard died)
 
 
 class Aggregator:
