@@ -38,17 +38,19 @@ def render_document(document: Any, format: str, output: Path | None = None,
     if getattr(document, "kind", None) == "ab":  # an AbResult (ab --json)
         from loadbench.report import ab
 
+        what = "an A/B result"
         renderers = {"md": ab.render_markdown, "json": ab.render_json, "html": ab.render_html}
-        if format not in renderers:
-            raise BadInput(f"--format {format}: an A/B result renders as md, json or html")
-        return {output: renderers[format](document)}
-    if hasattr(document, "rows"):  # a Comparison (compare --json)
+    elif hasattr(document, "rows"):  # a Comparison (compare --json)
         from loadbench.report.compare import render_json, render_markdown
         from loadbench.report.compare_html import render_html
 
+        what = "a comparison"
         renderers = {"md": render_markdown, "json": render_json, "html": render_html}
+    else:
+        renderers = {}
+    if renderers:
         if format not in renderers:
-            raise BadInput(f"--format {format}: a comparison renders as md, json or html")
+            raise BadInput(f"--format {format}: {what} renders as md, json or html")
         return {output: renderers[format](document)}
     if not isinstance(document, Result):  # a SweepResult: its own renderers
         if format not in SWEEP_FORMATS:
