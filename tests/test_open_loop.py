@@ -60,7 +60,10 @@ def test_shipped_coordinated_omission_scenario(repo_root, target_url):
                                 overrides=[f"target={{url: '{target_url}'}}"], duration="4s")
     result = run_scenario(scenario)
     corrected, closed = result.run("open_loop"), result.run("closed_loop")
-    assert corrected.pacing.schedule_lag_ms.p99 < 20  # the generator kept to the schedule
+    # the generator kept to the schedule: one held back by the freeze would send late by up
+    # to the 200 ms it lasts; a second test worker on 2 cores costs it tens of ms (p99 20 ms
+    # seen), a quarter of the freeze still tells the two apart
+    assert corrected.pacing.schedule_lag_ms.p99 < 50
     outcomes = evaluate_all(scenario.thresholds, result.runs)
     assert all(o.passed for o in outcomes), [o.detail for o in outcomes]
     assert corrected.latency_ms.p99 > 5 * closed.latency_ms.p99

@@ -4,6 +4,7 @@ and an end-to-end sweep whose knee Little's law predicts."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import psutil
@@ -342,11 +343,26 @@ def test_sweep_finds_the_knee_littles_law_predicts(target_url):
     above = min((s for s in result.steps if not s.passed), key=lambda s: s.rate)
     # the first failure shows the capacity: the latency explosion, or (a step right at the
     # capacity, e.g. 400/s) the schedule not kept (< 95 % sent: the verdict since Milestone
-    # 8), and either way the throughput is stuck at the capacity
-    if "rate not reached" in above.reason:  # the verdict must match the numbers
-        assert above.achieved < 0.95 * above.rate, above
-    else:
+    # 8), and either way the throughput is stuck at the capacity. On a busy 2-core machine
+    # (a second test worker) a step can also fail for the generator's own sake: each reason
+    # the step gives must match its numbers
+    reason, named = above.reason, 0
+    if "SLO p99 < 150ms not met" in reason:
+        named += 1
         assert above.p99 >= 150, above
+    if sent := re.search(r"rate not reached: sent ([\d.]+)/s of ([\d.]+)/s", reason):
+        named += 1  # the schedule fell behind
+        assert float(sent[1]) < 0.95 * float(sent[2]) and float(sent[2]) == above.rate, above
+    elif "rate not reached" in reason:  # too few answers inside the window
+        named += 1
+        assert above.achieved < 0.95 * above.rate, above
+    if "generator saturated" in reason:
+        named += 1
+        assert above.saturated and (above.cpu >= 0.9 or "event-loop lag" in reason), above
+    if "overran" in reason:
+        named += 1
+        assert above.overran, above
+    assert named and "no successful response" not in reason, above
     assert above.achieved <= 1.05 * predicted
     assert result.limit == "connections" and "Little's law" in result.notes[0]
 
