@@ -257,11 +257,8 @@ def merge_flows(parts: list[dict[str, dict]]) -> dict[str, dict]:
     """Exact merge of exported flow records (shards and repeats) into result fields."""
     merged: dict[str, dict] = {}
     histograms: dict[str, list[str]] = {}
-    kept = _kept_names(parts)
-    for part in parts:
+    for part in parts:  # flow names are the scenario's own: never folded (`Records.flow`)
         for name, record in part.items():
-            if kept is not None and name not in kept:
-                name = OTHER_NAMES
             into = merged.setdefault(name, {"iterations": 0, "failed": 0, "failures": {},
                                             "messages": []})
             into["iterations"] += record["iterations"]
