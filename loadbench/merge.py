@@ -51,6 +51,7 @@ def build_run_result(
     timeline: list[dict] = []
     shard_infos: list[ShardInfo] = []
     warnings: list[str] = []
+    durations: list[float] = []
     offset = 0
     for index, (shards, aggregator) in enumerate(repeats):
         ok = [s for s in shards if isinstance(s, ShardResult)]
@@ -58,6 +59,7 @@ def build_run_result(
         merged = merge_encoded([s.histogram for s in ok])
         requests = sum(s.requests for s in ok)
         duration = max((s.duration_s for s in ok), default=0.0)
+        durations.append(duration)  # unrounded: the names' rps divide by what the run's did
         p99 = (round(merged.get_value_at_percentile(99) / 1000.0, 3)
                if merged.get_total_count() else None)
         repeat_stats.append(RepeatStat(repeat=index, requests=requests,
@@ -98,7 +100,7 @@ def build_run_result(
             status_codes[str(code)] = status_codes.get(str(code), 0) + count
         for version, count in shard.http_versions.items():
             http_versions[version] = http_versions.get(version, 0) + count
-    duration = sum(r.duration_s for r in repeat_stats)
+    duration = sum(durations)
     user = sum(s.cpu_user_s for s in all_ok)
     system = sum(s.cpu_system_s for s in all_ok)
     busiest = max((_utilisation(s) for s in all_ok), default=0.0)
