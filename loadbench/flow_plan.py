@@ -9,7 +9,7 @@ one-step flow). Nothing here sends or records.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from loadbench.checks import Capture, CheckSet, compile_captures, compile_checks
 from loadbench.data import DataSource
 from loadbench.flow_models import FlowSpec, StepSpec, header_text, parse_think
 from loadbench.load import RequestTemplate
-from loadbench.templates import compile_json, compile_template
+from loadbench.templates import compile_json, compile_template, variables_only
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,15 @@ class StepPlan:
     on_failure: str | None = None  # None: the flow's
     think: tuple[float, float] | None = None
     explicit_status: bool = False  # a `status` check decides success, not the 4xx/5xx rule
+    # whether its checks or captures read the body: asked per request, so worked out once
+    needs_body: bool = field(init=False, compare=False, repr=False)
+    # the variables its request reads when that is all it reads (`variables_only`)
+    reads: tuple[str, ...] | None = field(init=False, compare=False, repr=False)
 
-    @property
-    def needs_body(self) -> bool:
-        return bool(self.captures) or (self.checks is not None and self.checks.needs_body)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needs_body", bool(self.captures) or (
+            self.checks is not None and self.checks.needs_body))
+        object.__setattr__(self, "reads", variables_only(step_templates(self)))
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,12 @@ class Records:
             record = self.flows[name] = FlowRecord(self.window)
         return record
 
+    def add_latencies(self, into) -> None:
+        """Add every step name's latencies of the current second to `into` (the shard's
+        totals, which do not record them again: `Recorder.keeps_latencies`)."""
+        for record in self.endpoints.values():
+            into.add(record.interval)
+
     def second(self) -> dict[str, dict]:
         """Every step name's live second (see `EndpointRecord.second`)."""
         return {name: record.second() for name, record in self.endpoints.items()}

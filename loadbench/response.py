@@ -24,30 +24,61 @@ class _NotJson:
         self.error = error
 
 
+class _HeadReader:
+    """httptools callbacks that keep the headers of the final (non-1xx) response."""
+
+    __slots__ = ("parser", "headers", "done")
+
+    def __init__(self) -> None:
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.done = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.done:
+            self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self.parser.get_status_code() < 200:  # an interim 1xx: its headers are not these
+            self.headers = []
+        else:
+            self.done = True
+
+
+def read_headers(head: bytes) -> list[tuple[bytes, bytes]]:
+    """The headers of the response whose bytes, as read, start with `head` (the same
+    parser as the engine's, so the same headers)."""
+    from httptools import HttpParserError, HttpResponseParser
+
+    reader = _HeadReader()
+    reader.parser = HttpResponseParser(reader)
+    try:
+        reader.parser.feed_data(head)
+    except HttpParserError:  # what follows the headers was the engine's to judge
+        pass
+    return reader.headers
+
+
 class Response:
     """What checks, captures and Python flows see of one HTTP response."""
 
-    __slots__ = ("status", "_headers", "_raw", "body", "_json", "elapsed_ms", "nbytes",
-                 "http_version", "_set_cookie")
+    __slots__ = ("status", "_headers", "_head", "body", "_json", "elapsed_ms", "nbytes",
+                 "http_version")
 
     def __init__(self, status: int, headers: list[tuple[str, str]] | None = None,
                  body: bytes = b"", elapsed_ms: float | None = None,
                  nbytes: int | None = None, http_version: str = "HTTP/1.1",
-                 raw_headers: list[tuple[bytes, bytes]] | None = None,
-                 set_cookie: bool | None = None) -> None:
+                 head: bytes | None = None) -> None:
         self.status = status
         self._headers: list[tuple[str, str]] = [] if headers is None else headers
-        # an engine may hand the headers over as read (bytes): decoded on first use only,
-        # since most steps never look at them (~2 us a response on the flow hot path)
-        self._raw = raw_headers
+        # an engine may hand over the response as read from its status line (`head`, maybe
+        # followed by body bytes): its headers are parsed on first use only, since most
+        # steps never look at them (a parser callback per header cost ~0.5 us a response)
+        self._head = head
         self.body = body  # b"" when the step needed no body
         self._json: Any = _NOT_PARSED
         self.elapsed_ms = elapsed_ms
         self.nbytes = len(body) if nbytes is None else nbytes  # body bytes as received
         self.http_version = http_version  # as the response came: HTTP/1.1, HTTP/2
-        # whether a Set-Cookie came, when the engine noted it while parsing: the runner asks
-        # it of every response (its cookie jar), and a scan of the headers costs ~2 us
-        self._set_cookie = set_cookie
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"
@@ -60,22 +91,22 @@ class Response:
     @property
     def headers(self) -> list[tuple[str, str]]:
         """(name, value) pairs as received, names as the server wrote them."""
-        raw = self._raw
-        if raw is not None:
-            self._headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
-            self._raw = None
+        head = self._head
+        if head is not None:
+            self._headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                             for k, v in read_headers(head)]
+            self._head = None
         return self._headers
 
     def has_header(self, name: bytes) -> bool:
-        """Whether a header called `name` (lower-case bytes) came, without decoding any."""
-        if name == b"set-cookie" and self._set_cookie is not None:
-            return self._set_cookie
-        raw = self._raw
-        if raw is None:
-            wanted = name.decode("latin-1")
-            return any(key.lower() == wanted for key, _ in self._headers)
-        size = len(name)
-        return any(len(key) == size and key.lower() == name for key, _ in raw)
+        """Whether a header called `name` (lower-case bytes) came; from the bytes as read
+        without parsing them when the name is nowhere in them (the cookie jar asks this of
+        every response, and almost none sets a cookie)."""
+        head = self._head
+        if head is not None and name not in head.lower():
+            return False
+        wanted = name.decode("latin-1")
+        return any(key.lower() == wanted for key, _ in self.headers)
 
     def header(self, name: str) -> str | None:
         """The first header called `name`, any case (HTTP names are case-insensitive)."""

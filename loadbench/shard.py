@@ -109,10 +109,13 @@ class _Ticker:
 
     def emit(self, width_s: float = 1.0) -> None:
         state = self.state
+        records = self.records
+        if records is not None:  # the second's latencies, recorded per name only
+            records.add_latencies(state.recorder.interval)
         tick = self._users(state.recorder.tick(width_s), state.users_high)
         state.users_high = state.users_running
-        if self.records is not None:
-            tick.endpoints = self.records.second()
+        if records is not None:
+            tick.endpoints = records.second()
         self.next_at += 1.0
         if self.sink is not None:
             self.sink(tick)
@@ -224,7 +227,7 @@ def run_shard(
         sent_in_window=state.sent_in_window,
         unconnected=recorder.unconnected,
         unconnected_reason=recorder.unconnected_reason,
-        http_versions=dict(recorder.http_versions),
+        http_versions=recorder.counted_versions(),
     )
 
 

@@ -138,7 +138,8 @@ class Template:
                 continue
             # variables are most refs: read them inline, not through Ref.value
             value = variables[piece.name] if piece.kind == _VAR else piece.value(ctx)
-            out.append(value if type(value) is str else value_text(value))
+            out.append(value if type(value) is str
+                       else str(value) if type(value) is int else value_text(value))
         return "".join(out)
 
 
@@ -327,6 +328,34 @@ def _names_of(node: _Node) -> frozenset[str]:
     if isinstance(node, _Array):
         return frozenset().union(*(_names_of(item) for item in node.items))
     return frozenset()
+
+
+def _refs_of(node: Any) -> list[Ref]:
+    """Every placeholder of a compiled template, JSON body or node."""
+    if isinstance(node, Template):
+        return [piece for piece in node.pieces if type(piece) is Ref]
+    if isinstance(node, JsonTemplate):
+        return _refs_of(node.root)
+    if isinstance(node, _Exact):
+        return [node.ref]
+    if isinstance(node, _Object):
+        return [ref for key, value in node.items for ref in (*_refs_of(key), *_refs_of(value))]
+    if isinstance(node, _Array):
+        return [ref for item in node.items for ref in _refs_of(item)]
+    return []  # a constant (str, bytes, _Const) or nothing
+
+
+def variables_only(templates: list) -> tuple[str, ...] | None:
+    """The variables these templates read, when they read nothing else (no `${user}`,
+    `${iteration}` or function): equal values of them then render equal text, which lets
+    an engine reuse a request it encoded before. None when anything else is read."""
+    names = set()
+    for template in templates:
+        for ref in _refs_of(template):
+            if ref.kind != _VAR:
+                return None
+            names.add(ref.name)
+    return tuple(sorted(names))
 
 
 def _compile_node(value: Any, location: str) -> _Node:

@@ -95,13 +95,23 @@ def test_json_refuses_what_json_loads_refuses(body):
         Response(200, [], body).json()
 
 
-def test_set_cookie_noted_by_the_engine_is_what_has_header_answers():
-    raw = [(b"Content-Type", b"text/plain"), (b"Set-Cookie", b"a=1")]
-    assert Response(200, raw_headers=raw).has_header(b"set-cookie")
-    assert not Response(200, raw_headers=raw[:1]).has_header(b"set-cookie")
-    assert Response(200, raw_headers=raw, set_cookie=True).has_header(b"set-cookie")
-    assert not Response(200, raw_headers=raw[:1], set_cookie=False).has_header(b"set-cookie")
-    assert Response(200, raw_headers=raw, set_cookie=True).has_header(b"content-type")
+def test_headers_read_from_the_bytes_as_received_only_when_asked():
+    """An engine hands over the response as read (`head`, maybe followed by body bytes and
+    by an interim 1xx before it): the final response's headers, parsed by the engine's
+    own parser, with nothing of the body or the 1xx among them."""
+    head = (b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSET-COOKIE: a=1\r\n"
+            b"Content-Length: 20\r\n\r\nset-cookie: not a he")
+    resp = Response(200, head=head)
+    assert resp.has_header(b"set-cookie") and resp.has_header(b"content-type")
+    assert not resp.has_header(b"x-interim")
+    assert resp.headers == [("Content-Type", "text/plain"), ("SET-COOKIE", "a=1"),
+                            ("Content-Length", "20")]
+    assert resp.header("set-cookie") == "a=1"
+    # a body that mentions the name is no header of that name
+    body_only = (b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nSet-Cookie: a=1\r\n")
+    assert not Response(200, head=body_only).has_header(b"set-cookie")
+    assert Response(200, head=body_only).headers == [("Content-Length", "16")]
 
 
 def test_defaults_and_repr():

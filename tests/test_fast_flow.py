@@ -87,7 +87,7 @@ def test_encoded_heads_are_reused_only_for_the_same_request():
     client = FastFlowClient(SimpleNamespace(origin=SimpleNamespace(host_header="h:1")))
 
     def wire(method="GET", target="/a", headers=(("Authorization", "Bearer t1"),), body=None):
-        return client._encode(method, target, list(headers), body)
+        return client._encode_any(method, target, list(headers), body)
 
     first = wire()
     # the one encoder of both paths (engines/wire.py): Host first, as the one-request path
@@ -204,9 +204,9 @@ def test_stop_cancels_the_connect_of_the_step_after_a_failed_connect():
         client._connect = connect
         step = SimpleNamespace(think=None, method="GET", needs_body=False, name="s",
                                on_failure=None)
-        user = SimpleNamespace(render=lambda s: ("/", [], None),
+        user = SimpleNamespace(render=lambda s: ("/", [], None), render_key=lambda s: None,
                                lost=lambda s, f, i: StepFailed(f.kind, "x"))
-        flow = SimpleNamespace(on_failure="continue")
+        flow = SimpleNamespace(on_failure="continue", steps=())  # (a setup: never goes on)
         future = client.run_steps(user, flow, (step, step), None)
         for _ in range(5):
             await asyncio.sleep(0)

@@ -490,3 +490,81 @@ def test_a_header_the_wire_cannot_carry_fails_the_iteration_unsent(tmp_path, tar
     assert flow.iterations > 0 and flow.failed == flow.iterations
     assert "bad" not in run.endpoints and run.endpoints["ok"].requests == flow.iterations
     assert "Bad Name" in flow.messages[0]
+
+
+def test_iterations_a_chain_goes_on_to_are_each_counted_and_sent_fresh(target_url,
+                                                                      monkeypatch):
+    """On the fast engine a closed-loop YAML iteration starts the next one in the
+    connection's callbacks (`_User.go_on`) and reuses a step's encoded request while the
+    values it reads hold (`_User.render_key`). Neither may change what is measured or
+    sent: an `iterations: 30` budget over 3 users is exactly 30 iterations, each step sent
+    30 times; and every iteration deletes the item it just created, by the id it just
+    captured, so a request reused from an earlier iteration would get a 404 (an error)."""
+    from loadbench import flow_runner
+
+    went_on = []
+    go_on = flow_runner._User.go_on
+
+    def counting(self, failed):
+        flow = go_on(self, failed)
+        went_on.append(flow is not None)
+        return flow
+
+    monkeypatch.setattr(flow_runner._User, "go_on", counting)
+    auth = {"Authorization": "Bearer ${token}"}
+    steps = [LOGIN,
+             {"name": "create", "method": "POST", "path": "/api/items", "headers": auth,
+              "json": {"name": "pen", "price": 3}, "check": {"status": 201},
+              "capture": {"new_id": {"json": "$.id"}}},
+             {"name": "delete", "method": "DELETE", "path": "/api/items/${new_id}",
+              "headers": auth, "check": {"status": 204}},
+             {"name": "gone", "path": "/api/items/${new_id}", "headers": auth,
+              "check": {"status": 404}}]
+    scenario = validate_scenario(flow_scenario(
+        target_url, [{"name": "churn", "steps": steps}], engine="fast", duration=None,
+        iterations=30, runs=[{"name": "g", "client": "gather", "concurrency": 3}]))
+    run = run_scenario(scenario).runs[0]
+    flow = run.flows["churn"]
+    assert flow.iterations == 30 and flow.failed == 0, flow
+    for name in ("login", "create", "delete", "gone"):
+        record = run.endpoints[name]
+        assert record.requests == 30 and record.errors == {}, (name, record)
+    assert run.endpoints["gone"].status_codes == {"404": 30}
+    assert sum(went_on) >= 20, went_on  # the path under test was taken
+    assert_totals_are_merges(run)
+
+
+def test_a_render_key_names_exactly_what_the_request_depends_on():
+    """Equal keys must mean equal requests: the key holds the step and the text or integer
+    values it reads; anything else (a float or boolean that equals an int, a cookie to
+    send, a value not set, a builtin or function) gets no key, and `render` decides."""
+    from types import SimpleNamespace
+
+    from loadbench.flow_plan import StepPlan
+    from loadbench.flow_runner import _User
+    from loadbench.templates import Context, compile_template
+
+    step = StepPlan("s", target=compile_template("/items/${id}"),
+                    headers=(("Authorization", compile_template("Bearer ${token}")),))
+    plan = SimpleNamespace(schedule=None, ramped=False)
+    user = _User(SimpleNamespace(state=SimpleNamespace(plan=plan)),
+                 Context({"id": 7, "token": "t"}))
+    key = user.render_key(step)
+    assert key is not None and key == user.render_key(step)
+    user._ctx.variables["id"] = 8
+    assert user.render_key(step) not in (None, key)
+    user._ctx.variables["id"] = "7"  # text "7" and int 7 render alike, but never share a key
+    assert user.render_key(step) != key
+    for value in (True, 7.0, None, [7]):
+        user._ctx.variables["id"] = value
+        assert user.render_key(step) is None, value
+    del user._ctx.variables["id"]
+    assert user.render_key(step) is None
+    user._ctx.variables["id"] = 7
+    user.cookies["session"] = "abc"
+    assert user.render_key(step) is None
+    user.cookies.clear()
+    for dynamic in ("/items/${iteration}", "/items/${user}", "/x?u=${uuid()}",
+                    "/x?n=${counter()}", "/x?r=${randint(1,9)}", "/x?t=${now_ms()}"):
+        assert user.render_key(StepPlan("d", target=compile_template(dynamic))) is None
+    assert user.render_key(StepPlan("c", target="/constant")) is not None

@@ -253,7 +253,7 @@ class _User:
     def record_first(self, intended: float, sent: float, end: float, status: int,
                      nbytes: int) -> None:
         """A connection's first response: note its HTTP version, then record. Responses on
-        HTTP/1.1 connections go straight to the recorder (counted in bulk at the end); only
+        HTTP/1.1 connections go straight to the recorder (counted in bulk: `counted_versions`); only
         a connection answering otherwise (HTTP/1.0) pays a count per response."""
         recorder = self.recorder
         parser = self.status.__self__  # the parser of this response (HEAD: its own)
@@ -576,12 +576,7 @@ class FastEngine:
                 user.next()
             await self.finished
         finally:
-            await self._shutdown()
-            recorder = self.state.recorder  # the HTTP/1.1 responses, counted in bulk
-            others = sum(recorder.http_versions.values())
-            responses = sum(recorder.status_codes.values()) - others
-            if responses > 0:
-                recorder.count_version(recorder.measure_start, "HTTP/1.1", responses)
+            await self._shutdown()  # (HTTP/1.1 responses: counted in bulk, `counted_versions`)
 
     async def prepare(self) -> None:
         """Look the host up once per shard, before any request: a lookup per connection is a

@@ -3,11 +3,13 @@ asyncio Protocol + httptools, awaited per request.
 
 A flow step needs its response (status, headers, maybe the body) before the next step can
 be built. A YAML flow's steps run as a chain in the connection's callbacks (`_Chain`): the
-response of one step is judged and the next step written right there, so an iteration
-costs one future, not one per request, and no trip through the task machinery per
-request (~5 us of a flow request's ~35). A Python flow awaits a future per request
-(`FastFlowClient.request`). Both judge and render through the runner's `_User` (one place
-for what a step means). Headers are always kept (cookies, header checks); the body only
+response of one step is judged and the next step written as soon as the read that carried
+it is parsed, so an iteration costs one future, not one per request, and no trip through
+the task machinery per request (~5 us of a flow request's ~35); in a closed loop the next
+iteration starts there too (`_User.go_on`). A Python flow awaits a
+future per request (`FastFlowClient.request`). Both judge and render through the runner's
+`_User` (one place for what a step means). The reads up to the end of the headers are
+kept and parsed into headers only when something asks (`Response`); the body is kept only
 when a check or capture needs it.
 Semantics follow the fast engine: a request the server closed on without answering is sent
 again once on a new connection; a body delimited by the close is a complete response.
@@ -20,13 +22,15 @@ from __future__ import annotations
 
 import asyncio
 from time import perf_counter
+from typing import Any
 
 from httptools import HttpParserError, HttpResponseParser
 
 from loadbench.checks import Response
 from loadbench.engines import connect_failure, set_nodelay, tls_closed, tls_refusal
 from loadbench.engines.wire import request_head
-from loadbench.flow_runner import RequestFailed, StepFailed, ends_iteration
+from loadbench.flow_user import RequestFailed, StepFailed, ends_iteration
+from loadbench.response import read_headers
 
 _HEADS_KEPT = 8  # encoded request heads a user keeps (its steps, once their captures settle)
 
@@ -41,8 +45,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future | None = None
         self.chain: _Chain | None = None  # else `waiter` gets the response
         self.inflight = False  # a request awaits its response
-        self.feeding = False  # inside the parser: a chain's next request waits for its end
-        self.deferred: _Chain | None = None
+        self.answer: Response | None = None  # parsed, handed over once the read is parsed
         self.closed = False
         self.head_only = False
         self.want_body = False
@@ -51,9 +54,8 @@ class _Connection(asyncio.Protocol):
         self._reset()
 
     def _reset(self) -> None:
-        self.headers: list[tuple[bytes, bytes]] = []  # as read: Response decodes on use
-        self.set_cookie = False
-        self.body: list[bytes] = []
+        self.head: list[bytes] = []  # the reads up to the end of the headers (`Response`
+        self.body: list[bytes] = []  # parses them if a header is asked for)
         self.nbytes = 0
         self.got_headers = False
         self.got_bytes = False
@@ -87,7 +89,7 @@ class _Connection(asyncio.Protocol):
     def _framed(self) -> bool:
         """Whether the response's headers frame its body (read only when the connection
         closes mid-response, so no header is inspected on the hot path)."""
-        for name, value in self.headers:
+        for name, value in read_headers(b"".join(self.head)):
             lower = name.lower()
             if lower == b"content-length" or (lower == b"transfer-encoding"
                                               and b"chunked" in value.lower()):
@@ -101,17 +103,18 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
-        self.feeding = True
+        if not self.got_headers:
+            self.head.append(data)
         try:
             self.parser.feed_data(data)
         except HttpParserError as exc:
             self._fail(RequestFailed("read", f"invalid HTTP response ({exc})"))
-        finally:
-            self.feeding = False
-        chain = self.deferred
-        if chain is not None:  # the rest of this read (a late 408?) was not its answer
-            self.deferred = None
-            chain.write_deferred(self)
+        # the answer goes out only now: the rest of this read (a late 408?) is parsed
+        # before the next request is written, so it is never taken for that one's answer
+        answer = self.answer
+        if answer is not None:
+            self.answer = None
+            self._deliver(answer)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -123,7 +126,7 @@ class _Connection(asyncio.Protocol):
         status = self.parser.get_status_code() if self.got_headers else 0
         if exc is None and self.got_headers and not self.head_only and not self._framed() \
                 and status >= 200 and status not in (204, 304):
-            self._complete()  # the body ended with the connection
+            self._deliver(self._finish())  # the body ended with the connection
         elif not self.got_bytes and tls_refusal(exc) is not None:
             self._fail(RequestFailed("connect", self.where + connect_failure(exc),
                                      connected=False))  # e.g. a client certificate required
@@ -137,20 +140,13 @@ class _Connection(asyncio.Protocol):
         else:
             self._fail(RequestFailed("read", "connection closed mid-response"))
 
-    # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-        if len(name) == 10 and name.lower() == b"set-cookie":
-            self.set_cookie = True
-
+    # httptools callbacks (no on_header: `Response` reads the headers from `head` on use)
     def on_headers_complete(self) -> None:
         if self.parser.get_status_code() < 200:  # an interim 1xx: wait for the real one
-            self.headers = []
-            self.set_cookie = False
             return
         self.got_headers = True
-        if self.head_only:
-            self._complete()
+        if self.head_only and self.inflight:
+            self.answer = self._finish()
 
     def on_body(self, body: bytes) -> None:
         self.nbytes += len(body)
@@ -158,21 +154,24 @@ class _Connection(asyncio.Protocol):
             self.body.append(body)
 
     def on_message_complete(self) -> None:
-        if self.parser.get_status_code() >= 200 and not self.head_only:
-            self._complete()
+        if self.inflight and not self.head_only and self.parser.get_status_code() >= 200:
+            self.answer = self._finish()
 
-    def _complete(self) -> None:
-        if not self.inflight:
-            return
+    def _finish(self) -> Response:
+        """The response in flight, complete: no longer awaited (what else the read holds
+        answers nothing)."""
         self.inflight = False
         parser = self.parser
-        response = Response(parser.get_status_code(), None, b"".join(self.body),
-                            nbytes=self.nbytes, raw_headers=self.headers,
-                            http_version="HTTP/" + parser.get_http_version(),
-                            set_cookie=self.set_cookie)
+        version = parser.get_http_version()
+        response = Response(parser.get_status_code(), None, b"".join(self.body), None,
+                            self.nbytes, "HTTP/1.1" if version == "1.1" else "HTTP/" + version,
+                            b"".join(self.head))
         if not parser.should_keep_alive() and self.transport is not None:
             self.closed = True  # no next request on it
             self.transport.close()
+        return response
+
+    def _deliver(self, response: Response) -> None:
         chain, self.chain = self.chain, None
         if chain is not None:
             chain.answered(response)  # may write the next step's request at once
@@ -202,6 +201,9 @@ class FastFlowClient:
         # (method, target, *headers, body length or -1) -> encoded head: a user's rendered
         # requests mostly repeat (same token, same ids), and encoding one is ~4 us
         self.heads: dict[tuple, bytes] = {}
+        # (step, the values it reads) -> its request's bytes (`_User.render_key`): a YAML
+        # step's request is neither rendered nor encoded again while those values hold
+        self.wires: dict[tuple, bytes] = {}
         self.chain: _Chain | None = None
         # one connection carries one request at a time: a Python flow's concurrent requests
         # (asyncio.gather) wait their turn instead of taking each other's waiter (a hang)
@@ -224,7 +226,7 @@ class FastFlowClient:
                        body: bytes | None, want_body: bool) -> Response:
         engine = self.engine
         loop = engine.loop
-        wire = self._encode(method, target, headers, body)
+        wire = self._encode_any(method, target, headers, body)
         deadline = loop.time() + engine.timeout
         head_only = method == "HEAD"
         try:
@@ -282,11 +284,22 @@ class FastFlowClient:
                 failure = exc
         raise RequestFailed("connect", where + connect_failure(failure), connected=False)
 
+    def _encode_any(self, method: str, target: str, headers: list[tuple[str, Any]],
+                    body: bytes | None) -> bytes:
+        """A Python flow's request bytes: its header values may be numbers or booleans."""
+        for _name, value in headers:
+            if type(value) is not str:  # 1 == 1.0 == True: never one cache key
+                return self._head(method, target, headers, body) + (body or b"")
+        return self._encode(method, target, headers, body)
+
+    def remember(self, key: tuple, wire: bytes) -> None:
+        if len(self.wires) >= _HEADS_KEPT:
+            self.wires.clear()
+        self.wires[key] = wire
+
     def _encode(self, method: str, target: str, headers: list[tuple[str, str]],
                 body: bytes | None) -> bytes:
-        for _name, value in headers:
-            if type(value) is not str:  # a Python flow's 1 == 1.0 == True: never one key
-                return self._head(method, target, headers, body) + (body or b"")
+        """The request's bytes; header values are text (a YAML step's always are)."""
         key = (method, target, *headers, -1 if body is None else len(body))
         head = self.heads.get(key)
         if head is None:
@@ -312,15 +325,15 @@ class FastFlowClient:
 
 
 class _Chain:
-    """A user's steps run in callbacks: each response is judged (`_User.judge`) where it is
-    parsed and the next step rendered (`_User.render`) and written at once; a think step
+    """A user's steps run in callbacks: each response is judged (`_User.judge`) once its
+    read is parsed and the next step rendered (`_User.render`) and written at once; a think step
     is a timer, a connection to make a task. The semantics are `_User.steps`': the first
     failure is the iteration's, `on_failure` decides whether the next step runs, a request
     closed unanswered is sent again once on a fresh connection, and only the iteration's
     first request counts from the intended start."""
 
     __slots__ = ("client", "loop", "timeout", "user", "flow", "steps", "index", "first",
-                 "failure", "future", "wire", "sent", "deadline", "retried", "task")
+                 "failure", "future", "wire", "sent", "deadline", "retried", "task", "goes_on")
 
     def __init__(self, client: FastFlowClient) -> None:
         self.client = client
@@ -332,9 +345,22 @@ class _Chain:
     def run(self, user, flow, steps, first: float | None) -> asyncio.Future:
         self.user, self.flow, self.steps = user, flow, steps
         self.index, self.first, self.failure = 0, first, None
+        self.goes_on = steps is flow.steps  # (a setup never goes on: its steps are next)
         self.future = future = self.loop.create_future()
         self._guarded(self.advance)
         return future
+
+    def _over(self) -> bool:
+        """The iteration has ended: True when the user goes on to the next one here (its
+        steps are now this chain's), else the future gets the outcome."""
+        if self.goes_on:
+            flow = self.user.go_on(self.failure)
+            if flow is not None:
+                self.flow, self.steps = flow, flow.steps
+                self.index, self.first, self.failure = 0, self.user.current[1], None
+                return True
+        self.future.set_result(self.failure)
+        return False
 
     def stop(self) -> None:
         if self.future is not None and not self.future.done():
@@ -358,8 +384,10 @@ class _Chain:
         while not future.done():
             index = self.index
             if index >= len(steps):
-                future.set_result(self.failure)
-                return
+                if not self._over():
+                    return
+                steps = self.steps
+                continue
             step = steps[index]
             if step.think is not None:
                 pause = user.pause(step)
@@ -369,8 +397,14 @@ class _Chain:
                 self.loop.call_later(pause, self._guarded, self.advance)
                 return
             try:
-                target, headers, body = user.render(step)
-                self.wire = self.client._encode(step.method, target, headers, body)
+                key = user.render_key(step)
+                wire = None if key is None else self.client.wires.get(key)
+                if wire is None:
+                    target, headers, body = user.render(step)
+                    wire = self.client._encode(step.method, target, headers, body)
+                    if key is not None:
+                        self.client.remember(key, wire)
+                self.wire = wire
             except StepFailed as exc:
                 self._failed(step, exc)
                 continue
@@ -385,20 +419,9 @@ class _Chain:
             return
 
     def _write(self, conn: _Connection) -> None:
-        if conn.feeding:  # a response's callback: the bytes after it are not the next
-            conn.deferred = self  # step's answer, so it goes out once they are read
-            return
         step = self.steps[self.index]
         conn.start(self.loop, step.method == "HEAD", step.needs_body, self.deadline, self)
         conn.transport.write(self.wire)
-
-    def write_deferred(self, conn: _Connection) -> None:
-        if self.future.done():
-            return
-        if conn.closed or self.client.conn is not conn:  # the same read ended it
-            self.task = self.loop.create_task(self._connect())
-        else:
-            self._guarded(self._write, conn)
 
     async def _connect(self) -> None:
         client = self.client
@@ -421,7 +444,7 @@ class _Chain:
     def _failed(self, step, failure: StepFailed) -> None:
         self.failure = self.failure or failure
         if ends_iteration(step, self.flow):
-            self.future.set_result(self.failure)
+            self.index = len(self.steps)  # the next `advance` ends it (`_over`)
         else:
             self.index += 1
             self.first = None
@@ -430,21 +453,24 @@ class _Chain:
 
     def answered(self, response: Response) -> None:
         end = perf_counter()
-        if not self.future.done():  # (done: the iteration was cancelled, nothing recorded)
-            self._guarded(self._judge, response, end)
-
-    def _judge(self, response: Response, end: float) -> None:
-        step = self.steps[self.index]
-        paced = self.first is not None
-        try:
-            self.user.judge(step, response, self.first if paced else self.sent, self.sent,
-                            end, paced)
-        except StepFailed as exc:
-            self._failed(step, exc)
-        else:
-            self.index += 1
-            self.first = None
-        self.advance()
+        future = self.future
+        if future.done():  # the iteration was cancelled: nothing recorded
+            return
+        try:  # (`_guarded`, inline: this runs once per response)
+            step = self.steps[self.index]
+            first = self.first
+            try:
+                self.user.judge(step, response, self.sent if first is None else first,
+                                self.sent, end, first is not None)
+            except StepFailed as exc:
+                self._failed(step, exc)
+            else:
+                self.index += 1
+                self.first = None
+            self.advance()
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
 
     def lost(self, failure: RequestFailed) -> None:
         """No response (timeout, a broken or refused connection): recorded, the step

@@ -170,7 +170,7 @@ class HttpxFlowClient:
     async def request(self, method: str, target: str, headers: list[tuple[str, str]],
                       body: bytes | None, want_body: bool):
         from loadbench.checks import Response
-        from loadbench.flow_runner import RequestFailed
+        from loadbench.flow_user import RequestFailed
 
         if self.client is None:
             self.client = httpx.AsyncClient(**self.engine._client_kwargs())
