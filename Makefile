@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/generator.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/flows.py
+	$(BIN)/python bench/flow_cpu.py
 
 # Mutation testing (not in CI: minutes, not seconds). Modules and tests: [tool.mutmut] in
 # pyproject.toml. Survivors: `$(BIN)/mutmut results`, then `$(BIN)/mutmut show NAME`.
