@@ -138,10 +138,10 @@ class Recorder:
             self._interval_errors += 1
             return
         latency_us = int((end - intended) * 1e6 + 0.5)
-        if latency_us > HIGHEST_US:
+        if latency_us > HIGHEST_US or latency_us < 0:  # what no histogram holds: counted
             self.dropped += 1
-        elif self.keeps_latencies:
-            self.interval.record_value(latency_us)
+        elif self.keeps_latencies and not self.interval.record_value(latency_us):
+            self.dropped += 1
         if self.lag is not None:
             lag_us = int((sent - intended) * 1e6 + 0.5)
             if lag_us > LATE_AFTER_US:

@@ -2,6 +2,7 @@
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,6 +44,21 @@ def test_values_outside_range_are_counted_not_lost():
     assert recorder.requests == 2
     assert recorder.dropped == 1
     assert recorder.total.get_total_count() == 1
+
+
+@pytest.mark.parametrize("keeps", [True, False])
+def test_what_no_histogram_holds_is_counted_whoever_keeps_the_latencies(keeps):
+    """A flow shard's Recorder leaves the latencies to the per-name records
+    (`keeps_latencies = False`), but it still counts what no histogram could hold: above
+    60 s, or below zero (an end before the intended start)."""
+    recorder = Recorder(measure_start=0.0)
+    recorder.keeps_latencies = keeps
+    recorder.record(1.0, 1.0, 1.0 + 61.0, 200, 0)
+    recorder.record(1.0, 1.0, 0.5, 200, 0)
+    recorder.record(1.0, 1.0, 1.002, 200, 0)
+    recorder.tick()
+    assert (recorder.requests, recorder.dropped) == (3, 2)
+    assert recorder.total.get_total_count() == (1 if keeps else 0)
 
 
 def test_errors_and_status_classes_are_counted_outside_latency():
