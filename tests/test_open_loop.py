@@ -43,10 +43,18 @@ def test_open_loop_matches_analytic_quantiles_and_closed_loop_cannot(target_url)
     assert paced.histogram_dropped == 0
     assert paced.corrected and paced.pacing is not None
     assert abs(paced.pacing.achieved_rate - 200) / 200 < 0.05
+    # the model's freeze lasts exactly STALL_S; on a busy machine (CI: a second test worker)
+    # the server wakes from it late, and its generator may send late: both show in the worst
+    # request (intended as the freeze began), whose latency is the freeze as it really was.
+    # That overrun may shift every quantile up, never down; it must stay a fraction of the
+    # period (else the server, not the freeze, is what was measured)
+    overrun = max(paced.latency_ms.max - STALL_S * 1000.0, 0.0)
+    assert overrun < PERIOD_S * 1000.0 / 4, paced.latency_ms
     for name, q in (("p95", 0.95), ("p99", 0.99)):
         expected = true_quantile_ms(q)
         reported = getattr(paced.latency_ms, name)
-        assert abs(reported - expected) / expected < 0.15, (name, reported, expected)
+        assert -0.15 * expected < reported - expected < 0.15 * expected + overrun, (
+            name, reported, expected, overrun)
     # closed loop under-reports the tail: its p99 is far below the true p99 (480 ms)
     assert closed.latency_ms.p99 < 0.5 * true_quantile_ms(0.99)
 
