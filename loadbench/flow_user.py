@@ -151,10 +151,12 @@ class _User:
 
     # running flows -----------------------------------------------------------------------
 
+    def _upcoming(self) -> FlowPlan:
+        return self._flows[self._turns % len(self._flows)]
+
     def next_flow(self) -> FlowPlan:
         """The flow of the next iteration (the weighted list, in turn); counts it."""
-        flows = self._flows
-        flow = flows[self._turns % len(flows)]
+        flow = self._upcoming()
         self._ctx.iteration = self._turns
         self._turns += 1
         return flow
@@ -168,8 +170,7 @@ class _User:
         future and a task wake-up per iteration, a fifth of a 3-step flow's CPU)."""
         if not self._goes_on:
             return None
-        flows = self._flows
-        flow = flows[self._turns % len(flows)]
+        flow = self._upcoming()
         if flow.python is not None or flow.step_sources or (
                 flow.setup and flow.name not in self.ready):
             return None

@@ -318,16 +318,7 @@ _Node = _Const | _Exact | _Object | _Array | Template
 
 
 def _names_of(node: _Node) -> frozenset[str]:
-    if isinstance(node, Template):
-        return node.names()
-    if isinstance(node, _Exact):
-        return frozenset((node.ref.name,)) if node.ref.kind == _VAR else frozenset()
-    if isinstance(node, _Object):
-        return frozenset().union(*(_names_of(v) | (_names_of(k) if isinstance(k, Template)
-                                                    else frozenset()) for k, v in node.items))
-    if isinstance(node, _Array):
-        return frozenset().union(*(_names_of(item) for item in node.items))
-    return frozenset()
+    return frozenset(ref.name for ref in _refs_of(node) if ref.kind == _VAR)
 
 
 def _refs_of(node: Any) -> list[Ref]:

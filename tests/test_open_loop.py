@@ -44,12 +44,15 @@ def test_open_loop_matches_analytic_quantiles_and_closed_loop_cannot(target_url)
     assert paced.corrected and paced.pacing is not None
     assert abs(paced.pacing.achieved_rate - 200) / 200 < 0.05
     # the model's freeze lasts exactly STALL_S; on a busy machine (CI: a second test worker)
-    # the server wakes from it late, and its generator may send late: both show in the worst
-    # request (intended as the freeze began), whose latency is the freeze as it really was.
-    # That overrun may shift every quantile up, never down; it must stay a fraction of the
-    # period (else the server, not the freeze, is what was measured)
-    overrun = max(paced.latency_ms.max - STALL_S * 1000.0, 0.0)
-    assert overrun < PERIOD_S * 1000.0 / 4, paced.latency_ms
+    # the server wakes from it late (the longest service time, measured from the send, is
+    # the freeze as it really was) and the generator may send late (its schedule lag): both
+    # may shift every quantile up, never down, and must stay a fraction of the period (else
+    # the machine, not the freeze, is what was measured). Neither is read from the latencies
+    # under test, so a latency measured from the wrong start still fails
+    pacing = paced.pacing
+    overrun = (max(pacing.service_time_ms.max - STALL_S * 1000.0, 0.0)
+               + (pacing.schedule_lag_ms.p99 or 0.0))
+    assert overrun < PERIOD_S * 1000.0 / 4, pacing
     for name, q in (("p95", 0.95), ("p99", 0.99)):
         expected = true_quantile_ms(q)
         reported = getattr(paced.latency_ms, name)
