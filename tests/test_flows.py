@@ -568,3 +568,25 @@ def test_a_render_key_names_exactly_what_the_request_depends_on():
                     "/x?n=${counter()}", "/x?r=${randint(1,9)}", "/x?t=${now_ms()}"):
         assert user.render_key(StepPlan("d", target=compile_template(dynamic))) is None
     assert user.render_key(StepPlan("c", target="/constant")) is not None
+
+
+@pytest.mark.parametrize("engine", ["fast", "httpx"])
+def test_a_status_error_counts_in_the_totals_as_under_its_name(target_url, engine):
+    """A 401 with no status check of its own is an error of class status_4xx, in the run's
+    totals exactly as under its step name, whether it is the iteration's first request (the
+    schedule's slot) or a later one; and an explicit status check makes the same 401 a
+    success in both."""
+    steps = [{"name": "first", "path": "/api/items"},  # no token: 401
+             {"name": "ok", "path": "/health"},
+             {"name": "later", "path": "/api/items"},
+             {"name": "expected", "path": "/api/items", "check": {"status": 401}}]
+    run = run_scenario(validate_scenario(flow_scenario(
+        target_url, [{"name": "f", "steps": steps, "on_failure": "continue"}],
+        engine=engine))).runs[0]
+    for name in ("first", "later"):
+        record = run.endpoints[name]
+        assert record.requests > 0 and record.errors == {"status_4xx": record.requests}, record
+    assert run.endpoints["expected"].errors == {}
+    assert run.errors["status_4xx"] == (run.endpoints["first"].requests
+                                        + run.endpoints["later"].requests), run.errors
+    assert_totals_are_merges(run)
